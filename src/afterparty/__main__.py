@@ -1,0 +1,5 @@
+"""``python -m afterparty`` runs the command line."""
+
+from afterparty.cli import main
+
+main()

@@ -1,0 +1,146 @@
+"""The small interface every database backend implements: connect, query, transactions, lock."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from afterparty.backends import DatabaseURL
+from afterparty.errors import DatabaseError
+
+T = TypeVar("T")
+
+
+class MissingTableError(Exception):
+    """The records tables do not exist yet (a database afterparty has never written to)."""
+
+
+class Backend(ABC):
+    """One connection to the tracking database, plus the environment lock."""
+
+    name: ClassVar[str]
+    # Column types for the records tables, by role; see recorder.TABLES.
+    column_types: ClassVar[dict[str, str]]
+    # The driver's parameter marker, for SQL written with %s.
+    placeholder: ClassVar[str] = "%s"
+
+    def __init__(self, url: DatabaseURL, connect_timeout: float = 30.0) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self.connection: Any = None
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the connection used for records and ``ctx.db``; raise DatabaseError if unable."""
+
+    @abstractmethod
+    def is_missing_table(self, exc: BaseException) -> bool:
+        """Whether a driver error means that a table does not exist."""
+
+    @abstractmethod
+    def try_lock(self, prefix: str) -> bool:
+        """Take the environment lock without waiting; True when this runner now holds it."""
+
+    @abstractmethod
+    def release_lock(self) -> None:
+        """Give the environment lock back (the server or OS also does when we die)."""
+
+    @abstractmethod
+    def lock_holder(self, prefix: str) -> str | None:
+        """Who holds the lock (host, pid, since when), if it can be told."""
+
+    driver_errors: tuple[type[BaseException], ...] = ()
+
+    def read_only_reason(self) -> str | None:
+        """Why the database cannot be written to, if it cannot (a standby, a read-only server)."""
+        return None
+
+    def describe_error(self, exc: BaseException) -> str:
+        """A one-line reason for a driver error, to put in a DatabaseError."""
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement and return its rows, translating driver errors."""
+        rows: list[tuple[Any, ...]] = self._guard(lambda: self._run(sql, params, fetch=True))
+        return rows
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement and return how many rows it changed."""
+        changed: int = self._guard(lambda: self._run(sql, params, fetch=False))
+        return changed
+
+    def _run(self, sql: str, params: Sequence[Any], fetch: bool) -> Any:
+        if self.placeholder != "%s":
+            sql = sql.replace("%s", self.placeholder)
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql, tuple(params))
+            return cursor.fetchall() if fetch else int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def _guard(self, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except self.driver_errors as exc:
+            if self.is_missing_table(exc):
+                self.rollback()
+                raise MissingTableError(str(exc)) from exc
+            raise DatabaseError(f"database {self.url.where}: {self.describe_error(exc)}") from exc
+
+    def insert_returning_id(self, sql: str, params: Sequence[Any]) -> int:
+        """Run an INSERT into a table with an ``id`` column and return the new row's id."""
+
+        def insert() -> int:
+            statement = sql.replace("%s", self.placeholder) if self.placeholder != "%s" else sql
+            cursor = self.connection.cursor()
+            try:
+                cursor.execute(statement, tuple(params))
+                return int(cursor.lastrowid)
+            finally:
+                cursor.close()
+
+        return self._guard(insert)
+
+    def begin(self) -> None:  # noqa: B027 - most drivers begin one implicitly
+        """Start a transaction (drivers that start one implicitly need nothing)."""
+
+    def commit(self) -> None:
+        self._guard(self.connection.commit)
+
+    def rollback(self) -> None:
+        # A connection that is gone needs nothing: the server rolls back on its own.
+        with contextlib.suppress(*self.driver_errors):
+            self.connection.rollback()
+
+    def close(self) -> None:
+        with contextlib.suppress(*self.driver_errors):
+            self.connection.close()
+
+
+def holder_identity() -> str:
+    """How this runner describes itself to others waiting for the lock."""
+    import socket
+    from datetime import datetime, timezone
+
+    since = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"host {socket.gethostname()}, pid {os.getpid()}, since {since}"
+
+
+def connect_with_retry(connect: Callable[[], T], is_retryable: Callable[[BaseException], bool],
+                       timeout: float) -> T:
+    """Call ``connect`` until it succeeds or ``timeout`` seconds pass (servers restart)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            return connect()
+        except Exception as exc:
+            if not is_retryable(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)

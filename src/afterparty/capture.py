@@ -1,0 +1,89 @@
+"""Captures what a task logs and prints, shows it live and keeps it (capped) for its attempt."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from types import TracebackType
+from typing import TextIO
+
+OUTPUT_LIMIT = 64 * 1024
+TRUNCATED = "\n[output truncated at 64 KiB]\n"
+
+
+class OutputCapture:
+    """Collects a task's output up to 64 KiB and passes every line on to ``show``."""
+
+    def __init__(self, logger_name: str, show: Callable[[str], None]) -> None:
+        self.show = show
+        self.parts: list[str] = []
+        self.size = 0
+        self.truncated = False
+        self.logger = logging.getLogger(logger_name)
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.propagate = False
+        self._handler = _CaptureHandler(self)
+        self._saved: tuple[TextIO, TextIO] | None = None
+
+    def write(self, text: str) -> None:
+        """Keep ``text`` (until the cap) and show it."""
+        if not text:
+            return
+        self.show(text)
+        if self.truncated:
+            return
+        room = OUTPUT_LIMIT - self.size
+        if len(text) > room:
+            text = text[:room]
+            self.truncated = True
+        self.parts.append(text)
+        self.size += len(text)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts) + (TRUNCATED if self.truncated else "")
+
+    def __enter__(self) -> OutputCapture:
+        self.logger.addHandler(self._handler)
+        self._saved = (sys.stdout, sys.stderr)
+        sys.stdout = _Tee(self, sys.stdout)
+        sys.stderr = _Tee(self, sys.stderr)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.logger.removeHandler(self._handler)
+        if self._saved is not None:
+            sys.stdout, sys.stderr = self._saved
+
+
+class _CaptureHandler(logging.Handler):
+    def __init__(self, capture: OutputCapture) -> None:
+        super().__init__()
+        self.capture = capture
+        self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.capture.write(self.format(record) + "\n")
+
+
+class _Tee:
+    """Stands in for sys.stdout/sys.stderr while a task runs."""
+
+    def __init__(self, capture: OutputCapture, original: TextIO) -> None:
+        self.capture = capture
+        self.original = original
+
+    def write(self, text: str) -> int:
+        self.capture.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.original.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.original, name)

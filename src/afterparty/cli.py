@@ -1,0 +1,429 @@
+"""The command line: parses arguments, calls the library, prints what came back."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO, Any
+
+import click
+
+from afterparty.errors import AfterpartyError, StoppedBySignal, TaskFileError
+
+# Only what every command needs is imported up here: `run` with nothing to do must stay fast.
+
+
+class _State:
+    """What the group's options leave for the commands."""
+
+    def __init__(self, flags: dict[str, str | None], connect_timeout: float, verbose: bool) -> None:
+        self.flags = flags
+        self.connect_timeout = connect_timeout
+        self.verbose = verbose
+
+    def settings(self) -> Any:
+        from afterparty.config import load_settings
+
+        return load_settings(self.flags)
+
+    def environment(self) -> Any:
+        from afterparty.environment import Environment
+
+        return Environment(self.settings(), self.connect_timeout)
+
+
+pass_state = click.make_pass_decorator(_State)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--database-url", metavar="URL", help="Where records live (AFTERPARTY_DATABASE_URL).")
+@click.option("--tasks-dir", metavar="DIR", help="Task files directory (AFTERPARTY_TASKS_DIR).")
+@click.option("--env", "environment", metavar="NAME", help="Environment name (AFTERPARTY_ENV).")
+@click.option("--table-prefix", metavar="PREFIX", help="Records table prefix (AFTERPARTY_TABLE_PREFIX).")
+@click.option("--connect-timeout", type=float, default=30.0, show_default=True, metavar="SECONDS",
+              help="How long to keep trying an unreachable database.")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="afterparty")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, tasks_dir: str | None,
+        environment: str | None, table_prefix: str | None, connect_timeout: float,
+        verbose: bool) -> None:
+    """Run one-off release tasks exactly once per environment."""
+    ctx.obj = _State(
+        {"database_url": database_url, "tasks_dir": tasks_dir, "environment": environment,
+         "table_prefix": table_prefix},
+        connect_timeout, verbose,
+    )
+
+
+@cli.command()
+def init() -> None:
+    """Create the tasks directory and a [tool.afterparty] table (safe to repeat)."""
+    import os
+
+    from afterparty.scaffold import init_project
+
+    created = init_project(os.getcwd())
+    for thing in created:
+        click.echo(f"created {thing}")
+    if not created:
+        click.echo("already set up: nothing to do")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--description", "-d", help="What the task does, in one line.")
+@pass_state
+def new(state: _State, name: str, description: str | None) -> None:
+    """Write a new task file from the template and print its path."""
+    import os
+
+    from afterparty.scaffold import new_task
+
+    click.echo(os.path.relpath(new_task(state.settings(), name, description)))
+
+
+@cli.command()
+@click.argument("versions", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--keep-going", is_flag=True, help="Go on with later tasks after a failure.")
+@click.option("--wait", type=float, default=300.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another runner's lock.")
+@click.option("--if-busy", type=click.Choice(["wait", "skip", "fail"]), default="wait",
+              show_default=True, help="What to do when another runner holds the lock.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
+@pass_state
+def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: bool, wait: float,
+        if_busy: str, as_json: bool) -> int:
+    """Run pending tasks (or only VERSIONS) in version order."""
+    from afterparty.executor import Executor
+
+    environment = state.environment()
+    reporter = _RunPrinter(quiet=as_json)
+    try:
+        executor = Executor(environment, reporter)
+        if dry_run:
+            result = executor.dry_run(list(versions))
+        else:
+            result = executor.run(list(versions), keep_going, wait, if_busy)
+    finally:
+        environment.close()
+    if as_json:
+        click.echo(json.dumps(_run_json(result, environment, dry_run), indent=2))
+    else:
+        _print_run_summary(result, dry_run)
+    return int(result.exit_code)
+
+
+class _RunPrinter:
+    """Prints the runner's progress: a line per task and the task's own output, live."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        # Task output goes to the real terminal: sys.stdout is captured while a task runs.
+        self.out: IO[str] = sys.stderr if quiet else sys.stdout
+        self.err: IO[str] = sys.stderr
+
+    def waiting_for_lock(self, holder: str | None) -> None:
+        who = f" ({holder})" if holder else ""
+        click.echo(f"waiting: another runner holds the lock{who}", file=self.err)
+
+    def task_started(self, task_file: Any, description: str) -> None:
+        """Nothing: the task's line comes when it ends, after anything it printed."""
+
+    def task_output(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def task_finished(self, outcome: Any) -> None:
+        if self.quiet:
+            return
+        line = f"{outcome.version} {outcome.name} {outcome.state} in {outcome.duration:.2f}s"
+        if outcome.error:
+            line += f": {_last_line(outcome.error)}"
+        click.echo(line, file=self.out)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _print_run_summary(result: Any, dry_run: bool) -> None:
+    if result.busy_skipped:
+        click.echo("another runner holds the lock: skipped (--if-busy skip)")
+        return
+    if dry_run:
+        for task_file in result.planned:
+            click.echo(f"would run {task_file.version} {task_file.name}")
+        click.echo(f"{len(result.planned)} pending task(s) would run; nothing was changed")
+        return
+    for version in result.interrupted_found:
+        click.echo(f"found {version} left running by a runner that died: marked interrupted")
+    if result.held is not None:
+        from afterparty.executor import held_message
+
+        click.echo(held_message(result.held), err=True)
+    if not result.planned and not result.outcomes:
+        click.echo("no pending tasks")
+        return
+    done = sum(1 for o in result.outcomes if o.state == "succeeded")
+    parts = [f"{done} succeeded"]
+    if result.failed:
+        parts.append(f"{len(result.failed)} failed")
+    left = len(result.planned) - len(result.outcomes)
+    if left:
+        parts.append(f"{left} still pending")
+    took = sum(o.duration for o in result.outcomes)
+    click.echo(f"summary: {', '.join(parts)} in {took:.2f}s")
+    if result.failed:
+        first = result.failed[0]
+        click.echo(f"see the error with `afterparty show {first.version}`; "
+                   "the next `afterparty run` tries failed tasks again", err=True)
+    if result.stopped_by is not None:
+        click.echo("stopped by a signal: the current task was rolled back and recorded interrupted",
+                   err=True)
+
+
+def _run_json(result: Any, environment: Any, dry_run: bool) -> dict[str, Any]:
+    if result.busy_skipped:
+        outcome = "busy_skipped"
+    elif dry_run:
+        outcome = "dry_run"
+    elif not result.planned:
+        outcome = "nothing_to_do"
+    else:
+        outcome = "ran"
+    ran = {o.version for o in result.outcomes}
+    return {
+        "result": outcome,
+        "exit_code": result.exit_code,
+        "environment": environment.settings.environment,
+        "tasks": [
+            {"version": o.version, "name": o.name, "state": o.state,
+             "duration": round(o.duration, 4), "error": o.error}
+            for o in result.outcomes
+        ],
+        "pending": [{"version": f.version, "name": f.name}
+                    for f in result.planned if f.version not in ran],
+        "held": result.held.version if result.held else None,
+        "interrupted_found": result.interrupted_found,
+    }
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
+@pass_state
+def status(state: _State, as_json: bool) -> None:
+    """Show every task file and record: state, last run, file missing, modified."""
+    from afterparty.status import task_statuses
+
+    environment = state.environment()
+    try:
+        rows = task_statuses(environment)
+    finally:
+        environment.close()
+    if as_json:
+        click.echo(json.dumps({
+            "environment": environment.settings.environment,
+            "database": environment.url.redacted,
+            "tasks": [row.as_dict() for row in rows],
+        }, indent=2))
+        return
+    if not rows:
+        click.echo(f"no tasks in {environment.settings.tasks_dir}")
+        return
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        flags = [flag for flag, on in (("file missing", row.file_missing),
+                                        ("modified since it ran", row.modified)) if on]
+        when = (row.last_run_at or row.finished_at or "-")[:19].replace("T", " ")
+        click.echo(f"{row.version}  {row.name:<{width}}  {row.state:<11}  {when:<19}"
+                   f"  {', '.join(flags)}".rstrip())
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_state
+def show(state: _State, version: str, as_json: bool) -> None:
+    """Show one task's attempts: who, where, when, error and captured output."""
+    from dataclasses import asdict
+
+    from afterparty.status import task_history
+
+    environment = state.environment()
+    try:
+        row, attempts = task_history(environment, version)
+    finally:
+        environment.close()
+    if as_json:
+        click.echo(json.dumps({"task": row.as_dict(), "attempts": [asdict(a) for a in attempts]},
+                              indent=2))
+        return
+    click.echo(f"{row.version} {row.name}: {row.state}")
+    if row.description:
+        click.echo(f"  {row.description}")
+    click.echo(f"  file: {row.path or 'missing'}" + ("  (modified since it ran)" if row.modified else ""))
+    if not attempts:
+        click.echo("  no attempts yet")
+    for number, attempt in enumerate(attempts, 1):
+        _print_attempt(number, attempt)
+
+
+def _print_attempt(number: int, attempt: Any) -> None:
+    click.echo("")
+    duration = f"{attempt.duration:.2f}s" if attempt.duration is not None else "-"
+    click.echo(f"#{number} {attempt.action}: {attempt.state}")
+    click.echo(f"  started   {attempt.started_at}")
+    click.echo(f"  finished  {attempt.finished_at or '-'}  ({duration})")
+    click.echo(f"  by        {attempt.username}@{attempt.host} pid {attempt.pid}, "
+               f"environment {attempt.environment}, release {attempt.release_id or '-'}, "
+               f"afterparty {attempt.tool_version}")
+    if attempt.note:
+        click.echo(f"  note      {attempt.note}")
+    for title, text in (("error", attempt.error), ("output", attempt.output)):
+        if text:
+            click.echo(f"  {title}:")
+            for line in text.rstrip("\n").splitlines():
+                click.echo(f"    {line}")
+
+
+@cli.command()
+@pass_state
+def check(state: _State) -> None:
+    """Validate every task file without touching the database."""
+    from afterparty.loader import load_tasks, scan_tasks_dir
+
+    settings = state.settings()
+    files = scan_tasks_dir(settings.tasks_dir)
+    if settings.project_root not in sys.path:
+        sys.path.insert(0, settings.project_root)
+    load_tasks(files)
+    click.echo(f"{len(files)} task file(s) OK in {settings.tasks_dir}")
+
+
+def _print_decisions(decisions: list[Any], verb: str) -> None:
+    for decision in decisions:
+        if decision.changed:
+            click.echo(f"{decision.version} {decision.name}: {decision.before} -> {decision.after}")
+        else:
+            click.echo(f"{decision.version} {decision.name}: already {decision.before}, unchanged")
+    changed = sum(1 for d in decisions if d.changed)
+    click.echo(f"{changed} task(s) {verb}")
+
+
+def _on_wait(holder: str | None) -> None:
+    who = f" ({holder})" if holder else ""
+    click.echo(f"waiting: another runner holds the lock{who}", err=True)
+
+
+@cli.command("mark-done")
+@click.argument("versions", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every task file (baseline an environment).")
+@pass_state
+def mark_done(state: _State, versions: tuple[str, ...], every: bool) -> None:
+    """Record tasks as done without running them."""
+    from afterparty.decisions import mark_done as record_done
+    from afterparty.errors import UsageError
+
+    if bool(versions) == every:
+        raise UsageError("name the tasks to mark done, or give --all (not both)")
+    environment = state.environment()
+    try:
+        _print_decisions(record_done(environment, list(versions), every, _on_wait), "marked done")
+    finally:
+        environment.close()
+
+
+@cli.command()
+@click.argument("versions", nargs=-1, required=True)
+@click.option("--reason", required=True, help="Why it is skipped; kept in the history.")
+@pass_state
+def skip(state: _State, versions: tuple[str, ...], reason: str) -> None:
+    """Record tasks as skipped: they will not run."""
+    from afterparty.decisions import skip as record_skip
+
+    environment = state.environment()
+    try:
+        _print_decisions(record_skip(environment, list(versions), reason, _on_wait), "skipped")
+    finally:
+        environment.close()
+
+
+@cli.command()
+@click.argument("versions", nargs=-1, required=True)
+@pass_state
+def forget(state: _State, versions: tuple[str, ...]) -> None:
+    """Make tasks pending again (their history is kept)."""
+    from afterparty.decisions import forget as record_forget
+
+    environment = state.environment()
+    try:
+        _print_decisions(record_forget(environment, list(versions), _on_wait), "made pending")
+    finally:
+        environment.close()
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--retry", "choice", flag_value="retry", help="Run it again on the next run.")
+@click.option("--done", "choice", flag_value="done", help="Record it as done without running it.")
+@click.option("--skip", "choice", flag_value="skip", help="Record it as skipped.")
+@click.option("--note", help="Why; kept in the history.")
+@pass_state
+def resolve(state: _State, version: str, choice: str | None, note: str | None) -> None:
+    """Settle an interrupted or failed task: --retry, --done or --skip."""
+    from afterparty.decisions import resolve as record_resolution
+    from afterparty.errors import UsageError
+
+    if choice is None:
+        raise UsageError("choose one of --retry, --done or --skip")
+    environment = state.environment()
+    try:
+        _print_decisions(record_resolution(environment, version, choice, note, _on_wait), "resolved")
+    finally:
+        environment.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command and exit with the documented code."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in args or "--verbose" in args
+    try:
+        code = cli.main(args=args, prog_name="afterparty", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        code = 130
+    except AfterpartyError as exc:
+        _print_error(exc, verbose)
+        code = exc.exit_code
+    except StoppedBySignal as exc:
+        click.echo(f"afterparty: stopped by signal {exc.signum}; the current task was rolled "
+                   "back and recorded interrupted", err=True)
+        code = 128 + exc.signum
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _print_error(exc: AfterpartyError, verbose: bool) -> None:
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc)
+    if isinstance(exc, TaskFileError) and len(exc.problems) > 1:
+        click.echo(f"afterparty: error: {len(exc.problems)} problems in task files "
+                   "(nothing was run):", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        return
+    click.echo(f"afterparty: error: {exc}", err=True)

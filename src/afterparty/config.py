@@ -1,0 +1,166 @@
+"""Settings from command-line flags, environment variables and pyproject.toml, in that order."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+from afterparty.errors import ConfigError
+
+DEFAULTS = {
+    "database_url": "sqlite:///afterparty.sqlite3",
+    "tasks_dir": "release_tasks",
+    "environment": "development",
+    "table_prefix": "afterparty_",
+}
+ENV_VARS = {
+    "database_url": ("AFTERPARTY_DATABASE_URL", "DATABASE_URL"),
+    "tasks_dir": ("AFTERPARTY_TASKS_DIR",),
+    "environment": ("AFTERPARTY_ENV",),
+    "table_prefix": ("AFTERPARTY_TABLE_PREFIX",),
+    "release": ("AFTERPARTY_RELEASE",),
+    "notify": ("AFTERPARTY_NOTIFY",),
+}
+KNOWN_KEYS = frozenset(ENV_VARS)
+# Variables that platforms and CI services set to the commit or release being deployed.
+RELEASE_VARS = (
+    "HEROKU_SLUG_COMMIT", "HEROKU_RELEASE_VERSION", "GITHUB_SHA", "CI_COMMIT_SHA",
+    "RENDER_GIT_COMMIT", "FLY_IMAGE_REF", "SOURCE_VERSION",
+)
+_PREFIX = re.compile(r"^[A-Za-z0-9_]{0,40}$")
+
+
+@dataclass
+class Settings:
+    """Everything a command needs to know about where tasks and records live."""
+
+    database_url: str
+    tasks_dir: str
+    environment: str
+    table_prefix: str
+    project_root: str
+    release: str | None = None
+    notify: list[str] = field(default_factory=list)
+    pyproject: str | None = None
+
+
+def find_pyproject(start: str) -> str | None:
+    """The nearest pyproject.toml, walking up from ``start``."""
+    directory = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def read_pyproject_table(path: str) -> dict[str, object]:
+    """The ``[tool.afterparty]`` table of a pyproject.toml; ConfigError if it is not TOML."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            document = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}): fix the file and try again") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    table = document.get("tool", {}).get("afterparty", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.afterparty] must be a table")
+    unknown = sorted(set(table) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r} in [tool.afterparty]; "
+            f"known keys: {', '.join(sorted(KNOWN_KEYS))}"
+        )
+    return table
+
+
+def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = None) -> Settings:
+    """Merge flags > environment variables > pyproject.toml > defaults."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    cwd = os.path.abspath(cwd or os.getcwd())
+    pyproject = find_pyproject(cwd)
+    table = read_pyproject_table(pyproject) if pyproject else {}
+    project_root = os.path.dirname(pyproject) if pyproject else cwd
+
+    def pick(key: str) -> tuple[object | None, str]:
+        """The value for a key and the directory relative paths in it are taken from."""
+        if key in flags:
+            return flags[key], cwd
+        for var in ENV_VARS[key]:
+            if os.environ.get(var):
+                return os.environ[var], cwd
+        if key in table:
+            return table[key], project_root
+        return DEFAULTS.get(key), project_root
+
+    values = {key: pick(key) for key in KNOWN_KEYS}
+    for key, (value, _) in values.items():
+        if value is not None and key != "notify" and not isinstance(value, str):
+            raise ConfigError(f"setting {key!r} must be a string, not {value!r}")
+    database_url, url_base = values["database_url"]
+    tasks_dir, tasks_base = values["tasks_dir"]
+    prefix = str(values["table_prefix"][0])
+    if not _PREFIX.match(prefix):
+        raise ConfigError(
+            f"table prefix {prefix!r} may hold only letters, digits and _ (at most 40)"
+        )
+    return Settings(
+        database_url=_anchor_sqlite_path(str(database_url), url_base),
+        tasks_dir=os.path.join(tasks_base, str(tasks_dir)),
+        environment=str(values["environment"][0]),
+        table_prefix=prefix,
+        project_root=project_root,
+        release=_str_or_none(values["release"][0]),
+        notify=_split_urls(values["notify"][0]),
+        pyproject=pyproject,
+    )
+
+
+def _anchor_sqlite_path(url: str, base: str) -> str:
+    """Make a relative SQLite path relative to where the setting came from."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////"):
+        path = url[len(prefix):]
+        if path and not path.startswith(":"):
+            return prefix + os.path.join(base, path)
+    return url
+
+
+def _str_or_none(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _split_urls(value: object) -> list[str]:
+    if not value:
+        return []
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def detect_release(settings: Settings) -> str | None:
+    """The release being deployed: the setting, a platform's variable, else git's HEAD."""
+    if settings.release:
+        return settings.release
+    for var in RELEASE_VARS:
+        if os.environ.get(var):
+            return os.environ[var]
+    import subprocess
+
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=settings.project_root, capture_output=True,
+            text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None

@@ -1,0 +1,114 @@
+"""Human decisions about tasks: mark-done, skip, forget and resolve, each kept in the history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from afterparty.environment import Environment, utc_now
+from afterparty.errors import UnknownTaskError, UsageError
+from afterparty.loader import TaskFile, read_source_facts, scan_tasks_dir
+from afterparty.recorder import DONE_STATES, FAILED, INTERRUPTED, PENDING, SKIPPED, SUCCEEDED, Record
+
+RESOLVE_CHOICES = {"retry": PENDING, "done": SUCCEEDED, "skip": SKIPPED}
+
+
+@dataclass
+class Decision:
+    """What a decision did to one task."""
+
+    version: str
+    name: str
+    before: str
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+@dataclass
+class _Target:
+    version: str
+    name: str
+    path: str | None
+
+
+def mark_done(environment: Environment, wanted: list[str], every: bool = False,
+              on_wait: Callable[[str | None], None] = lambda holder: None) -> list[Decision]:
+    """Record tasks as succeeded without running them (baseline a fresh environment)."""
+    return _decide(environment, wanted, every, "mark-done", SUCCEEDED, None, on_wait,
+                   keep=DONE_STATES)
+
+
+def skip(environment: Environment, wanted: list[str], reason: str,
+         on_wait: Callable[[str | None], None] = lambda holder: None) -> list[Decision]:
+    """Record tasks as skipped: they will not run, and the reason is kept."""
+    return _decide(environment, wanted, False, "skip", SKIPPED, reason, on_wait, keep=DONE_STATES)
+
+
+def forget(environment: Environment, wanted: list[str],
+           on_wait: Callable[[str | None], None] = lambda holder: None) -> list[Decision]:
+    """Make tasks pending again; their past attempts stay in the history."""
+    return _decide(environment, wanted, False, "forget", PENDING, None, on_wait,
+                   keep=frozenset({PENDING}))
+
+
+def resolve(environment: Environment, wanted: str, choice: str, note: str | None = None,
+            on_wait: Callable[[str | None], None] = lambda holder: None) -> list[Decision]:
+    """Settle an interrupted or failed task: run it again, record it done, or skip it."""
+    if choice not in RESOLVE_CHOICES:
+        raise UsageError(f"choose one of --{' / --'.join(RESOLVE_CHOICES)}")
+    return _decide(environment, [wanted], False, f"resolve --{choice}", RESOLVE_CHOICES[choice],
+                   note, on_wait, keep=frozenset(), only_from=frozenset({INTERRUPTED, FAILED}))
+
+
+def _decide(environment: Environment, wanted: list[str], every: bool, action: str, state: str,
+            note: str | None, on_wait: Callable[[str | None], None], keep: frozenset[str],
+            only_from: frozenset[str] | None = None) -> list[Decision]:
+    files = scan_tasks_dir(environment.settings.tasks_dir)
+    decisions: list[Decision] = []
+    with environment.locked(on_wait=on_wait):
+        recorder, backend = environment.recorder, environment.backend
+        records = recorder.read_records()
+        targets = _targets(files, records, wanted, every)
+        now = utc_now()
+        backend.begin()
+        for target in targets:
+            record = records.get(target.version)
+            before = record.state if record else PENDING
+            if only_from is not None and before not in only_from:
+                raise UsageError(
+                    f"task {target.version} is {before}, not interrupted or failed: "
+                    "there is nothing to resolve"
+                )
+            if before in keep or (before == state and action != "forget"):
+                decisions.append(Decision(target.version, target.name, before, before))
+                continue
+            checksum, description = read_source_facts(target.path) if target.path else (None, "")
+            recorder.record_action(target.version, target.name, description, action, state,
+                                   environment.origin(), now, note, checksum)
+            decisions.append(Decision(target.version, target.name, before, state))
+        backend.commit()
+    return decisions
+
+
+def _targets(files: list[TaskFile], records: dict[str, Record], wanted: list[str],
+             every: bool) -> list[_Target]:
+    if every:
+        return [_Target(f.version, f.name, f.path) for f in files]
+    files_by_key = {f.version: f for f in files} | {f.name: f for f in files}
+    records_by_key = {r.version: r for r in records.values()} | {r.name: r for r in records.values()}
+    targets: list[_Target] = []
+    for key in wanted:
+        if key in files_by_key:
+            found = files_by_key[key]
+            targets.append(_Target(found.version, found.name, found.path))
+        elif key in records_by_key:
+            record = records_by_key[key]
+            targets.append(_Target(record.version, record.name, None))
+        else:
+            raise UnknownTaskError(
+                f"no task file or record has version or name {key!r}: see `afterparty status`"
+            )
+    return targets

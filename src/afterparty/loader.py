@@ -1,0 +1,157 @@
+"""Finds task files on disk, reads their version and name, and imports them on demand."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from afterparty.errors import ConfigError, TaskFileError
+
+if TYPE_CHECKING:
+    from afterparty.definition import Task
+
+TASK_FILE_NAME = re.compile(r"^(\d{14})_([a-z0-9_]+)\.py$")
+_DESCRIPTION = re.compile(r"""\bdescription\s*=\s*(?P<q>"{3}|'{3}|"|')(?P<text>.*?)(?P=q)""", re.S)
+
+
+@dataclass(frozen=True)
+class TaskFile:
+    """A task file known by its name alone: nothing in it has been read or run."""
+
+    version: str
+    name: str
+    path: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.version}_{self.name}"
+
+
+def is_ignored(entry_name: str) -> bool:
+    """Hidden files, helpers starting with ``_`` and byte-code are not task files."""
+    return entry_name.startswith((".", "_")) or entry_name.endswith((".pyc", ".pyo"))
+
+
+def scan_tasks_dir(tasks_dir: str) -> list[TaskFile]:
+    """List the task files of a directory in version order, reading names only."""
+    try:
+        entries = list(os.scandir(tasks_dir))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"tasks directory {tasks_dir!r} does not exist: run `afterparty init`, "
+            "or point --tasks-dir / AFTERPARTY_TASKS_DIR at it"
+        ) from None
+    except NotADirectoryError:
+        raise ConfigError(f"tasks directory {tasks_dir!r} is not a directory") from None
+    problems: list[str] = []
+    files: list[TaskFile] = []
+    for entry in entries:
+        if is_ignored(entry.name) or entry.is_dir():
+            continue
+        match = TASK_FILE_NAME.match(entry.name)
+        if match is None:
+            problems.append(
+                f"{entry.path}: not a task file name: expected <14-digit version>_<name>.py "
+                "with a name of lower-case letters, digits and _ (prefix helpers with _)"
+            )
+            continue
+        files.append(TaskFile(match.group(1), match.group(2), entry.path))
+    files.sort(key=lambda f: int(f.version))
+    problems.extend(_duplicate_problems(files))
+    if problems:
+        raise TaskFileError(sorted(problems))
+    return files
+
+
+def _duplicate_problems(files: list[TaskFile]) -> list[str]:
+    problems = []
+    by_version: dict[str, TaskFile] = {}
+    by_name: dict[str, TaskFile] = {}
+    for f in files:
+        if f.version in by_version:
+            problems.append(f"{f.path}: version {f.version} is also used by {by_version[f.version].path}")
+        if f.name in by_name:
+            problems.append(f"{f.path}: name {f.name!r} is also used by {by_name[f.name].path}")
+        by_version.setdefault(f.version, f)
+        by_name.setdefault(f.name, f)
+    return problems
+
+
+def file_checksum(path: str) -> str:
+    """The SHA-256 of a task file's bytes, to tell whether it changed since it ran."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def read_source_facts(path: str) -> tuple[str, str]:
+    """A task file's checksum and the description given to @task, without running it."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        source = fh.read()
+    match = _DESCRIPTION.search(source.decode("utf-8", errors="replace"))
+    description = " ".join(match.group("text").split()) if match else ""
+    return hashlib.sha256(source).hexdigest(), description
+
+
+def load_task(task_file: TaskFile) -> Task:
+    """Import one task file and return the Task it declares; raises TaskFileError."""
+    return load_tasks([task_file])[task_file.version]
+
+
+def load_tasks(task_files: list[TaskFile]) -> dict[str, Task]:
+    """Import task files, collecting every problem before raising one TaskFileError."""
+    from afterparty import definition
+
+    tasks: dict[str, Task] = {}
+    problems: list[str] = []
+    for task_file in task_files:
+        collected: list[Task] = []
+        definition._collected = collected
+        try:
+            _import_file(task_file)
+        except Exception as exc:  # a task file may raise anything while it is imported
+            problems.append(_describe_import_error(task_file, exc))
+            continue
+        finally:
+            definition._collected = None
+        if len(collected) != 1:
+            found = "no @task" if not collected else f"{len(collected)} @task functions"
+            problems.append(f"{task_file.path}: {found}; a task file declares exactly one")
+            continue
+        tasks[task_file.version] = collected[0]
+    if problems:
+        raise TaskFileError(problems)
+    return tasks
+
+
+def _import_file(task_file: TaskFile) -> None:
+    import importlib.util
+
+    module_name = f"afterparty_tasks.{task_file.label}"
+    spec = importlib.util.spec_from_file_location(module_name, task_file.path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+
+
+def _describe_import_error(task_file: TaskFile, exc: Exception) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"{task_file.path}:{exc.lineno}: syntax error: {exc.msg}"
+    import traceback
+
+    line = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if os.path.abspath(frame.filename) == os.path.abspath(task_file.path):
+            line = f":{frame.lineno}"
+    return f"{task_file.path}{line}: cannot import: {type(exc).__name__}: {exc}"

@@ -1,0 +1,48 @@
+"""Waits for the environment lock with backoff, as --wait and --if-busy ask."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from afterparty.backends.base import Backend
+from afterparty.errors import ConfigError, LockBusyError
+
+IF_BUSY_CHOICES = ("wait", "skip", "fail")
+HOLDER_REPEAT_SECONDS = 15.0
+
+
+def acquire_lock(backend: Backend, prefix: str, wait: float, if_busy: str,
+                 holder: Callable[[], str | None], on_wait: Callable[[str | None], None]) -> bool:
+    """Take the lock; False when busy and ``if_busy`` is ``skip``; LockBusyError when it fails."""
+    if if_busy not in IF_BUSY_CHOICES:
+        raise ConfigError(f"--if-busy must be one of {', '.join(IF_BUSY_CHOICES)}")
+    if backend.try_lock(prefix):
+        return True
+    if if_busy == "skip":
+        on_wait(holder())
+        return False
+    if if_busy == "fail" or wait <= 0:
+        raise LockBusyError(_busy_message(holder(), waited=None if if_busy == "fail" else wait))
+    on_wait(holder())
+    deadline = time.monotonic() + wait
+    next_report = time.monotonic() + HOLDER_REPEAT_SECONDS
+    delay = 0.05
+    while time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        if backend.try_lock(prefix):
+            return True
+        delay = min(delay * 1.5, 1.0)
+        if time.monotonic() >= next_report:
+            on_wait(holder())
+            next_report = time.monotonic() + HOLDER_REPEAT_SECONDS
+    raise LockBusyError(_busy_message(holder(), waited=wait))
+
+
+def _busy_message(holder: str | None, waited: float | None) -> str:
+    who = f" ({holder})" if holder else ""
+    after = f" after waiting {waited:g} s" if waited is not None else ""
+    return (
+        f"another afterparty runner holds the lock{who}{after}: let it finish, "
+        "or run again with a longer --wait"
+    )

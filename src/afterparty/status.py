@@ -1,0 +1,67 @@
+"""What status and show report: task files and records side by side, and one task's history."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from afterparty.environment import Environment
+from afterparty.errors import UnknownTaskError
+from afterparty.loader import read_source_facts, scan_tasks_dir
+from afterparty.recorder import PENDING, Attempt
+
+
+@dataclass
+class TaskStatus:
+    """One row of ``status``: a task file, a record, or both."""
+
+    version: str
+    name: str
+    state: str
+    description: str
+    attempts: int
+    last_run_at: str | None
+    finished_at: str | None
+    last_error: str | None
+    file_missing: bool
+    modified: bool
+    path: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def task_statuses(environment: Environment) -> list[TaskStatus]:
+    """Every task file and every record, in version order, without importing any task."""
+    files = {f.version: f for f in scan_tasks_dir(environment.settings.tasks_dir)}
+    records = environment.recorder.read_records()
+    rows: list[TaskStatus] = []
+    for version in sorted(files.keys() | records.keys(), key=int):
+        task_file, record = files.get(version), records.get(version)
+        checksum, description = read_source_facts(task_file.path) if task_file else (None, "")
+        state = record.state if record else PENDING
+        rows.append(TaskStatus(
+            version=version,
+            name=task_file.name if task_file else record.name if record else "",
+            state=state,
+            description=description or (record.description or "" if record else ""),
+            attempts=record.attempts if record else 0,
+            last_run_at=record.last_started_at if record else None,
+            finished_at=record.finished_at if record else None,
+            last_error=record.last_error if record else None,
+            file_missing=task_file is None,
+            modified=bool(record and record.checksum and checksum and state != PENDING
+                          and record.checksum != checksum),
+            path=task_file.path if task_file else None,
+        ))
+    return rows
+
+
+def task_history(environment: Environment, wanted: str) -> tuple[TaskStatus, list[Attempt]]:
+    """One task's status row and every attempt and decision in its history."""
+    for row in task_statuses(environment):
+        if wanted in (row.version, row.name):
+            return row, environment.recorder.read_attempts(row.version)
+    raise UnknownTaskError(
+        f"no task file or record has version or name {wanted!r}: see `afterparty status`"
+    )
