@@ -140,7 +140,8 @@ def connect_with_retry(connect: Callable[[], T], is_retryable: Callable[[BaseExc
         try:
             return connect()
         except Exception as exc:
-            if not is_retryable(exc) or time.monotonic() + delay > deadline:
+            remaining = deadline - time.monotonic()
+            if not is_retryable(exc) or remaining <= 0:
                 raise
-        time.sleep(delay)
+        time.sleep(min(delay, remaining))
         delay = min(delay * 2, 2.0)
