@@ -91,21 +91,23 @@ def new(state: _State, name: str, description: str | None) -> None:
               help="How long to wait for another runner's lock.")
 @click.option("--if-busy", type=click.Choice(["wait", "skip", "fail"]), default="wait",
               show_default=True, help="What to do when another runner holds the lock.")
+@click.option("--group", metavar="NAME", help="Run only the tasks of this group.")
+@click.option("--no-input", is_flag=True, help="Never ask at the terminal (human steps wait).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
 @pass_state
 def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: bool, wait: float,
-        if_busy: str, as_json: bool) -> int:
+        if_busy: str, group: str | None, no_input: bool, as_json: bool) -> int:
     """Run pending tasks (or only VERSIONS) in version order."""
     from afterparty.executor import Executor
 
     environment = state.environment()
-    reporter = _RunPrinter(quiet=as_json)
+    reporter = _RunPrinter(quiet=as_json, may_ask=not (no_input or as_json))
     try:
         executor = Executor(environment, reporter)
         if dry_run:
-            result = executor.dry_run(list(versions))
+            result = executor.dry_run(list(versions), group)
         else:
-            result = executor.run(list(versions), keep_going, wait, if_busy)
+            result = executor.run(list(versions), keep_going, wait, if_busy, group)
     finally:
         environment.close()
     if as_json:
@@ -118,8 +120,9 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
 class _RunPrinter:
     """Prints the runner's progress: a line per task and the task's own output, live."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, may_ask: bool = False) -> None:
         self.quiet = quiet
+        self.may_ask = may_ask
         # Task output goes to the real terminal: sys.stdout is captured while a task runs.
         self.out: IO[str] = sys.stderr if quiet else sys.stdout
         self.err: IO[str] = sys.stderr
@@ -142,6 +145,22 @@ class _RunPrinter:
         if outcome.error:
             line += f": {_last_line(outcome.error)}"
         click.echo(line, file=self.out)
+
+    def task_waiting(self, task_file: Any, reason: str) -> None:
+        if not self.quiet:
+            click.echo(f"{task_file.version} {task_file.name} waiting: {reason}", file=self.out)
+
+    def task_retrying(self, task_file: Any, delay: float) -> None:
+        click.echo(f"{task_file.version} {task_file.name} retrying in {delay:g}s", file=self.out)
+
+    def manual_step(self, task_file: Any, instructions: str) -> bool:
+        """Show a human step; ask "done?" only at an interactive terminal."""
+        click.echo(f"{task_file.version} {task_file.name} awaits a person:", file=self.out)
+        for line in instructions.splitlines():
+            click.echo(f"    {line}", file=self.out)
+        if self.may_ask and sys.stdin.isatty() and sys.stdout.isatty():
+            return click.confirm("done?", default=False)
+        return False
 
 
 def _last_line(text: str) -> str:
@@ -166,12 +185,19 @@ def _print_run_summary(result: Any, dry_run: bool) -> None:
         click.echo(held_message(result.held), err=True)
     if not result.planned and not result.outcomes:
         click.echo("no pending tasks")
+        _print_awaiting(result)
         return
     done = sum(1 for o in result.outcomes if o.state == "succeeded")
     parts = [f"{done} succeeded"]
     if result.failed:
         parts.append(f"{len(result.failed)} failed")
-    left = len(result.planned) - len(result.outcomes)
+    if result.waiting:
+        parts.append(f"{len(result.waiting)} waiting")
+    if result.awaiting:
+        parts.append(f"{len(result.awaiting)} awaiting confirmation")
+    handled = {o.version for o in result.outcomes} | set(result.waiting) | {
+        a.version for a in result.awaiting}
+    left = sum(1 for f in result.planned if f.version not in handled)
     if left:
         parts.append(f"{left} still pending")
     took = sum(o.duration for o in result.outcomes)
@@ -183,6 +209,14 @@ def _print_run_summary(result: Any, dry_run: bool) -> None:
     if result.stopped_by is not None:
         click.echo("stopped by a signal: the current task was rolled back and recorded interrupted",
                    err=True)
+    _print_awaiting(result)
+
+
+def _print_awaiting(result: Any) -> None:
+    for step in result.awaiting:
+        whom = step.owner or "a person"
+        click.echo(f"awaiting {whom}: {step.version} {step.name}; when it is done: "
+                   f"afterparty confirm {step.version}")
 
 
 def _run_json(result: Any, environment: Any, dry_run: bool) -> dict[str, Any]:
@@ -208,6 +242,9 @@ def _run_json(result: Any, environment: Any, dry_run: bool) -> dict[str, Any]:
                     for f in result.planned if f.version not in ran],
         "held": result.held.version if result.held else None,
         "interrupted_found": result.interrupted_found,
+        "waiting": result.waiting,
+        "awaiting": [{"version": a.version, "name": a.name, "owner": a.owner}
+                     for a in result.awaiting],
     }
 
 
@@ -237,6 +274,8 @@ def status(state: _State, as_json: bool) -> None:
     for row in rows:
         flags = [flag for flag, on in (("file missing", row.file_missing),
                                         ("modified since it ran", row.modified)) if on]
+        if row.reason:
+            flags.append(row.reason)
         when = (row.last_run_at or row.finished_at or "-")[:19].replace("T", " ")
         click.echo(f"{row.version}  {row.name:<{width}}  {row.state:<11}  {when:<19}"
                    f"  {', '.join(flags)}".rstrip())
@@ -388,6 +427,39 @@ def resolve(state: _State, version: str, choice: str | None, note: str | None) -
         _print_decisions(record_resolution(environment, version, choice, note, _on_wait), "resolved")
     finally:
         environment.close()
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--note", help="What was done; kept in the history.")
+@pass_state
+def confirm(state: _State, version: str, note: str | None) -> None:
+    """Record a human step that awaits confirmation as done."""
+    from afterparty.decisions import confirm as record_confirm
+
+    environment = state.environment()
+    try:
+        _print_decisions(record_confirm(environment, version, note, _on_wait), "confirmed")
+    finally:
+        environment.close()
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--record-only", is_flag=True, help="Mark it reverted without running anything.")
+@pass_state
+def rollback(state: _State, version: str, record_only: bool) -> int:
+    """Run a task's undo step and mark it reverted (pending again)."""
+    from afterparty.executor import Executor
+
+    environment = state.environment()
+    try:
+        outcome = Executor(environment, _RunPrinter(quiet=False)).rollback(version, record_only)
+    finally:
+        environment.close()
+    if record_only:
+        click.echo(f"{outcome.version} {outcome.name}: marked reverted; the next run runs it again")
+    return 0 if outcome.state == "reverted" else 1
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ ENV_VARS = {
     "table_prefix": ("AFTERPARTY_TABLE_PREFIX",),
     "release": ("AFTERPARTY_RELEASE",),
     "notify": ("AFTERPARTY_NOTIFY",),
+    "notify_summary": ("AFTERPARTY_NOTIFY_SUMMARY",),
 }
 KNOWN_KEYS = frozenset(ENV_VARS)
 # Variables that platforms and CI services set to the commit or release being deployed.
@@ -43,6 +44,7 @@ class Settings:
     project_root: str
     release: str | None = None
     notify: list[str] = field(default_factory=list)
+    notify_summary: bool = False
     pyproject: str | None = None
 
 
@@ -105,7 +107,7 @@ def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = 
 
     values = {key: pick(key) for key in KNOWN_KEYS}
     for key, (value, _) in values.items():
-        if value is not None and key != "notify" and not isinstance(value, str):
+        if value is not None and key not in ("notify", "notify_summary") and not isinstance(value, str):
             raise ConfigError(f"setting {key!r} must be a string, not {value!r}")
     database_url, url_base = values["database_url"]
     tasks_dir, tasks_base = values["tasks_dir"]
@@ -122,6 +124,7 @@ def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = 
         project_root=project_root,
         release=_str_or_none(values["release"][0]),
         notify=_split_urls(values["notify"][0]),
+        notify_summary=_as_bool("notify_summary", values["notify_summary"][0]),
         pyproject=pyproject,
     )
 
@@ -134,6 +137,17 @@ def _anchor_sqlite_path(url: str, base: str) -> str:
         if path and not path.startswith(":"):
             return prefix + os.path.join(base, path)
     return url
+
+
+def _as_bool(key: str, value: object) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"setting {key!r} must be true or false, not {value!r}")
 
 
 def _str_or_none(value: object) -> str | None:

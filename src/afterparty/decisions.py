@@ -8,7 +8,17 @@ from dataclasses import dataclass
 from afterparty.environment import Environment, utc_now
 from afterparty.errors import UnknownTaskError, UsageError
 from afterparty.loader import TaskFile, read_source_facts, scan_tasks_dir
-from afterparty.recorder import DONE_STATES, FAILED, INTERRUPTED, PENDING, SKIPPED, SUCCEEDED, Record
+from afterparty.recorder import (
+    AWAITING,
+    DONE_STATES,
+    FAILED,
+    INTERRUPTED,
+    PENDING,
+    REVERTED,
+    SKIPPED,
+    SUCCEEDED,
+    Record,
+)
 
 RESOLVE_CHOICES = {"retry": PENDING, "done": SUCCEEDED, "skip": SKIPPED}
 
@@ -63,6 +73,31 @@ def resolve(environment: Environment, wanted: str, choice: str, note: str | None
                    note, on_wait, keep=frozenset(), only_from=frozenset({INTERRUPTED, FAILED}))
 
 
+def confirm(environment: Environment, wanted: str, note: str | None = None,
+            on_wait: Callable[[str | None], None] = lambda holder: None) -> list[Decision]:
+    """Record a human step that awaited confirmation as done, with who, when and the note."""
+    return _decide(environment, [wanted], False, "confirm", SUCCEEDED, note, on_wait,
+                   keep=frozenset(), only_from=frozenset({AWAITING}))
+
+
+def record_confirmation(environment: Environment, task_file: TaskFile, note: str) -> None:
+    """Confirm a human step at the prompt of the run that asked (the run holds the lock)."""
+    backend = environment.backend
+    backend.begin()
+    environment.recorder.record_action(task_file.version, task_file.name, "", "confirm",
+                                       SUCCEEDED, environment.origin(), utc_now(), note)
+    backend.commit()
+
+
+def record_reverted(environment: Environment, record: Record) -> None:
+    """Mark a task reverted without running anything (rollback --record-only; lock held)."""
+    backend = environment.backend
+    backend.begin()
+    environment.recorder.record_action(record.version, record.name, "", "rollback --record-only",
+                                       REVERTED, environment.origin(), utc_now(), None)
+    backend.commit()
+
+
 def _decide(environment: Environment, wanted: list[str], every: bool, action: str, state: str,
             note: str | None, on_wait: Callable[[str | None], None], keep: frozenset[str],
             only_from: frozenset[str] | None = None) -> list[Decision]:
@@ -79,13 +114,15 @@ def _decide(environment: Environment, wanted: list[str], every: bool, action: st
             before = record.state if record else PENDING
             if only_from is not None and before not in only_from:
                 raise UsageError(
-                    f"task {target.version} is {before}, not interrupted or failed: "
-                    "there is nothing to resolve"
+                    f"task {target.version} is {before}, not {' or '.join(sorted(only_from))}: "
+                    f"there is nothing to {action.split()[0]}"
                 )
             if before in keep or (before == state and action != "forget"):
                 decisions.append(Decision(target.version, target.name, before, before))
                 continue
-            checksum, description = read_source_facts(target.path) if target.path else (None, "")
+            facts = read_source_facts(target.path) if target.path else None
+            checksum = facts.checksum if facts else None
+            description = facts.description if facts else ""
             recorder.record_action(target.version, target.name, description, action, state,
                                    environment.origin(), now, note, checksum)
             decisions.append(Decision(target.version, target.name, before, state))

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 TASK_FILE_NAME = re.compile(r"^(\d{14})_([a-z0-9_]+)\.py$")
 _DESCRIPTION = re.compile(r"""\bdescription\s*=\s*(?P<q>"{3}|'{3}|"|')(?P<text>.*?)(?P=q)""", re.S)
+_ENVIRONMENTS = re.compile(r"\benvironments\s*=\s*(?P<value>\[[^\]]*\]|\([^)]*\))")
+_GROUP = re.compile(r"""\bgroup\s*=\s*(?P<value>"[^"]*"|'[^']*')""")
 
 
 @dataclass(frozen=True)
@@ -88,15 +90,52 @@ def file_checksum(path: str) -> str:
         return hashlib.sha256(fh.read()).hexdigest()
 
 
-def read_source_facts(path: str) -> tuple[str, str]:
-    """A task file's checksum and the description given to @task, without running it."""
+class SourceFacts:
+    """What a task file says about itself, read from its text without running it."""
+
+    __slots__ = ("checksum", "description", "environments", "group")
+
+    def __init__(self, checksum: str, description: str, environments: tuple[str, ...] | None,
+                 group: str | None) -> None:
+        self.checksum = checksum
+        self.description = description
+        # None: no literal `environments=` (every environment, or only known once imported).
+        self.environments = environments
+        self.group = group
+
+
+def read_source_facts(path: str) -> SourceFacts:
+    """A task file's checksum and the literal options of its @task, without running it."""
     import hashlib
 
     with open(path, "rb") as fh:
         source = fh.read()
-    match = _DESCRIPTION.search(source.decode("utf-8", errors="replace"))
-    description = " ".join(match.group("text").split()) if match else ""
-    return hashlib.sha256(source).hexdigest(), description
+    text = source.decode("utf-8", errors="replace")
+    match = _DESCRIPTION.search(text)
+    return SourceFacts(
+        checksum=hashlib.sha256(source).hexdigest(),
+        description=" ".join(match.group("text").split()) if match else "",
+        environments=_literal_strings(_ENVIRONMENTS, text),
+        group=(_literal_strings(_GROUP, text) or (None,))[0],
+    )
+
+
+def _literal_strings(pattern: re.Pattern[str], text: str) -> tuple[str, ...] | None:
+    """The strings of a literal option (a list, tuple or single string), or None."""
+    import ast
+
+    match = pattern.search(text)
+    if match is None:
+        return None
+    try:
+        value = ast.literal_eval(match.group("value"))
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
 
 
 def load_task(task_file: TaskFile) -> Task:

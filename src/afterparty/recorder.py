@@ -12,11 +12,15 @@ SCHEMA_VERSION = 1
 # States of a record. "pending" is also what a task with no record is.
 PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
 INTERRUPTED, SKIPPED = "interrupted", "skipped"
+AWAITING, REVERTED = "awaiting", "reverted"
 DONE_STATES = frozenset({SUCCEEDED, SKIPPED})
+# Not done, but not for `run` to pick up either: a person has to confirm it.
+HUMAN_STATES = frozenset({AWAITING})
 
 TASK_COLUMNS = (
     "version", "name", "state", "description", "attempts", "checksum",
-    "first_started_at", "last_started_at", "finished_at", "last_error",
+    "first_started_at", "last_started_at", "finished_at", "last_error", "recurring",
+    "waiting_reason",
 )
 ATTEMPT_COLUMNS = (
     "id", "version", "name", "action", "state", "started_at", "finished_at", "duration",
@@ -39,7 +43,9 @@ TABLES = {
         first_started_at {name},
         last_started_at {name},
         finished_at {name},
-        last_error {long_text})""",
+        last_error {long_text},
+        recurring {integer} NOT NULL DEFAULT 0,
+        waiting_reason {text})""",
     "attempts": """CREATE TABLE {t} (
         id {id},
         version {key} NOT NULL,
@@ -75,6 +81,13 @@ class Record:
     last_started_at: str | None
     finished_at: str | None
     last_error: str | None
+    recurring: int = 0
+    waiting_reason: str | None = None
+
+    @property
+    def needs_run(self) -> bool:
+        """Whether `run` has work for this record (a recurring task always has)."""
+        return bool(self.recurring) or self.state not in DONE_STATES | HUMAN_STATES
 
 
 @dataclass
@@ -123,12 +136,15 @@ class Recorder:
         self.meta_table = f"{prefix}meta"
 
     def read_states(self) -> dict[str, str]:
-        """Version -> state of every record, in one query; empty before the first run."""
+        """Version -> state of every record, in one query; empty before the first run.
+
+        A recurring task's state reads ``pending``: it always has work for ``run``.
+        """
         try:
-            rows = self.backend.query(f"SELECT version, state FROM {self.tasks_table}")
+            rows = self.backend.query(f"SELECT version, state, recurring FROM {self.tasks_table}")
         except MissingTableError:
             return {}
-        return dict(rows)
+        return {version: PENDING if recurring else state for version, state, recurring in rows}
 
     def read_records(self) -> dict[str, Record]:
         """Every record, in one query; empty before the first run."""
@@ -200,22 +216,28 @@ class Recorder:
         return str(rows[0][0]) if rows else None
 
     def record_start(self, version: str, name: str, description: str, checksum: str,
-                     origin: Origin, now: str) -> int:
+                     origin: Origin, now: str, action: str = "run", recurring: bool = False) -> int:
         """Record a task as running with a new attempt; returns the attempt's id (no commit)."""
         changed = self.backend.execute(
             f"UPDATE {self.tasks_table} SET name = %s, state = %s, description = %s, "
             "attempts = attempts + 1, checksum = %s, last_started_at = %s, "
-            "first_started_at = COALESCE(first_started_at, %s), finished_at = NULL "
-            "WHERE version = %s",
-            (name, RUNNING, description, checksum, now, now, version),
+            "first_started_at = COALESCE(first_started_at, %s), finished_at = NULL, "
+            "recurring = %s, waiting_reason = NULL WHERE version = %s",
+            (name, RUNNING, description, checksum, now, now, int(recurring), version),
         )
         if not changed:
-            self._insert_task(version, name, RUNNING, description, checksum, now, attempts=1)
-        return self._insert_attempt(version, name, "run", RUNNING, origin, now)
+            self._insert_task(version, name, RUNNING, description, checksum, now, attempts=1,
+                              recurring=recurring)
+        return self._insert_attempt(version, name, action, RUNNING, origin, now)
 
     def record_finish(self, attempt_id: int, version: str, state: str, now: str,
-                      duration: float, error: str | None, output: str) -> None:
-        """Close an attempt and its task record with the outcome (no commit)."""
+                      duration: float, error: str | None, output: str,
+                      task_state: str | None = None) -> None:
+        """Close an attempt and its task record with the outcome (no commit).
+
+        ``task_state`` is the record's state when it differs from the attempt's (a failed
+        rollback leaves the task as it was).
+        """
         self.backend.execute(
             f"UPDATE {self.attempts_table} SET state = %s, finished_at = %s, duration = %s, "
             "error = %s, output = %s WHERE id = %s",
@@ -224,8 +246,18 @@ class Recorder:
         self.backend.execute(
             f"UPDATE {self.tasks_table} SET state = %s, finished_at = %s, last_error = %s "
             "WHERE version = %s",
-            (state, now, _first_line(error), version),
+            (task_state or state, now, _first_line(error), version),
         )
+
+    def record_waiting(self, version: str, name: str, description: str, reason: str) -> None:
+        """Keep why a pending task did not run, for ``status`` (no commit)."""
+        changed = self.backend.execute(
+            f"UPDATE {self.tasks_table} SET waiting_reason = %s WHERE version = %s",
+            (reason, version),
+        )
+        if not changed:
+            self._insert_task(version, name, PENDING, description, None, None, attempts=0,
+                              waiting_reason=reason)
 
     def record_action(self, version: str, name: str, description: str, action: str,
                       state: str, origin: Origin, now: str, note: str | None,
@@ -234,7 +266,7 @@ class Recorder:
         changed = self.backend.execute(
             f"UPDATE {self.tasks_table} SET name = %s, state = %s, "
             "description = COALESCE(%s, description), checksum = COALESCE(%s, checksum), "
-            "finished_at = %s WHERE version = %s",
+            "finished_at = %s, waiting_reason = NULL WHERE version = %s",
             (name, state, description or None, checksum, now, version),
         )
         if not changed:
@@ -248,7 +280,8 @@ class Recorder:
 
     def mark_orphans_interrupted(self, now: str) -> list[str]:
         """Turn records left ``running`` by a dead runner into ``interrupted``; returns versions."""
-        orphans = [v for v, s in self.read_states().items() if s == RUNNING]
+        rows = self.backend.query(f"SELECT version FROM {self.tasks_table} WHERE state = %s", (RUNNING,))
+        orphans = [row[0] for row in rows]
         if not orphans:
             return []
         message = "interrupted: the runner stopped before the task finished (killed or crashed)"
@@ -266,13 +299,14 @@ class Recorder:
 
     def _insert_task(self, version: str, name: str, state: str, description: str | None,
                      checksum: str | None, started_at: str | None, attempts: int,
-                     finished_at: str | None = None) -> None:
+                     finished_at: str | None = None, recurring: bool = False,
+                     waiting_reason: str | None = None) -> None:
         self.backend.execute(
             f"INSERT INTO {self.tasks_table} (version, name, state, description, attempts, "
-            "checksum, first_started_at, last_started_at, finished_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "checksum, first_started_at, last_started_at, finished_at, recurring, waiting_reason) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (version, name, state, description, attempts, checksum, started_at, started_at,
-             finished_at),
+             finished_at, int(recurring), waiting_reason),
         )
 
     def _insert_attempt(self, version: str, name: str, action: str, state: str, origin: Origin,

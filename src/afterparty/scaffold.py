@@ -64,7 +64,7 @@ def task_name(raw: str) -> str:
 
 
 def new_task(settings: Settings, raw_name: str, description: str | None = None,
-             now: datetime | None = None) -> str:
+             now: datetime | None = None, manual: bool = False) -> str:
     """Write a task file from the template; returns its path. Refuses a duplicate name."""
     name = task_name(raw_name)
     existing = scan_tasks_dir(settings.tasks_dir)
@@ -79,13 +79,31 @@ def new_task(settings: Settings, raw_name: str, description: str | None = None,
         version = moment.strftime("%Y%m%d%H%M%S")
     description = description or name.replace("_", " ").capitalize()
     path = os.path.join(settings.tasks_dir, f"{version}_{name}.py")
-    with open(os.path.join(os.path.dirname(__file__), "templates", "task.py.tmpl"),
-              encoding="utf-8") as fh:
-        template = Template(fh.read())
-    source = template.substitute(
+    source = _template("manual_task.py.tmpl" if manual else "task.py.tmpl").substitute(
         description=description.replace('"""', "'''"), description_literal=repr(description),
         name=name, version=version,
     )
     with open(path, "x", encoding="utf-8") as fh:
         fh.write(source)
     return path
+
+
+def new_task_test(settings: Settings, task_path: str) -> str:
+    """Write a pytest test for a task into the project's tests folder; returns its path."""
+    tests_dir = os.path.join(settings.project_root, "tests")
+    os.makedirs(tests_dir, exist_ok=True)
+    label = os.path.basename(task_path)[:-3]
+    name = label.split("_", 1)[1]
+    path = os.path.join(tests_dir, f"test_release_task_{name}.py")
+    source = _template("task_test.py.tmpl").substitute(
+        label=label, name=name,
+        path_literal=repr(os.path.relpath(task_path, settings.project_root)),
+    )
+    with open(path, "x", encoding="utf-8") as fh:
+        fh.write(source)
+    return path
+
+
+def _template(file_name: str) -> Template:
+    with open(os.path.join(os.path.dirname(__file__), "templates", file_name), encoding="utf-8") as fh:
+        return Template(fh.read())

@@ -7,8 +7,8 @@ from typing import Any
 
 from afterparty.environment import Environment
 from afterparty.errors import UnknownTaskError
-from afterparty.loader import read_source_facts, scan_tasks_dir
-from afterparty.recorder import PENDING, Attempt
+from afterparty.loader import SourceFacts, read_source_facts, scan_tasks_dir
+from afterparty.recorder import AWAITING, DONE_STATES, PENDING, Attempt, Record
 
 
 @dataclass
@@ -26,6 +26,7 @@ class TaskStatus:
     file_missing: bool
     modified: bool
     path: str | None
+    reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -38,7 +39,9 @@ def task_statuses(environment: Environment) -> list[TaskStatus]:
     rows: list[TaskStatus] = []
     for version in sorted(files.keys() | records.keys(), key=int):
         task_file, record = files.get(version), records.get(version)
-        checksum, description = read_source_facts(task_file.path) if task_file else (None, "")
+        facts = read_source_facts(task_file.path) if task_file else None
+        checksum = facts.checksum if facts else None
+        description = facts.description if facts else ""
         state = record.state if record else PENDING
         rows.append(TaskStatus(
             version=version,
@@ -53,8 +56,21 @@ def task_statuses(environment: Environment) -> list[TaskStatus]:
             modified=bool(record and record.checksum and checksum and state != PENDING
                           and record.checksum != checksum),
             path=task_file.path if task_file else None,
+            reason=_reason(environment.settings.environment, facts, record),
         ))
     return rows
+
+
+def _reason(environment: str, facts: SourceFacts | None, record: Record | None) -> str | None:
+    """Why a pending task is not running: not meant for here, or what it waits for."""
+    if record is None and facts is not None and facts.environments is not None \
+            and environment not in facts.environments:
+        return "not for this environment"
+    if record is not None and record.state == AWAITING:
+        return f"awaits confirmation: afterparty confirm {record.version}"
+    if record is not None and record.waiting_reason and record.state not in DONE_STATES:
+        return f"waiting: {record.waiting_reason}"
+    return None
 
 
 def task_history(environment: Environment, wanted: str) -> tuple[TaskStatus, list[Attempt]]:
