@@ -187,7 +187,7 @@ def _print_run_summary(result: Any, dry_run: bool) -> None:
         click.echo("no pending tasks")
         _print_awaiting(result)
         return
-    done = sum(1 for o in result.outcomes if o.state == "succeeded")
+    done = sum(1 for o in result.final_outcomes if o.state == "succeeded")
     parts = [f"{done} succeeded"]
     if result.failed:
         parts.append(f"{len(result.failed)} failed")

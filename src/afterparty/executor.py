@@ -77,8 +77,13 @@ class RunResult:
     held: TaskFile | None = None
 
     @property
+    def final_outcomes(self) -> list[TaskOutcome]:
+        """The last attempt of each task this run tried (retries make several)."""
+        return list({o.version: o for o in self.outcomes}.values())
+
+    @property
     def failed(self) -> list[TaskOutcome]:
-        return [o for o in self.outcomes if o.state == FAILED or o.state == INTERRUPTED]
+        return [o for o in self.final_outcomes if o.state in (FAILED, INTERRUPTED)]
 
     @property
     def did_something(self) -> bool:
