@@ -73,14 +73,20 @@ def init() -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--description", "-d", help="What the task does, in one line.")
+@click.option("--manual", is_flag=True, help="A step for a person: its body is instructions.")
+@click.option("--with-test", is_flag=True, help="Also write a test for it in the tests folder.")
 @pass_state
-def new(state: _State, name: str, description: str | None) -> None:
+def new(state: _State, name: str, description: str | None, manual: bool, with_test: bool) -> None:
     """Write a new task file from the template and print its path."""
     import os
 
-    from afterparty.scaffold import new_task
+    from afterparty.scaffold import new_task, new_task_test
 
-    click.echo(os.path.relpath(new_task(state.settings(), name, description)))
+    settings = state.settings()
+    path = new_task(settings, name, description, manual=manual)
+    click.echo(os.path.relpath(path))
+    if with_test:
+        click.echo(os.path.relpath(new_task_test(settings, path)))
 
 
 @cli.command()
