@@ -126,7 +126,8 @@ def test_recurring_task_runs_on_every_run(project: Project) -> None:
     project.write_task("20260101000002", "once")
     for _ in range(3):
         assert project.cli("run").code == 0
-    rows = project.query("SELECT version, COUNT(*) FROM afterparty_attempts GROUP BY version ORDER BY version")
+    rows = project.query(
+        "SELECT version, COUNT(*) FROM afterparty_attempts GROUP BY version ORDER BY version")
     assert rows == [("20260101000001", 3), ("20260101000002", 1)]
 
 
