@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from afterparty.config import Settings
 from afterparty.definition import Task, TaskBody
 from afterparty.environment import Environment, utc_now
 from afterparty.errors import StoppedBySignal, TaskFileError, UnknownTaskError, UsageError
@@ -24,6 +25,11 @@ from afterparty.recorder import (
     SUCCEEDED,
     Record,
 )
+
+if TYPE_CHECKING:
+    import logging
+
+    from afterparty.context import Context
 
 
 class RunReporter(Protocol):
@@ -122,18 +128,18 @@ class Executor:
         self._stop_signal: int | None = None
 
     @property
-    def settings(self):  # type: ignore[no-untyped-def]
+    def settings(self) -> Settings:
         return self.environment.settings
 
-    def plan(self, wanted: list[str]) -> tuple[list[TaskFile], list[TaskFile]]:
-        """Lock-free: the selected task files and those of them that look pending."""
+    def plan(self, wanted: list[str]) -> tuple[list[TaskFile], list[TaskFile], dict[str, str]]:
+        """Lock-free, in one query: the selected task files, those that look pending, the states."""
         files = select_task_files(scan_tasks_dir(self.settings.tasks_dir), wanted)
         states = self.environment.recorder.read_states()
-        return files, pending_task_files(files, states, self.settings.environment)
+        return files, pending_task_files(files, states, self.settings.environment), states
 
     def dry_run(self, wanted: list[str], group: str | None = None) -> RunResult:
         """What ``run`` would do now, checking the task files; changes nothing."""
-        files, pending = self.plan(wanted)
+        files, pending, _ = self.plan(wanted)
         tasks = self._import(pending, files)
         planned = [f for f in pending if self._selected(tasks[f.version], group)]
         return RunResult(planned=planned, already_done=[f for f in files if f not in pending])
@@ -141,17 +147,15 @@ class Executor:
     def run(self, wanted: list[str], keep_going: bool = False, wait: float = 300.0,
             if_busy: str = "wait", group: str | None = None) -> RunResult:
         """Run every pending (or every selected) task in version order, under the lock."""
-        files, pending = self.plan(wanted)
+        files, pending, states = self.plan(wanted)
         if not pending:
-            return RunResult(already_done=files, awaiting=self._awaiting(files))
+            awaiting = [Awaiting(f.version, f.name, None) for f in files
+                        if states.get(f.version) == AWAITING]
+            return RunResult(already_done=files, awaiting=awaiting)
         with self.environment.locked(wait, if_busy, self.reporter.waiting_for_lock) as held:
             if not held:
                 return RunResult(busy_skipped=True)
             return self._run_locked(files, keep_going, group)
-
-    def _awaiting(self, files: list[TaskFile]) -> list[Awaiting]:
-        states = self.environment.recorder.read_states()
-        return [Awaiting(f.version, f.name, None) for f in files if states.get(f.version) == AWAITING]
 
     def _selected(self, task: Task, group: str | None) -> bool:
         return task.runs_in(self.settings.environment) and group in (None, task.group)
@@ -283,12 +287,12 @@ class Executor:
             raise TaskFileError(problems)
         return tasks
 
-    def _logger(self, task_file: TaskFile):  # type: ignore[no-untyped-def]
+    def _logger(self, task_file: TaskFile) -> logging.Logger:
         from afterparty.capture import OutputCapture
 
         return OutputCapture(f"afterparty.task.{task_file.label}", self.reporter.task_output).logger
 
-    def _context(self, task_file: TaskFile, attempt: int, log):  # type: ignore[no-untyped-def]
+    def _context(self, task_file: TaskFile, attempt: int, log: logging.Logger) -> Context:
         from afterparty.context import Context, TaskConnection
 
         environment = self.environment
@@ -301,7 +305,7 @@ class Executor:
             notify_urls=self.settings.notify,
         )
 
-    def _condition_context(self, task_file: TaskFile, task: Task):  # type: ignore[no-untyped-def]
+    def _condition_context(self, task_file: TaskFile, task: Task) -> Context | None:
         """A context for ``when`` (built only for tasks that have one)."""
         if task.when is None:
             return None

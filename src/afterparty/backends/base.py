@@ -63,6 +63,23 @@ class Backend(ABC):
         """A one-line reason for a driver error, to put in a DatabaseError."""
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
+    def open_with_retry(self, product: str, default_port: int, connect: Callable[[], T],
+                        is_retryable: Callable[[BaseException], bool]) -> T:
+        """Connect, retrying for ``connect_timeout`` seconds; then one DatabaseError line."""
+        try:
+            return connect_with_retry(connect, is_retryable, self.connect_timeout)
+        except self.driver_errors as exc:
+            url = self.url
+            reason = self.describe_error(exc)
+            if url.password:
+                reason = reason.replace(url.password, "***")
+            user = f", user {url.username!r}" if url.username else ""
+            raise DatabaseError(
+                f"cannot connect to {product} at {url.host or 'localhost'}:{url.port or default_port} "
+                f"(database {url.database!r}{user}) within {self.connect_timeout:g} s: {reason}; "
+                "check the URL, the server and the credentials"
+            ) from None
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement and return its rows, translating driver errors."""
         rows: list[tuple[Any, ...]] = self._guard(lambda: self._run(sql, params, fetch=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, ClassVar
 
-from afterparty.backends.base import Backend, connect_with_retry
+from afterparty.backends.base import Backend
 from afterparty.errors import DatabaseError
 
 try:
@@ -44,25 +44,10 @@ class MySQLBackend(Backend):
         }
         if url.query.get("unix_socket"):
             options["unix_socket"] = url.query["unix_socket"]
-        try:
-            return connect_with_retry(
-                lambda: pymysql.connect(**options),
-                lambda exc: isinstance(exc, pymysql.OperationalError),
-                self.connect_timeout,
-            )
-        except pymysql.MySQLError as exc:
-            raise DatabaseError(
-                f"cannot connect to MySQL/MariaDB at {url.host or 'localhost'}:{url.port or 3306} "
-                f"(database {url.database!r}{', user ' + repr(url.username) if url.username else ''})"
-                f" within {self.connect_timeout:g} s: {self._scrub(exc)}; check the URL, the server "
-                "and the credentials"
-            ) from None
-
-    def _scrub(self, exc: BaseException) -> str:
-        message = self.describe_error(exc)
-        if self.url.password:
-            message = message.replace(self.url.password, "***")
-        return message
+        return self.open_with_retry(
+            "MySQL/MariaDB", 3306, lambda: pymysql.connect(**options),
+            lambda exc: isinstance(exc, pymysql.OperationalError),
+        )
 
     def describe_error(self, exc: BaseException) -> str:
         if isinstance(exc, pymysql.MySQLError) and len(exc.args) == 2:

@@ -7,7 +7,7 @@ import os
 import socket
 from typing import Any, ClassVar
 
-from afterparty.backends.base import Backend, connect_with_retry
+from afterparty.backends.base import Backend
 from afterparty.errors import DatabaseError
 
 try:
@@ -44,25 +44,10 @@ class PostgresBackend(Backend):
             **url.query,
         }
         options = {k: v for k, v in options.items() if v is not None}
-        try:
-            return connect_with_retry(
-                lambda: psycopg.connect(autocommit=autocommit, **options),
-                lambda exc: isinstance(exc, psycopg.OperationalError),
-                self.connect_timeout,
-            )
-        except psycopg.Error as exc:
-            raise DatabaseError(
-                f"cannot connect to PostgreSQL at {url.where} (database {url.database!r}"
-                f"{', user ' + repr(url.username) if url.username else ''}) within "
-                f"{self.connect_timeout:g} s: {self._scrub(exc)}; check the URL, the server and "
-                "the credentials"
-            ) from None
-
-    def _scrub(self, exc: BaseException) -> str:
-        message = self.describe_error(exc)
-        if self.url.password:
-            message = message.replace(self.url.password, "***")
-        return message
+        return self.open_with_retry(
+            "PostgreSQL", 5432, lambda: psycopg.connect(autocommit=autocommit, **options),
+            lambda exc: isinstance(exc, psycopg.OperationalError),
+        )
 
     def connect(self) -> None:
         self.connection = self._open(autocommit=False)
