@@ -24,36 +24,38 @@ def wait_for(path: Path, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("round_number", range(ROUNDS))
-def test_many_runners_at_once_run_every_task_exactly_once(project: Project, round_number: int) -> None:
-    """16 runners started together on an empty database with 30 tasks."""
-    ledger = project.root / "ledger.txt"
-    project.query("CREATE TABLE effects (version VARCHAR(14))")
-    for n in range(TASKS):
-        version = f"202601010{n:05d}"
-        project.write_task(version, f"task_{n}", f"""
-            cur = ctx.db.cursor()
-            cur.execute("INSERT INTO effects (version) VALUES ('{version}')")
-            with open({str(ledger)!r}, "a") as fh:
-                fh.write(ctx.version + "\\n")
-        """)
-    runners = [project.popen("run") for _ in range(RUNNERS)]
-    results = [(r.wait(timeout=300), r.stdout.read(), r.stderr.read()) for r in runners]  # type: ignore[union-attr]
-    for code, out, err in results:
-        assert code == 0, out + err
-        assert "already exists" not in out + err
+def test_many_runners_at_once_run_every_task_exactly_once(project: Project) -> None:
+    """16 runners started together on an empty database with 30 tasks, several rounds."""
+    for round_number in range(ROUNDS):
+        prefix = f"round{round_number}_"
+        ledger = project.root / f"ledger{round_number}.txt"
+        project.query(f"CREATE TABLE {prefix}effects (version VARCHAR(14))")
+        for n in range(TASKS):
+            version = f"202601010{n:05d}"
+            project.write_task(version, f"task_{n}", f"""
+                cur = ctx.db.cursor()
+                cur.execute("INSERT INTO {prefix}effects (version) VALUES ('{version}')")
+                with open({str(ledger)!r}, "a") as fh:
+                    fh.write(ctx.version + "\\n")
+            """)
+        env = {"AFTERPARTY_TABLE_PREFIX": prefix}
+        runners = [project.popen("run", extra_env=env) for _ in range(RUNNERS)]
+        results = [(r.wait(timeout=300), *r.communicate()) for r in runners]
+        for code, out, err in results:
+            assert code == 0, out + err
+            assert "already exists" not in out + err
 
-    lines = ledger.read_text().split()
-    assert len(lines) == TASKS and len(set(lines)) == TASKS
-    effects = [row[0] for row in project.query("SELECT version FROM effects")]
-    assert sorted(effects) == sorted(set(lines))
-    succeeded = project.query(
-        "SELECT version, COUNT(*) FROM afterparty_attempts WHERE state = 'succeeded' GROUP BY version")
-    assert len(succeeded) == TASKS and all(count == 1 for _, count in succeeded)
-    assert project.query("SELECT COUNT(*) FROM afterparty_attempts") == [(TASKS,)]
-    printed = sum(1 for _, out, _ in results for line in out.splitlines()
-                  if line[:1].isdigit() and " succeeded in " in line)
-    assert printed == TASKS
+        lines = ledger.read_text().split()
+        assert len(lines) == TASKS and len(set(lines)) == TASKS
+        effects = [row[0] for row in project.query(f"SELECT version FROM {prefix}effects")]
+        assert sorted(effects) == sorted(set(lines))
+        succeeded = project.query(
+            f"SELECT version, COUNT(*) FROM {prefix}attempts WHERE state = 'succeeded' GROUP BY version")
+        assert len(succeeded) == TASKS and all(count == 1 for _, count in succeeded)
+        assert project.query(f"SELECT COUNT(*) FROM {prefix}attempts") == [(TASKS,)]
+        printed = sum(1 for _, out, _ in results for line in out.splitlines()
+                      if line[:1].isdigit() and " succeeded in " in line)
+        assert printed == TASKS
 
 
 def kill_mid_task(project: Project, started: Path) -> None:
