@@ -168,3 +168,13 @@ def test_retries_with_backoff_record_every_try(project: Project) -> None:
     assert failed.code == 1
     assert [a["state"] for a in json.loads(project.cli("show", "never", "--json").out)["attempts"]] == [
         "failed", "failed"]
+
+
+def test_check_finds_dependency_problems_without_a_database(sqlite_project: Project) -> None:
+    sqlite_project.write_task("20260101000001", "a", options='depends_on=["b"]')
+    sqlite_project.write_task("20260101000002", "b", options='depends_on=["a"]')
+    sqlite_project.write_task("20260101000003", "c", options='depends_on=["nope"]')
+    result = sqlite_project.cli("check", extra_env={"AFTERPARTY_DATABASE_URL": "postgresql://x@127.0.0.1:1/x"})
+    assert result.code == 2
+    assert "depends_on names no task: 'nope'" in result.err
+    assert "dependency cycle" in result.err

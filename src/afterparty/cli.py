@@ -342,13 +342,10 @@ def _print_attempt(number: int, attempt: Any) -> None:
 @pass_state
 def check(state: _State) -> None:
     """Validate every task file without touching the database."""
-    from afterparty.loader import load_tasks, scan_tasks_dir
+    from afterparty.planner import check_task_files
 
     settings = state.settings()
-    files = scan_tasks_dir(settings.tasks_dir)
-    if settings.project_root not in sys.path:
-        sys.path.insert(0, settings.project_root)
-    load_tasks(files)
+    files = check_task_files(settings)
     click.echo(f"{len(files)} task file(s) OK in {settings.tasks_dir}")
 
 

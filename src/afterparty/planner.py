@@ -8,8 +8,26 @@ from typing import TYPE_CHECKING, Any
 from afterparty.recorder import DONE_STATES, HUMAN_STATES, SUCCEEDED
 
 if TYPE_CHECKING:
+    from afterparty.config import Settings
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
+
+
+def check_task_files(settings: Settings) -> list[TaskFile]:
+    """Import every task file and check names and dependencies; raises TaskFileError."""
+    import sys
+
+    from afterparty.errors import TaskFileError
+    from afterparty.loader import load_tasks, scan_tasks_dir
+
+    files = scan_tasks_dir(settings.tasks_dir)
+    if settings.project_root not in sys.path:
+        sys.path.insert(0, settings.project_root)
+    tasks = load_tasks(files)
+    problems = dependency_problems(files, tasks, files)
+    if problems:
+        raise TaskFileError(problems)
+    return files
 
 
 def pending_task_files(files: list[TaskFile], states: dict[str, str],
