@@ -6,11 +6,11 @@ import contextlib
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from afterparty.backends import DatabaseURL
-from afterparty.errors import DatabaseError
+from afterparty.errors import DatabaseError, UsageError
 
 T = TypeVar("T")
 
@@ -20,7 +20,12 @@ class MissingTableError(Exception):
 
 
 class Backend(ABC):
-    """One connection to the tracking database, plus the environment lock."""
+    """One connection to the tracking database, plus the environment lock.
+
+    A backend module states its database's SQL and lock; how connections are opened
+    (``connect``, ``open_connection``, ``driver_errors``) is all that a framework's
+    connection (Django, SQLAlchemy) replaces to reuse them.
+    """
 
     name: ClassVar[str]
     # Column types for the records tables, by role; see recorder.TABLES.
@@ -32,10 +37,15 @@ class Backend(ABC):
         self.url = url
         self.connect_timeout = connect_timeout
         self.connection: Any = None
+        self._lock_connection: Any = None
 
-    @abstractmethod
     def connect(self) -> None:
         """Open the connection used for records and ``ctx.db``; raise DatabaseError if unable."""
+        self.connection = self.open_connection(autocommit=False)
+
+    def open_connection(self, autocommit: bool) -> Any:
+        """A new DB-API connection to the database (the lock takes one in autocommit mode)."""
+        raise NotImplementedError(f"{self.name} needs no second connection")
 
     @abstractmethod
     def is_missing_table(self, exc: BaseException) -> bool:
@@ -53,7 +63,10 @@ class Backend(ABC):
     def lock_holder(self, prefix: str) -> str | None:
         """Who holds the lock (host, pid, since when), if it can be told."""
 
-    driver_errors: tuple[type[BaseException], ...] = ()
+    @property
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        """The exception classes of the driver, which become DatabaseError."""
+        return ()
 
     def read_only_reason(self) -> str | None:
         """Why the database cannot be written to, if it cannot (a standby, a read-only server)."""
@@ -90,10 +103,29 @@ class Backend(ABC):
         changed: int = self._guard(lambda: self._run(sql, params, fetch=False))
         return changed
 
-    def _run(self, sql: str, params: Sequence[Any], fetch: bool) -> Any:
+    def lock_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement on the lock's own connection (opened in autocommit mode)."""
+        if self._lock_connection is None:
+            self._lock_connection = self.open_connection(autocommit=True)
+        rows: list[tuple[Any, ...]] = self._guard(
+            lambda: self._run(sql, params, fetch=True, connection=self._lock_connection))
+        return rows
+
+    def close_lock_connection(self, unlock_sql: str) -> None:
+        """Release the locks of the lock's connection and close it."""
+        if self._lock_connection is None:
+            return
+        # Failing is harmless: the server releases a closed or dead session's locks itself.
+        with contextlib.suppress(DatabaseError):
+            self.lock_query(unlock_sql)
+        with contextlib.suppress(*self.driver_errors):
+            self._lock_connection.close()
+        self._lock_connection = None
+
+    def _run(self, sql: str, params: Sequence[Any], fetch: bool, connection: Any = None) -> Any:
         if self.placeholder != "%s":
             sql = sql.replace("%s", self.placeholder)
-        cursor = self.connection.cursor()
+        cursor = (self.connection if connection is None else connection).cursor()
         try:
             cursor.execute(sql, tuple(params))
             return cursor.fetchall() if fetch else int(cursor.rowcount)
@@ -134,9 +166,23 @@ class Backend(ABC):
         with contextlib.suppress(*self.driver_errors):
             self.connection.rollback()
 
+    def orm_session(self) -> Any:
+        """An ORM session inside the task's transaction (``ctx.session``)."""
+        raise UsageError(
+            "ctx.session needs a SQLAlchemy engine: run through `flask afterparty` or pass an "
+            "Engine to afterparty.run(database=engine); use ctx.db or your framework's ORM"
+        )
+
     def close(self) -> None:
         with contextlib.suppress(*self.driver_errors):
             self.connection.close()
+
+
+def error_chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """An error and the errors it was raised from: frameworks wrap the driver's error."""
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__
 
 
 def holder_identity() -> str:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import hashlib
 from typing import Any, ClassVar
 
-from afterparty.backends.base import Backend
+from afterparty.backends.base import Backend, error_chain
 from afterparty.errors import DatabaseError
-
-try:
-    import pymysql
-    import pymysql.constants.CLIENT
-except ImportError:  # pragma: no cover - exercised by a test in a venv without the driver
-    raise DatabaseError("the MySQL driver is not installed: pip install 'afterparty[mysql]'") from None
 
 NO_SUCH_TABLE = 1146
 LOCK_NAME_LIMIT = 64
+
+
+def _pymysql() -> Any:
+    """The driver, imported when a connection is opened (Django may bring mysqlclient)."""
+    try:
+        import pymysql
+        import pymysql.constants.CLIENT
+    except ImportError:  # exercised by a test in a venv without the driver
+        raise DatabaseError("the MySQL driver is not installed: pip install 'afterparty[mysql]'") from None
+    return pymysql
 
 
 class MySQLBackend(Backend):
@@ -28,11 +32,14 @@ class MySQLBackend(Backend):
         "real": "DOUBLE",
         "id": "BIGINT AUTO_INCREMENT PRIMARY KEY",
     }
-    driver_errors = (pymysql.MySQLError,)
-    _lock_connection: Any = None
     _lock_name: str | None = None
 
-    def _open(self, autocommit: bool) -> Any:
+    @property
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        return (_pymysql().MySQLError,)
+
+    def open_connection(self, autocommit: bool) -> Any:
+        pymysql = _pymysql()
         url = self.url
         options: dict[str, Any] = {
             "host": url.host or "localhost", "port": url.port or 3306, "user": url.username,
@@ -50,15 +57,13 @@ class MySQLBackend(Backend):
         )
 
     def describe_error(self, exc: BaseException) -> str:
-        if isinstance(exc, pymysql.MySQLError) and len(exc.args) == 2:
+        # PyMySQL and mysqlclient both raise errors with the arguments (code, message).
+        if len(exc.args) == 2 and isinstance(exc.args[0], int):
             return f"{exc.args[1]} (error {exc.args[0]})"
         return super().describe_error(exc)
 
-    def connect(self) -> None:
-        self.connection = self._open(autocommit=False)
-
     def is_missing_table(self, exc: BaseException) -> bool:
-        return isinstance(exc, pymysql.MySQLError) and bool(exc.args) and bool(exc.args[0] == NO_SUCH_TABLE)
+        return any(e.args[:1] == (NO_SUCH_TABLE,) for e in error_chain(exc))
 
     def read_only_reason(self) -> str | None:
         (read_only,), = self.query("SELECT @@GLOBAL.read_only")
@@ -77,22 +82,11 @@ class MySQLBackend(Backend):
 
     def try_lock(self, prefix: str) -> bool:
         self._lock_name = self._name(prefix)
-        if self._lock_connection is None:
-            self._lock_connection = self._open(autocommit=True)
-        with self._lock_connection.cursor() as cursor:
-            cursor.execute("SELECT GET_LOCK(%s, 0)", (self._lock_name,))
-            (got,) = cursor.fetchone()
+        (got,), = self.lock_query("SELECT GET_LOCK(%s, 0)", (self._lock_name,))
         return bool(got == 1)
 
     def release_lock(self) -> None:
-        if self._lock_connection is not None:
-            try:
-                with self._lock_connection.cursor() as cursor:
-                    cursor.execute("SELECT RELEASE_ALL_LOCKS()")
-                self._lock_connection.close()
-            except pymysql.MySQLError:
-                pass  # the server releases a dead session's locks itself
-            self._lock_connection = None
+        self.close_lock_connection("SELECT RELEASE_ALL_LOCKS()")
 
     def lock_holder(self, prefix: str) -> str | None:
         rows = self.query(

@@ -7,16 +7,21 @@ import os
 import socket
 from typing import Any, ClassVar
 
-from afterparty.backends.base import Backend
+from afterparty.backends.base import Backend, error_chain
 from afterparty.errors import DatabaseError
 
-try:
-    import psycopg
-    import psycopg.errors
-except ImportError:  # pragma: no cover - exercised by a test in a venv without the driver
-    raise DatabaseError(
-        "the PostgreSQL driver is not installed: pip install 'afterparty[postgres]'"
-    ) from None
+UNDEFINED_TABLE = "42P01"
+
+
+def _psycopg() -> Any:
+    """The driver, imported when a connection is opened (Django may bring its own)."""
+    try:
+        import psycopg
+    except ImportError:  # exercised by a test in a venv without the driver
+        raise DatabaseError(
+            "the PostgreSQL driver is not installed: pip install 'afterparty[postgres]'"
+        ) from None
+    return psycopg
 
 
 class PostgresBackend(Backend):
@@ -29,11 +34,14 @@ class PostgresBackend(Backend):
         "real": "DOUBLE PRECISION",
         "id": "BIGSERIAL PRIMARY KEY",
     }
-    driver_errors = (psycopg.Error,)
-    _lock_connection: Any = None
     _lock_key: int | None = None
 
-    def _open(self, autocommit: bool) -> Any:
+    @property
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        return (_psycopg().Error,)
+
+    def open_connection(self, autocommit: bool) -> Any:
+        psycopg = _psycopg()
         url = self.url
         options: dict[str, Any] = {
             "host": url.host or "localhost", "port": url.port, "user": url.username,
@@ -49,11 +57,10 @@ class PostgresBackend(Backend):
             lambda exc: isinstance(exc, psycopg.OperationalError),
         )
 
-    def connect(self) -> None:
-        self.connection = self._open(autocommit=False)
-
     def is_missing_table(self, exc: BaseException) -> bool:
-        return isinstance(exc, psycopg.errors.UndefinedTable)
+        # psycopg 3 says sqlstate, psycopg2 (under Django) pgcode.
+        return any(UNDEFINED_TABLE in (getattr(e, "sqlstate", None), getattr(e, "pgcode", None))
+                   for e in error_chain(exc))
 
     def read_only_reason(self) -> str | None:
         (recovery, read_only), = self.query(
@@ -80,20 +87,11 @@ class PostgresBackend(Backend):
         if self._lock_key is None:
             self._lock_key = self._key(prefix)
             self.rollback()
-        if self._lock_connection is None:
-            self._lock_connection = self._open(autocommit=True)
-        row = self._lock_connection.execute(
-            "SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
-        return bool(row[0])
+        (got,), = self.lock_query("SELECT pg_try_advisory_lock(%s)", (self._lock_key,))
+        return bool(got)
 
     def release_lock(self) -> None:
-        if self._lock_connection is not None:
-            try:
-                self._lock_connection.execute("SELECT pg_advisory_unlock_all()")
-                self._lock_connection.close()
-            except psycopg.Error:
-                pass  # the server releases a dead session's locks itself
-            self._lock_connection = None
+        self.close_lock_connection("SELECT pg_advisory_unlock_all()")
 
     def lock_holder(self, prefix: str) -> str | None:
         key = self._lock_key if self._lock_key is not None else self._key(prefix)

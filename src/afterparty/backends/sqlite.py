@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import IO, Any, ClassVar
 
-from afterparty.backends.base import Backend, holder_identity
+from afterparty.backends.base import Backend, error_chain, holder_identity
 from afterparty.errors import DatabaseError
 
 
@@ -20,8 +20,11 @@ class SQLiteBackend(Backend):
         "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
     }
     placeholder = "?"
-    driver_errors = (sqlite3.Error,)
     _lock_file: IO[str] | None = None
+
+    @property
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        return (sqlite3.Error,)
 
     def connect(self) -> None:
         path = self.url.database
@@ -43,7 +46,8 @@ class SQLiteBackend(Backend):
         return message
 
     def is_missing_table(self, exc: BaseException) -> bool:
-        return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
+        return any(isinstance(e, sqlite3.OperationalError) and "no such table" in str(e)
+                   for e in error_chain(exc))
 
     def begin(self) -> None:
         self.execute("BEGIN")
