@@ -16,17 +16,24 @@ from afterparty.errors import AfterpartyError, StoppedBySignal, TaskFileError
 class _State:
     """What the group's options leave for the commands."""
 
-    def __init__(self, flags: dict[str, str | None], connect_timeout: float, verbose: bool) -> None:
+    def __init__(self, flags: dict[str, str | None], connect_timeout: float, verbose: bool,
+                 framework: Any = None) -> None:
         self.flags = flags
         self.connect_timeout = connect_timeout
         self.verbose = verbose
+        # A web framework's integration (afterparty.integration.Framework), if one runs us.
+        self.framework = framework
 
     def settings(self) -> Any:
+        if self.framework is not None:
+            return self.framework.settings(self.flags)
         from afterparty.config import load_settings
 
         return load_settings(self.flags)
 
     def environment(self) -> Any:
+        if self.framework is not None:
+            return self.framework.environment(self.settings(), self.connect_timeout)
         from afterparty.environment import Environment
 
         return Environment(self.settings(), self.connect_timeout)
@@ -52,7 +59,7 @@ def cli(ctx: click.Context, database_url: str | None, tasks_dir: str | None,
     ctx.obj = _State(
         {"database_url": database_url, "tasks_dir": tasks_dir, "environment": environment,
          "table_prefix": table_prefix},
-        connect_timeout, verbose,
+        connect_timeout, verbose, framework=ctx.obj,
     )
 
 
@@ -465,12 +472,15 @@ def rollback(state: _State, version: str, record_only: bool) -> int:
     return 0 if outcome.state == "reverted" else 1
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the command and exit with the documented code."""
+def main(argv: list[str] | None = None, prog_name: str = "afterparty", framework: Any = None) -> None:
+    """Entry point: run the command and exit with the documented code.
+
+    ``manage.py afterparty`` and ``flask afterparty`` come here too, with their ``framework``.
+    """
     args = sys.argv[1:] if argv is None else argv
     verbose = "-v" in args or "--verbose" in args
     try:
-        code = cli.main(args=args, prog_name="afterparty", standalone_mode=False)
+        code = cli.main(args=args, prog_name=prog_name, standalone_mode=False, obj=framework)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:

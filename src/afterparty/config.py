@@ -86,9 +86,16 @@ def read_pyproject_table(path: str) -> dict[str, object]:
     return table
 
 
-def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = None) -> Settings:
-    """Merge flags > environment variables > pyproject.toml > defaults."""
+def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = None,
+                  app_settings: dict[str, object] | None = None,
+                  app_base: str | None = None) -> Settings:
+    """Merge flags > environment variables > app settings > pyproject.toml > defaults.
+
+    ``app_settings`` are a web framework's (Django's ``AFTERPARTY``, Flask's ``app.config``),
+    by the keys of ``[tool.afterparty]``; relative paths in them are relative to ``app_base``.
+    """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    app_settings = app_settings or {}
     cwd = os.path.abspath(cwd or os.getcwd())
     pyproject = find_pyproject(cwd)
     table = read_pyproject_table(pyproject) if pyproject else {}
@@ -101,6 +108,8 @@ def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = 
         for var in ENV_VARS[key]:
             if os.environ.get(var):
                 return os.environ[var], cwd
+        if key in app_settings:
+            return app_settings[key], app_base or cwd
         if key in table:
             return table[key], project_root
         return DEFAULTS.get(key), project_root

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from afterparty.errors import AfterpartyError
@@ -56,6 +57,7 @@ class Context:
         db: Any,
         log: logging.Logger,
         notify_urls: list[str],
+        open_session: Callable[[], Any] | None = None,
     ) -> None:
         self.version = version
         self.name = name
@@ -66,6 +68,17 @@ class Context:
         self.db = db
         self.log = log
         self.notify_urls = notify_urls
+        self._open_session = open_session
+        self._session: Any = None
+
+    @property
+    def session(self) -> Any:
+        """A SQLAlchemy ``Session`` inside the task's transaction: its work commits with the record."""
+        if self._session is None:
+            if self._open_session is None:
+                raise AfterpartyError("ctx.session is only available while the task runs")
+            self._session = self._open_session()
+        return self._session
 
     def notify(self, message: str, title: str | None = None) -> None:
         """Send ``message`` to every configured notification URL (or log it when none is)."""

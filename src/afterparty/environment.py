@@ -23,11 +23,13 @@ def utc_now() -> str:
 class Environment:
     """Opens the tracking database lazily, so commands that need no records never connect."""
 
-    def __init__(self, settings: Settings, connect_timeout: float = 30.0) -> None:
+    def __init__(self, settings: Settings, connect_timeout: float = 30.0,
+                 backend: Backend | None = None) -> None:
+        """``backend``, when given, is a connected one (a framework's database connection)."""
         self.settings = settings
-        self.url = parse_url(settings.database_url)
+        self.url = backend.url if backend is not None else parse_url(settings.database_url)
         self.connect_timeout = connect_timeout
-        self._backend: Backend | None = None
+        self._backend: Backend | None = backend
         self._origin: Origin | None = None
 
     @property

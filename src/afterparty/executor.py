@@ -302,7 +302,7 @@ class Executor:
             attempt=attempt,
             idempotency_key=_idempotency_key(environment.recorder.environment_id(), task_file.version),
             db=TaskConnection(environment.backend.connection), log=log,
-            notify_urls=self.settings.notify,
+            notify_urls=self.settings.notify, open_session=environment.backend.orm_session,
         )
 
     def _condition_context(self, task_file: TaskFile, task: Task) -> Context | None:

@@ -108,7 +108,18 @@ def _redact_raw(url: str) -> str:
 
 def open_backend(url: DatabaseURL, connect_timeout: float = 30.0) -> Backend:
     """Import the backend for a URL (and so its driver, only now) and connect."""
-    module = importlib.import_module(f"afterparty.backends.{url.backend}")
-    backend: Backend = module.BACKEND(url, connect_timeout)
+    backend: Backend = backend_class(url.backend)(url, connect_timeout)
     backend.connect()
+    return backend
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend of a database by the name a URL scheme or a framework gives it."""
+    module = SCHEMES.get(name.lower())
+    if module is None:
+        raise ConfigError(
+            f"afterparty cannot keep records in a {name} database: use SQLite, PostgreSQL "
+            "or MySQL/MariaDB"
+        )
+    backend: type[Backend] = importlib.import_module(f"afterparty.backends.{module}").BACKEND
     return backend

@@ -95,12 +95,12 @@ class Backend(ABC):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement and return its rows, translating driver errors."""
-        rows: list[tuple[Any, ...]] = self._guard(lambda: self._run(sql, params, fetch=True))
+        rows: list[tuple[Any, ...]] = self._guard(lambda: self._run(sql, params, _rows))
         return rows
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement and return how many rows it changed."""
-        changed: int = self._guard(lambda: self._run(sql, params, fetch=False))
+        changed: int = self._guard(lambda: self._run(sql, params, _rowcount))
         return changed
 
     def lock_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -108,7 +108,7 @@ class Backend(ABC):
         if self._lock_connection is None:
             self._lock_connection = self.open_connection(autocommit=True)
         rows: list[tuple[Any, ...]] = self._guard(
-            lambda: self._run(sql, params, fetch=True, connection=self._lock_connection))
+            lambda: self._run(sql, params, _rows, connection=self._lock_connection))
         return rows
 
     def close_lock_connection(self, unlock_sql: str) -> None:
@@ -122,13 +122,15 @@ class Backend(ABC):
             self._lock_connection.close()
         self._lock_connection = None
 
-    def _run(self, sql: str, params: Sequence[Any], fetch: bool, connection: Any = None) -> Any:
+    def _run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T],
+             connection: Any = None) -> T:
+        """Execute on a DB-API cursor and ``read`` the result from it."""
         if self.placeholder != "%s":
             sql = sql.replace("%s", self.placeholder)
         cursor = (self.connection if connection is None else connection).cursor()
         try:
             cursor.execute(sql, tuple(params))
-            return cursor.fetchall() if fetch else int(cursor.rowcount)
+            return read(cursor)
         finally:
             cursor.close()
 
@@ -143,17 +145,8 @@ class Backend(ABC):
 
     def insert_returning_id(self, sql: str, params: Sequence[Any]) -> int:
         """Run an INSERT into a table with an ``id`` column and return the new row's id."""
-
-        def insert() -> int:
-            statement = sql.replace("%s", self.placeholder) if self.placeholder != "%s" else sql
-            cursor = self.connection.cursor()
-            try:
-                cursor.execute(statement, tuple(params))
-                return int(cursor.lastrowid)
-            finally:
-                cursor.close()
-
-        return self._guard(insert)
+        new_id: int = self._guard(lambda: self._run(sql, params, _lastrowid))
+        return new_id
 
     def begin(self) -> None:  # noqa: B027 - most drivers begin one implicitly
         """Start a transaction (drivers that start one implicitly need nothing)."""
@@ -176,6 +169,18 @@ class Backend(ABC):
     def close(self) -> None:
         with contextlib.suppress(*self.driver_errors):
             self.connection.close()
+
+
+def _rows(cursor: Any) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in cursor.fetchall()]
+
+
+def _rowcount(cursor: Any) -> int:
+    return int(cursor.rowcount)
+
+
+def _lastrowid(cursor: Any) -> int:
+    return int(cursor.lastrowid)
 
 
 def error_chain(exc: BaseException | None) -> Iterator[BaseException]:

@@ -1,0 +1,1 @@
+"""Integrations with web frameworks and ORMs: Django, Flask and SQLAlchemy."""

@@ -1,0 +1,67 @@
+"""The records tables as Django models, for the admin: read-only and never migrated by Django.
+
+afterparty creates these tables itself, under its lock, the first time it records anything.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from afterparty.contrib.django.framework import django_afterparty_settings
+
+PREFIX = django_afterparty_settings().table_prefix
+
+
+class Task(models.Model):
+    """One release task's record in this environment."""
+
+    version = models.CharField(max_length=14, primary_key=True)
+    name = models.CharField(max_length=255)
+    state = models.CharField(max_length=255)
+    description = models.TextField(null=True)
+    attempts = models.IntegerField()
+    first_started_at = models.CharField(max_length=255, null=True)
+    last_started_at = models.CharField(max_length=255, null=True)
+    finished_at = models.CharField(max_length=255, null=True)
+    last_error = models.TextField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = f"{PREFIX}tasks"
+        ordering = ("version",)
+        verbose_name = "release task"
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.name}"
+
+
+class Attempt(models.Model):
+    """One attempt at a task, or one decision about it (mark-done, skip, forget, resolve)."""
+
+    id = models.BigAutoField(primary_key=True)
+    task = models.ForeignKey(Task, on_delete=models.DO_NOTHING, db_column="version",
+                             db_constraint=False, related_name="attempt_set")
+    name = models.CharField(max_length=255)
+    action = models.CharField(max_length=255)
+    state = models.CharField(max_length=255)
+    started_at = models.CharField(max_length=255)
+    finished_at = models.CharField(max_length=255, null=True)
+    duration = models.FloatField(null=True)
+    host = models.CharField(max_length=255, null=True)
+    pid = models.IntegerField(null=True)
+    username = models.CharField(max_length=255, null=True)
+    release_id = models.CharField("release", max_length=255, null=True)
+    environment = models.CharField(max_length=255, null=True)
+    error = models.TextField(null=True)
+    output = models.TextField(null=True)
+    tool_version = models.CharField("afterparty version", max_length=255, null=True)
+    note = models.TextField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = f"{PREFIX}attempts"
+        ordering = ("id",)
+        verbose_name = "attempt"
+
+    def __str__(self) -> str:
+        return f"{self.task_id} {self.action} #{self.id}"

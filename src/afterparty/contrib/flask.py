@@ -1,0 +1,61 @@
+"""``flask afterparty <command>``: afterparty's command line on a Flask app's config and database.
+
+Registered through the ``flask.commands`` entry point group, so installing afterparty is all
+a Flask app needs. With Flask-SQLAlchemy, records are kept through the app's engine.
+"""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from afterparty.cli import main
+from afterparty.config import ENV_VARS, Settings, load_settings
+from afterparty.environment import Environment
+from afterparty.integration import refuse_database_url
+
+# app.config keys are named as the environment variables are: AFTERPARTY_TASKS_DIR, ...
+CONFIG_KEYS = {names[0]: key for key, names in ENV_VARS.items()}
+
+
+class FlaskFramework:
+    """``flask afterparty``: the app's config and engine (see afterparty.integration)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    @property
+    def engine(self):  # type: ignore[no-untyped-def]
+        """Flask-SQLAlchemy's engine, when the app uses it."""
+        extension = self.app.extensions.get("sqlalchemy")
+        return extension.engine if extension is not None else None
+
+    def settings(self, flags: dict[str, str | None]) -> Settings:
+        """Flags > environment variables > app.config > pyproject.toml > defaults.
+
+        Relative paths in app.config are relative to the app's root path.
+        """
+        if self.engine is not None:
+            refuse_database_url(flags, "flask afterparty", "configure SQLALCHEMY_DATABASE_URI")
+        app_settings = {key: self.app.config[name] for name, key in CONFIG_KEYS.items()
+                        if self.app.config.get(name) is not None}
+        return load_settings(flags, app_settings=app_settings, app_base=self.app.root_path)
+
+    def environment(self, settings: Settings, connect_timeout: float) -> Environment:
+        engine = self.engine
+        if engine is None:
+            return Environment(settings, connect_timeout)
+        from afterparty.contrib.sqlalchemy import engine_backend
+
+        return Environment(settings, connect_timeout, backend=engine_backend(engine, connect_timeout))
+
+
+@click.command("afterparty", add_help_option=False,
+               context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@with_appcontext
+def afterparty_command(args: tuple[str, ...]) -> None:
+    """Run one-off release tasks exactly once (flask afterparty --help)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    main(list(args), prog_name="flask afterparty", framework=FlaskFramework(app))
