@@ -1,7 +1,9 @@
 """afterparty: run one-off release tasks exactly once per environment.
 
-Task files need only ``from afterparty import task``. The names below load on first
-use, so that the command line's no-op path imports nothing it does not need.
+Task files need only ``from afterparty import task``; ``afterparty.run(...)``,
+``afterparty.status(...)`` and the other commands are the Python API (afterparty.api).
+The names below load on first use, so that the command line's no-op path imports
+nothing it does not need.
 """
 
 from __future__ import annotations
@@ -14,10 +16,36 @@ __all__ = [
     "Context",
     "Task",
     "__version__",
+    "check",
+    "confirm",
+    "forget",
+    "init",
+    "mark_done",
+    "new",
+    "resolve",
+    "rollback",
+    "run",
+    "show",
+    "skip",
+    "status",
     "task",
 ]
 
 if TYPE_CHECKING:
+    from afterparty.api import (
+        check,
+        confirm,
+        forget,
+        init,
+        mark_done,
+        new,
+        resolve,
+        rollback,
+        run,
+        show,
+        skip,
+        status,
+    )
     from afterparty.context import Context
     from afterparty.definition import Task, task
     from afterparty.errors import AfterpartyError
@@ -27,6 +55,18 @@ _LAZY = {
     "Task": "afterparty.definition",
     "Context": "afterparty.context",
     "AfterpartyError": "afterparty.errors",
+    "check": "afterparty.api",
+    "confirm": "afterparty.api",
+    "forget": "afterparty.api",
+    "init": "afterparty.api",
+    "mark_done": "afterparty.api",
+    "new": "afterparty.api",
+    "resolve": "afterparty.api",
+    "rollback": "afterparty.api",
+    "run": "afterparty.api",
+    "show": "afterparty.api",
+    "skip": "afterparty.api",
+    "status": "afterparty.api",
 }
 
 

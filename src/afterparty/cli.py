@@ -124,7 +124,10 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
     finally:
         environment.close()
     if as_json:
-        click.echo(json.dumps(_run_json(result, environment, dry_run), indent=2))
+        from afterparty.report import RunReport
+
+        report = RunReport.of(result, environment.settings.environment, dry_run)
+        click.echo(json.dumps(report.as_dict(), indent=2))
     else:
         _print_run_summary(result, dry_run)
     return int(result.exit_code)
@@ -232,35 +235,6 @@ def _print_awaiting(result: Any) -> None:
                    f"afterparty confirm {step.version}")
 
 
-def _run_json(result: Any, environment: Any, dry_run: bool) -> dict[str, Any]:
-    if result.busy_skipped:
-        outcome = "busy_skipped"
-    elif dry_run:
-        outcome = "dry_run"
-    elif not result.planned:
-        outcome = "nothing_to_do"
-    else:
-        outcome = "ran"
-    ran = {o.version for o in result.outcomes}
-    return {
-        "result": outcome,
-        "exit_code": result.exit_code,
-        "environment": environment.settings.environment,
-        "tasks": [
-            {"version": o.version, "name": o.name, "state": o.state,
-             "duration": round(o.duration, 4), "error": o.error}
-            for o in result.outcomes
-        ],
-        "pending": [{"version": f.version, "name": f.name}
-                    for f in result.planned if f.version not in ran],
-        "held": result.held.version if result.held else None,
-        "interrupted_found": result.interrupted_found,
-        "waiting": result.waiting,
-        "awaiting": [{"version": a.version, "name": a.name, "owner": a.owner}
-                     for a in result.awaiting],
-    }
-
-
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
 @pass_state
@@ -274,11 +248,10 @@ def status(state: _State, as_json: bool) -> None:
     finally:
         environment.close()
     if as_json:
-        click.echo(json.dumps({
-            "environment": environment.settings.environment,
-            "database": environment.url.redacted,
-            "tasks": [row.as_dict() for row in rows],
-        }, indent=2))
+        from afterparty.report import StatusReport
+
+        report = StatusReport(environment.settings.environment, environment.url.redacted, rows)
+        click.echo(json.dumps(report.as_dict(), indent=2))
         return
     if not rows:
         click.echo(f"no tasks in {environment.settings.tasks_dir}")
@@ -304,7 +277,6 @@ def status(state: _State, as_json: bool) -> None:
 @pass_state
 def show(state: _State, version: str, as_json: bool) -> None:
     """Show one task's attempts: who, where, when, error and captured output."""
-    from dataclasses import asdict
 
     from afterparty.status import task_history
 
@@ -314,8 +286,9 @@ def show(state: _State, version: str, as_json: bool) -> None:
     finally:
         environment.close()
     if as_json:
-        click.echo(json.dumps({"task": row.as_dict(), "attempts": [asdict(a) for a in attempts]},
-                              indent=2))
+        from afterparty.report import TaskHistory
+
+        click.echo(json.dumps(TaskHistory(row, attempts).as_dict(), indent=2))
         return
     click.echo(f"{row.version} {row.name}: {row.state}")
     if row.description:

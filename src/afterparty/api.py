@@ -1,0 +1,215 @@
+"""afterparty's commands as Python functions, for deploys driven from Python.
+
+Each function takes the command line's global options as keywords (``database``,
+``tasks_dir``, ``env``, ``table_prefix``, ``connect_timeout``; unset ones come from the
+environment variables and ``pyproject.toml`` as for the command line) and returns what the
+command's ``--json`` prints, as typed values. Errors are raised as the command line's
+named exceptions (``afterparty.errors``), each carrying its ``exit_code``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from afterparty.config import Settings, load_settings
+from afterparty.environment import Environment
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from typing_extensions import Unpack
+
+    from afterparty.decisions import Decision
+    from afterparty.executor import RunReporter, TaskOutcome
+    from afterparty.loader import TaskFile
+    from afterparty.report import RunReport, StatusReport, TaskHistory
+
+log = logging.getLogger("afterparty")
+
+
+class Where(TypedDict, total=False):
+    """Which environment a function acts on; the command line's global options."""
+
+    database: str | Engine
+    """A database URL, or a SQLAlchemy ``Engine`` (then ``ctx.session`` works in tasks)."""
+    tasks_dir: str | os.PathLike[str]
+    env: str
+    table_prefix: str
+    connect_timeout: float
+
+
+def run(*tasks: str, dry_run: bool = False, keep_going: bool = False, wait: float = 300.0,
+        if_busy: str = "wait", group: str | None = None, reporter: RunReporter | None = None,
+        **where: Unpack[Where]) -> RunReport:
+    """Run pending tasks (or only ``tasks``, by version or name) in version order.
+
+    A failed task does not raise: look at ``report.exit_code`` and ``report.tasks``.
+    ``reporter`` receives progress as it happens; by default it goes to the ``afterparty`` logger.
+    """
+    from afterparty.executor import Executor
+    from afterparty.report import RunReport
+
+    with _environment(where) as environment:
+        executor = Executor(environment, reporter or LoggingReporter())
+        if dry_run:
+            result = executor.dry_run(list(tasks), group)
+        else:
+            result = executor.run(list(tasks), keep_going, wait, if_busy, group)
+        return RunReport.of(result, environment.settings.environment, dry_run)
+
+
+def status(**where: Unpack[Where]) -> StatusReport:
+    """Every task file and record in version order; never imports a task file."""
+    from afterparty.report import StatusReport
+    from afterparty.status import task_statuses
+
+    with _environment(where) as environment:
+        return StatusReport(environment.settings.environment, environment.url.redacted,
+                            task_statuses(environment))
+
+
+def show(task: str, **where: Unpack[Where]) -> TaskHistory:
+    """One task (by version or name) and every attempt and decision in its history."""
+    from afterparty.report import TaskHistory
+    from afterparty.status import task_history
+
+    with _environment(where) as environment:
+        return TaskHistory(*task_history(environment, task))
+
+
+def check(**where: Unpack[Where]) -> list[TaskFile]:
+    """Import every task file and raise TaskFileError listing every problem; no database."""
+    import sys
+
+    from afterparty.loader import load_tasks, scan_tasks_dir
+
+    settings = _settings(where)
+    files = scan_tasks_dir(settings.tasks_dir)
+    if settings.project_root not in sys.path:
+        sys.path.insert(0, settings.project_root)
+    load_tasks(files)
+    return files
+
+
+def mark_done(*tasks: str, every: bool = False, **where: Unpack[Where]) -> list[Decision]:
+    """Record tasks (or, with ``every``, every task file) as done without running them."""
+    from afterparty.decisions import mark_done as record_done
+    from afterparty.errors import UsageError
+
+    if bool(tasks) == every:
+        raise UsageError("name the tasks to mark done, or give every=True (not both)")
+    with _environment(where) as environment:
+        return record_done(environment, list(tasks), every)
+
+
+def skip(*tasks: str, reason: str, **where: Unpack[Where]) -> list[Decision]:
+    """Record tasks as skipped: they will not run; the reason is kept."""
+    from afterparty.decisions import skip as record_skip
+
+    with _environment(where) as environment:
+        return record_skip(environment, list(tasks), reason)
+
+
+def forget(*tasks: str, **where: Unpack[Where]) -> list[Decision]:
+    """Make tasks pending again; their history is kept."""
+    from afterparty.decisions import forget as record_forget
+
+    with _environment(where) as environment:
+        return record_forget(environment, list(tasks))
+
+
+def resolve(task: str, choice: str, note: str | None = None, **where: Unpack[Where]) -> list[Decision]:
+    """Settle an interrupted or failed task: ``choice`` is ``retry``, ``done`` or ``skip``."""
+    from afterparty.decisions import resolve as record_resolution
+
+    with _environment(where) as environment:
+        return record_resolution(environment, task, choice, note)
+
+
+def confirm(task: str, note: str | None = None, **where: Unpack[Where]) -> list[Decision]:
+    """Record a human step that awaits confirmation as done."""
+    from afterparty.decisions import confirm as record_confirm
+
+    with _environment(where) as environment:
+        return record_confirm(environment, task, note)
+
+
+def rollback(task: str, record_only: bool = False, reporter: RunReporter | None = None,
+             **where: Unpack[Where]) -> TaskOutcome:
+    """Run a task's undo step and mark it reverted (or, ``record_only``, only mark it)."""
+    from afterparty.executor import Executor
+
+    with _environment(where) as environment:
+        return Executor(environment, reporter or LoggingReporter()).rollback(task, record_only)
+
+
+def init(directory: str | os.PathLike[str] = ".") -> list[str]:
+    """Create the tasks directory and a ``[tool.afterparty]`` table; returns what was created."""
+    from afterparty.scaffold import init_project
+
+    return init_project(os.fspath(directory))
+
+
+def new(name: str, description: str | None = None, **where: Unpack[Where]) -> str:
+    """Write a new task file from the template; returns its path."""
+    from afterparty.scaffold import new_task
+
+    return new_task(_settings(where), name, description)
+
+
+class LoggingReporter:
+    """Progress of a run as log records of the ``afterparty`` logger (task output is kept
+    with the attempt: read it with ``show``)."""
+
+    def waiting_for_lock(self, holder: str | None) -> None:
+        log.info("waiting: another runner holds the lock%s", f" ({holder})" if holder else "")
+
+    def task_started(self, task_file: TaskFile, description: str) -> None:
+        log.info("%s %s started", task_file.version, task_file.name)
+
+    def task_output(self, text: str) -> None:
+        """Nothing: the output is stored with the attempt."""
+
+    def task_finished(self, outcome: TaskOutcome) -> None:
+        log.info("%s %s %s in %.2fs", outcome.version, outcome.name, outcome.state, outcome.duration)
+
+    def task_waiting(self, task_file: TaskFile, reason: str) -> None:
+        log.info("%s %s waiting: %s", task_file.version, task_file.name, reason)
+
+    def task_retrying(self, task_file: TaskFile, delay: float) -> None:
+        log.info("%s %s failed; trying again in %gs", task_file.version, task_file.name, delay)
+
+    def manual_step(self, task_file: TaskFile, instructions: str) -> bool:
+        log.warning("%s %s awaits a person:\n%s", task_file.version, task_file.name, instructions)
+        return False
+
+
+def _settings(where: Where) -> Settings:
+    database = where.get("database")
+    tasks_dir = where.get("tasks_dir")
+    return load_settings({
+        "database_url": database if isinstance(database, str) else None,
+        "tasks_dir": os.fspath(tasks_dir) if tasks_dir is not None else None,
+        "environment": where.get("env"),
+        "table_prefix": where.get("table_prefix"),
+    })
+
+
+@contextmanager
+def _environment(where: Where) -> Iterator[Environment]:
+    settings = _settings(where)
+    timeout = where.get("connect_timeout", 30.0)
+    database: Any = where.get("database")
+    if database is not None and not isinstance(database, str):
+        from afterparty.contrib.sqlalchemy import engine_backend
+
+        environment = Environment(settings, timeout, backend=engine_backend(database, timeout))
+    else:
+        environment = Environment(settings, timeout)
+    try:
+        yield environment
+    finally:
+        environment.close()
