@@ -64,7 +64,7 @@ def run(*tasks: str, dry_run: bool = False, keep_going: bool = False, wait: floa
 def status(**where: Unpack[Where]) -> StatusReport:
     """Every task file and record in version order; never imports a task file."""
     from afterparty.report import StatusReport
-    from afterparty.status import task_statuses
+    from afterparty.task_status import task_statuses
 
     with _environment(where) as environment:
         return StatusReport(environment.settings.environment, environment.url.redacted,
@@ -74,7 +74,7 @@ def status(**where: Unpack[Where]) -> StatusReport:
 def show(task: str, **where: Unpack[Where]) -> TaskHistory:
     """One task (by version or name) and every attempt and decision in its history."""
     from afterparty.report import TaskHistory
-    from afterparty.status import task_history
+    from afterparty.task_status import task_history
 
     with _environment(where) as environment:
         return TaskHistory(*task_history(environment, task))

@@ -240,7 +240,7 @@ def _print_awaiting(result: Any) -> None:
 @pass_state
 def status(state: _State, as_json: bool) -> None:
     """Show every task file and record: state, last run, file missing, modified."""
-    from afterparty.status import task_statuses
+    from afterparty.task_status import task_statuses
 
     environment = state.environment()
     try:
@@ -278,7 +278,7 @@ def status(state: _State, as_json: bool) -> None:
 def show(state: _State, version: str, as_json: bool) -> None:
     """Show one task's attempts: who, where, when, error and captured output."""
 
-    from afterparty.status import task_history
+    from afterparty.task_status import task_history
 
     environment = state.environment()
     try:

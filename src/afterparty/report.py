@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from afterparty.executor import Awaiting, RunResult, TaskOutcome
     from afterparty.recorder import Attempt
-    from afterparty.status import TaskStatus
+    from afterparty.task_status import TaskStatus
 
 
 @dataclass(frozen=True)

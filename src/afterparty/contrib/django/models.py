@@ -7,9 +7,20 @@ from __future__ import annotations
 
 from django.db import models
 
+from afterparty.config import DEFAULTS
 from afterparty.contrib.django.framework import django_afterparty_settings
+from afterparty.errors import AfterpartyError
 
-PREFIX = django_afterparty_settings().table_prefix
+
+def _table_prefix() -> str:
+    # A broken setting must not stop Django from starting: manage.py afterparty reports it.
+    try:
+        return django_afterparty_settings().table_prefix
+    except AfterpartyError:
+        return DEFAULTS["table_prefix"]
+
+
+PREFIX = _table_prefix()
 
 
 class Task(models.Model):
