@@ -66,6 +66,16 @@ def test_orm_changes_left_unflushed_are_committed_with_the_record(app: Example) 
     assert app.points()["linus"] == 7
 
 
+def test_session_commit_in_a_task_does_not_commit_before_the_runner(app: Example) -> None:
+    app.write_task("20261127000000_commits_then_fails.py", "from shop import Customer", """
+        ctx.session.add(Customer(name="linus"))
+        ctx.session.commit()
+        raise RuntimeError("after commit")
+    """)
+    assert app.run("afterparty", "run").code == 1
+    assert "linus" not in app.points()
+
+
 def test_deploys_started_together_run_each_task_once(app: Example) -> None:
     app.write_task("20261127000000_slow.py", f"import time\n{ORM}", """
         ctx.session.execute(update(Customer).values(loyalty_points=Customer.loyalty_points + 1))
