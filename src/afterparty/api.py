@@ -81,17 +81,13 @@ def show(task: str, **where: Unpack[Where]) -> TaskHistory:
 
 
 def check(**where: Unpack[Where]) -> list[TaskFile]:
-    """Import every task file and raise TaskFileError listing every problem; no database."""
-    import sys
+    """Import every task file and check it; raises TaskFileError listing every problem.
 
-    from afterparty.loader import load_tasks, scan_tasks_dir
+    Needs no database: for CI on pull requests.
+    """
+    from afterparty.planner import check_task_files
 
-    settings = _settings(where)
-    files = scan_tasks_dir(settings.tasks_dir)
-    if settings.project_root not in sys.path:
-        sys.path.insert(0, settings.project_root)
-    load_tasks(files)
-    return files
+    return check_task_files(_settings(where))
 
 
 def mark_done(*tasks: str, every: bool = False, **where: Unpack[Where]) -> list[Decision]:
