@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -544,7 +543,7 @@ def table(scenarios: list[Scenario]) -> list[str]:
         for contender in scenario.contenders:
             versus = paired_ratio(contender, reference)
             lines.append(f"| {scenario.title} | {contender.label} | {contender.wall:.3f} | "
-                         f"{contender.peak_mib:.1f} | {versus:.2f}× | {scenario.reference} |")
+                         f"{contender.peak_mib:.1f} | {versus:.2f}x | {scenario.reference} |")
     return lines
 
 
