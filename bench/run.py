@@ -144,8 +144,11 @@ def paired_ratio(a: Contender, b: Contender) -> float:
 # --- projects ------------------------------------------------------------------------------
 
 def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without settings of the tools measured; byte-code caches are written
+    (as on a deployed application), so the warm-up run leaves them for the counted runs."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AFTERPARTY_", "DJANGO_")) and k != "DATABASE_URL"}
+           if not k.startswith(("AFTERPARTY_", "DJANGO_"))
+           and k not in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE")}
     env.update(extra)
     return env
 

@@ -111,11 +111,14 @@ def new(state: _State, name: str, description: str | None, manual: bool, with_te
 def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: bool, wait: float,
         if_busy: str, group: str | None, no_input: bool, as_json: bool) -> int:
     """Run pending tasks (or only VERSIONS) in version order."""
-    from afterparty.executor import Executor
-
     environment = state.environment()
     reporter = _RunPrinter(quiet=as_json, may_ask=not (no_input or as_json))
     try:
+        if not (versions or dry_run or as_json) and _nothing_to_do(environment):
+            click.echo("no pending tasks")
+            return 0
+        from afterparty.executor import Executor
+
         executor = Executor(environment, reporter)
         if dry_run:
             result = executor.dry_run(list(versions), group)
@@ -131,6 +134,13 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
     else:
         _print_run_summary(result, dry_run)
     return int(result.exit_code)
+
+
+def _nothing_to_do(environment: Any) -> bool:
+    """The fast path of every no-op deploy: neither the executor nor any task file is imported."""
+    from afterparty.fast_path import nothing_to_do
+
+    return nothing_to_do(environment)
 
 
 class _RunPrinter:

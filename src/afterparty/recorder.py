@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from afterparty.backends.base import Backend, MissingTableError
@@ -145,6 +146,16 @@ class Recorder:
         except MissingTableError:
             return {}
         return {version: PENDING if recurring else state for version, state, recurring in rows}
+
+    def read_done_versions(self) -> set[str]:
+        """The versions whose record is done, in one query; empty before the first run."""
+        marks = ", ".join(["%s"] * len(DONE_STATES))
+        try:
+            rows = self.backend.query(
+                f"SELECT version FROM {self.tasks_table} WHERE state IN ({marks})", sorted(DONE_STATES))
+        except MissingTableError:
+            return set()
+        return set(chain.from_iterable(rows))
 
     def read_records(self) -> dict[str, Record]:
         """Every record, in one query; empty before the first run."""
