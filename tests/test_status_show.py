@@ -76,3 +76,29 @@ def test_show_unknown_task_is_exit_2(project: Project) -> None:
     result = project.cli("show", "20990101000000")
     assert result.code == 2
     assert "no task file or record" in result.err
+
+
+def test_status_tells_changed_files_from_old_unchanged_and_touched_ones(sqlite_project: Project) -> None:
+    """Files dated before their run are known unchanged by size and time; any other is read."""
+    import os
+    import time
+
+    project = sqlite_project
+    an_hour_ago = time.time() - 3600
+    paths = {name: project.write_task(f"2026010100000{n}", name, options=f'description="{name}"')
+             for n, name in enumerate(("untouched", "touched", "edited", "same_size"))}
+    for path in paths.values():
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    assert project.cli("run").code == 0
+    os.utime(paths["touched"])  # a checkout that rewrote the same bytes
+    edited = paths["edited"]
+    edited.write_text(edited.read_text() + "# edited\n")
+    sneaky = paths["same_size"]
+    sneaky.write_text(sneaky.read_text().replace("pass", "1   "))  # same size...
+    os.utime(sneaky, (an_hour_ago, an_hour_ago + 1))  # ...and a different old time
+
+    data = json.loads(project.cli("status", "--json").out)
+    modified = {t["name"]: t["modified"] for t in data["tasks"]}
+    assert modified == {"untouched": False, "touched": False, "edited": True,
+                        "same_size": True}
+    assert {t["description"] for t in data["tasks"]} == set(paths)

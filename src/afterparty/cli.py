@@ -267,18 +267,20 @@ def status(state: _State, as_json: bool) -> None:
         click.echo(f"no tasks in {environment.settings.tasks_dir}")
         return
     width = max(len(row.name) for row in rows)
+    lines = []
     for row in rows:
         flags = [flag for flag, on in (("file missing", row.file_missing),
                                         ("modified since it ran", row.modified)) if on]
         if row.reason:
             flags.append(row.reason)
         when = (row.last_run_at or row.finished_at or "-")[:19].replace("T", " ")
-        click.echo(f"{row.version}  {row.name:<{width}}  {row.state:<11}  {when:<19}"
-                   f"  {', '.join(flags)}".rstrip())
+        lines.append(f"{row.version}  {row.name:<{width}}  {row.state:<11}  {when:<19}"
+                     f"  {', '.join(flags)}".rstrip())
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
-    click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    lines.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    click.echo("\n".join(lines))  # one write: ten thousand echo calls cost more than the rest
 
 
 @cli.command()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from afterparty.errors import ConfigError, TaskFileError
 
@@ -14,13 +14,13 @@ if TYPE_CHECKING:
     from afterparty.definition import Task
 
 TASK_FILE_NAME = re.compile(r"^(\d{14})_([a-z0-9_]+)\.py$")
+_RACY_NS = 2_000_000_000
 _DESCRIPTION = re.compile(r"""\bdescription\s*=\s*(?P<q>"{3}|'{3}|"|')(?P<text>.*?)(?P=q)""", re.S)
 _ENVIRONMENTS = re.compile(r"\benvironments\s*=\s*(?P<value>\[[^\]]*\]|\([^)]*\))")
 _GROUP = re.compile(r"""\bgroup\s*=\s*(?P<value>"[^"]*"|'[^']*')""")
 
 
-@dataclass(frozen=True)
-class TaskFile:
+class TaskFile(NamedTuple):
     """A task file known by its name alone: nothing in it has been read or run."""
 
     version: str
@@ -51,17 +51,15 @@ def scan_tasks_dir(tasks_dir: str) -> list[TaskFile]:
     problems: list[str] = []
     files: list[TaskFile] = []
     for entry in entries:
-        if is_ignored(entry.name) or entry.is_dir():
-            continue
-        match = TASK_FILE_NAME.match(entry.name)
-        if match is None:
+        match = TASK_FILE_NAME.match(entry.name)  # an ignored name never matches
+        if match is not None and not entry.is_dir():
+            files.append(TaskFile(match[1], match[2], entry.path))
+        elif not (is_ignored(entry.name) or entry.is_dir()):
             problems.append(
                 f"{entry.path}: not a task file name: expected <14-digit version>_<name>.py "
                 "with a name of lower-case letters, digits and _ (prefix helpers with _)"
             )
-            continue
-        files.append(TaskFile(match.group(1), match.group(2), entry.path))
-    files.sort(key=lambda f: int(f.version))
+    files.sort()  # versions have 14 digits each: their text order is their numeric order
     problems.extend(_duplicate_problems(files))
     if problems:
         raise TaskFileError(sorted(problems))
@@ -69,6 +67,8 @@ def scan_tasks_dir(tasks_dir: str) -> list[TaskFile]:
 
 
 def _duplicate_problems(files: list[TaskFile]) -> list[str]:
+    if len({f.version for f in files}) == len({f.name for f in files}) == len(files):
+        return []
     problems = []
     by_version: dict[str, TaskFile] = {}
     by_name: dict[str, TaskFile] = {}
@@ -83,11 +83,11 @@ def _duplicate_problems(files: list[TaskFile]) -> list[str]:
 
 
 def file_checksum(path: str) -> str:
-    """The SHA-256 of a task file's bytes, to tell whether it changed since it ran."""
-    import hashlib
-
+    """A task file's checksum as recorded: the SHA-256 of its bytes, then the file's size and
+    modification time when it was read (``<sha256> <size>:<mtime_ns>``), so that ``status``
+    can tell an unchanged file without reading it."""
     with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
+        return _checksum(fh, fh.read())
 
 
 class SourceFacts:
@@ -106,14 +106,13 @@ class SourceFacts:
 
 def read_source_facts(path: str) -> SourceFacts:
     """A task file's checksum and the literal options of its @task, without running it."""
-    import hashlib
-
     with open(path, "rb") as fh:
         source = fh.read()
+        checksum = _checksum(fh, source)
     text = source.decode("utf-8", errors="replace")
     match = _DESCRIPTION.search(text)
     return SourceFacts(
-        checksum=hashlib.sha256(source).hexdigest(),
+        checksum=checksum,
         description=" ".join(match.group("text").split()) if match else "",
         environments=_literal_strings(_ENVIRONMENTS, text),
         group=(_literal_strings(_GROUP, text) or (None,))[0],
@@ -136,6 +135,32 @@ def _literal_strings(pattern: re.Pattern[str], text: str) -> tuple[str, ...] | N
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
     return None
+
+
+def is_modified(recorded: str, path: str, stat: os.stat_result) -> bool:
+    """Whether a task file's bytes differ from the recorded checksum; the file is read only
+    when its size or modification time differ from those recorded with it."""
+    digest, _, recorded_stamp = recorded.partition(" ")
+    if recorded_stamp == _stamp(stat):
+        return False
+    return file_checksum(path).partition(" ")[0] != digest
+
+
+def _checksum(fh: BinaryIO, source: bytes) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(source).hexdigest()
+    stat = os.fstat(fh.fileno())
+    # A file written moments ago can change again within one tick of the file system's clock
+    # and keep its size and time (git's "racy clean" entries): record no stamp for it, so
+    # that status always reads it.
+    if time.time_ns() - stat.st_mtime_ns < _RACY_NS:
+        return digest
+    return f"{digest} {_stamp(stat)}"
+
+
+def _stamp(stat: os.stat_result) -> str:
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def load_task(task_file: TaskFile) -> Task:

@@ -148,11 +148,13 @@ class Recorder:
         return {version: PENDING if recurring else state for version, state, recurring in rows}
 
     def read_done_versions(self) -> set[str]:
-        """The versions whose record is done, in one query; empty before the first run."""
+        """The versions whose record is done and not recurring, in one query; empty before the
+        first run."""
         marks = ", ".join(["%s"] * len(DONE_STATES))
         try:
             rows = self.backend.query(
-                f"SELECT version FROM {self.tasks_table} WHERE state IN ({marks})", sorted(DONE_STATES))
+                f"SELECT version FROM {self.tasks_table} WHERE state IN ({marks}) AND recurring = 0",
+                sorted(DONE_STATES))
         except MissingTableError:
             return set()
         return set(chain.from_iterable(rows))

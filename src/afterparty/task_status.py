@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from afterparty.environment import Environment
 from afterparty.errors import UnknownTaskError
-from afterparty.loader import SourceFacts, read_source_facts, scan_tasks_dir
+from afterparty.loader import SourceFacts, TaskFile, is_modified, read_source_facts, scan_tasks_dir
 from afterparty.recorder import AWAITING, DONE_STATES, PENDING, Attempt, Record
 
 
@@ -39,10 +40,9 @@ def task_statuses(environment: Environment) -> list[TaskStatus]:
     rows: list[TaskStatus] = []
     for version in sorted(files.keys() | records.keys(), key=int):
         task_file, record = files.get(version), records.get(version)
-        facts = read_source_facts(task_file.path) if task_file else None
-        checksum = facts.checksum if facts else None
-        description = facts.description if facts else ""
         state = record.state if record else PENDING
+        facts, modified = _file_facts(task_file, record if state != PENDING else None)
+        description = facts.description if facts else ""
         rows.append(TaskStatus(
             version=version,
             name=task_file.name if task_file else record.name if record else "",
@@ -53,12 +53,23 @@ def task_statuses(environment: Environment) -> list[TaskStatus]:
             finished_at=record.finished_at if record else None,
             last_error=record.last_error if record else None,
             file_missing=task_file is None,
-            modified=bool(record and record.checksum and checksum and state != PENDING
-                          and record.checksum != checksum),
+            modified=modified,
             path=task_file.path if task_file else None,
             reason=_reason(environment.settings.environment, facts, record),
         ))
     return rows
+
+
+def _file_facts(task_file: TaskFile | None, record: Record | None) -> tuple[SourceFacts | None, bool]:
+    """What a task file says and whether it changed since its record's last attempt; an
+    unchanged file (same size and time as recorded) is not read, and says nothing new."""
+    if task_file is None:
+        return None, False
+    if record is not None and record.checksum:
+        if not is_modified(record.checksum, task_file.path, os.stat(task_file.path)):
+            return None, False
+        return read_source_facts(task_file.path), True
+    return read_source_facts(task_file.path), False
 
 
 def _reason(environment: str, facts: SourceFacts | None, record: Record | None) -> str | None:
