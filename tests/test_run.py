@@ -197,3 +197,12 @@ def test_context_carries_env_release_attempt_and_key(project: Project) -> None:
     assert facts[0][3] == facts[1][3] and len(facts[0][3]) == 32
     shown = project.cli("show", "ctx_facts")
     assert "release v1.2.3" in shown.out and "environment staging" in shown.out
+
+
+def test_sqlite_records_use_the_write_ahead_log(sqlite_project: Project) -> None:
+    """WAL with synchronous=FULL: each commit is durable with one fsync (see README, Storage)."""
+    for n in range(3):
+        sqlite_project.write_task(f"2026010100000{n}", f"task_{n}", body="ctx.log.debug('deep')")
+    result = sqlite_project.cli("run")
+    assert result.code == 0 and result.out.count("DEBUG deep") == 3, result.both
+    assert sqlite_project.query("PRAGMA journal_mode") == [("wal",)]

@@ -20,8 +20,13 @@ class OutputCapture:
         self.parts: list[str] = []
         self.size = 0
         self.truncated = False
+        # The level goes once on the parent that every task's logger inherits it from:
+        # setLevel on each new logger would clear the cache of every logger made so far,
+        # which made applying a thousand tasks quadratic.
+        family = logging.getLogger(logger_name.rpartition(".")[0] or logger_name)
+        if family.level != logging.DEBUG:
+            family.setLevel(logging.DEBUG)
         self.logger = logging.getLogger(logger_name)
-        self.logger.setLevel(logging.DEBUG)
         self.logger.propagate = False
         self._handler = _CaptureHandler(self)
         self._saved: tuple[TextIO, TextIO] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from typing import IO, Any, ClassVar
 
@@ -33,11 +34,22 @@ class SQLiteBackend(Backend):
             # work and its success record share one explicit transaction.
             self.connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
             self.connection.execute("PRAGMA foreign_keys = ON")
+            self._use_write_ahead_log()
         except sqlite3.Error as exc:
             raise DatabaseError(
                 f"cannot open SQLite database {path!r}: {exc}; check that its directory exists "
                 "and is writable"
             ) from exc
+
+    def _use_write_ahead_log(self) -> None:
+        """WAL with synchronous=FULL: every commit is on disk when COMMIT returns, as with
+        the rollback journal, for one fsync of the log instead of several of two files."""
+        self.connection.execute("PRAGMA synchronous = FULL")
+        (mode,), = self.connection.execute("PRAGMA journal_mode").fetchall()
+        if mode != "wal":
+            # A read-only file keeps its journal mode; it can still be read.
+            with contextlib.suppress(sqlite3.OperationalError):
+                self.connection.execute("PRAGMA journal_mode = WAL")
 
     def describe_error(self, exc: BaseException) -> str:
         message = super().describe_error(exc)
