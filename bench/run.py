@@ -461,8 +461,13 @@ def concurrency_scenario(n: int, runners: int, base: Path, dbs: Databases, runs:
     url = dbs.postgres("concurrent")
     argv = [*script("afterparty"), "run", "--wait", "600"]
     groups = {"one runner alone": 1, f"{runners} runners at once": runners}
-    samples: dict[str, list[Sample]] = {label: [] for label in groups}
+    floor = Contender(f"floor: {runners} x psycopg connect, select 1 at once",
+                      floors(base, url)[-1].argv, base, clean_env())
+    samples: dict[str, list[Sample]] = {label: [] for label in [*groups, floor.label]}
     for round_number in range(runs + 1):
+        sample = run_once(floor.argv, floor.cwd, floor.env, runners)
+        if round_number:
+            samples[floor.label].append(sample)
         for label, count in groups.items():
             effects.write_text("")
             env = clean_env(AFTERPARTY_DATABASE_URL=url, AFTERPARTY_RELEASE="bench",
@@ -475,6 +480,7 @@ def concurrency_scenario(n: int, runners: int, base: Path, dbs: Databases, runs:
             if round_number:  # the first round is the warm-up
                 samples[label].append(sample)
     contenders = [Contender(label, argv, project, {}, samples=samples[label]) for label in groups]
+    contenders.append(Contender(floor.label, floor.argv, base, {}, samples=samples[floor.label]))
     return Scenario(f"concurrent-postgresql-{n}", f"{runners} runners at once vs one alone, "
                     f"postgresql, N = {n}", contenders, "one runner alone",
                     notes=[f"every round: each of the {n} tasks ran exactly once"])

@@ -32,7 +32,7 @@ def acquire_lock(backend: Backend, prefix: str, wait: float, if_busy: str,
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         if backend.try_lock(prefix):
             return True
-        delay = min(delay * 1.5, 1.0)
+        delay = min(delay * 1.5, 0.25)
         if time.monotonic() >= next_report:
             on_wait(holder())
             next_report = time.monotonic() + HOLDER_REPEAT_SECONDS
