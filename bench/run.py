@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,14 +162,19 @@ def script(name: str) -> list[str]:
 
 
 def write_afterparty_tasks(root: Path, n: int, body: str = "pass") -> Path:
+    """Task files dated an hour back, as files checked out before a deploy are: afterparty
+    does not trust the size and time of a file written less than two seconds before it ran."""
     tasks = root / "release_tasks"
     tasks.mkdir(parents=True)
     (root / "pyproject.toml").write_text('[project]\nname = "app"\n\n[tool.afterparty]\n')
+    an_hour_ago = time.time() - 3600
     for i in range(n):
-        (tasks / f"{FIRST_VERSION + i}_task_{i}.py").write_text(
+        path = tasks / f"{FIRST_VERSION + i}_task_{i}.py"
+        path.write_text(
             "from afterparty import task\n\n\n"
             f'@task(description="bench task {i}")\ndef run(ctx):\n    {body}\n'
         )
+        os.utime(path, (an_hour_ago, an_hour_ago))
     return root
 
 
