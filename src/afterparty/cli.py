@@ -114,7 +114,7 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
     environment = state.environment()
     reporter = _RunPrinter(quiet=as_json, may_ask=not (no_input or as_json))
     try:
-        if not (versions or dry_run or as_json) and _nothing_to_do(environment):
+        if not (versions or group or dry_run or as_json) and _nothing_to_do(environment):
             click.echo("no pending tasks")
             return 0
         from afterparty.executor import Executor
