@@ -250,8 +250,13 @@ def _print_awaiting(result: Any) -> None:
 @pass_state
 def status(state: _State, as_json: bool) -> None:
     """Show every task file and record: state, last run, file missing, modified."""
+    import gc
+
     from afterparty.task_status import task_statuses
 
+    # Thousands of rows and no reference cycles: the collector would only walk them again
+    # and again. status runs no task code, so nothing here needs it.
+    gc.disable()
     environment = state.environment()
     try:
         rows = task_statuses(environment)
@@ -269,13 +274,14 @@ def status(state: _State, as_json: bool) -> None:
     width = max(len(row.name) for row in rows)
     lines = []
     for row in rows:
-        flags = [flag for flag, on in (("file missing", row.file_missing),
-                                        ("modified since it ran", row.modified)) if on]
-        if row.reason:
-            flags.append(row.reason)
         when = (row.last_run_at or row.finished_at or "-")[:19].replace("T", " ")
-        lines.append(f"{row.version}  {row.name:<{width}}  {row.state:<11}  {when:<19}"
-                     f"  {', '.join(flags)}".rstrip())
+        line = f"{row.version}  {row.name:<{width}}  {row.state:<11}  {when:<19}"
+        if row.file_missing or row.modified or row.reason:
+            flags = [flag for flag, on in (("file missing", row.file_missing),
+                                            ("modified since it ran", row.modified),
+                                            (row.reason, row.reason)) if on]
+            line += f"  {', '.join(str(flag) for flag in flags)}"
+        lines.append(line.rstrip())
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1

@@ -11,7 +11,7 @@ from afterparty.backends import parse_url
 from afterparty.backends.base import Backend, holder_identity
 from afterparty.config import Settings, detect_release
 from afterparty.errors import DatabaseError
-from afterparty.lock import acquire_lock
+from afterparty.lock import ACQUIRED, acquire_lock
 from afterparty.recorder import Origin, Recorder
 
 
@@ -46,14 +46,18 @@ class Environment:
 
     @contextmanager
     def locked(self, wait: float = 300.0, if_busy: str = "wait",
-               on_wait: Callable[[str | None], None] = lambda holder: None) -> Iterator[bool]:
-        """Hold the environment lock (yields False when busy and told to skip)."""
+               on_wait: Callable[[str | None], None] = lambda holder: None,
+               finished: Callable[[], bool] | None = None) -> Iterator[str]:
+        """Hold the environment lock: yields lock.ACQUIRED, or lock.BUSY when busy and told to
+        skip, or lock.FINISHED_ELSEWHERE when ``finished`` said so while waiting."""
         prefix = self.settings.table_prefix
         read_only = self.backend.read_only_reason()
         if read_only:
             raise DatabaseError(f"cannot record anything: {read_only}")
-        if not acquire_lock(self.backend, prefix, wait, if_busy, self._describe_holder, on_wait):
-            yield False
+        outcome = acquire_lock(self.backend, prefix, wait, if_busy, self._describe_holder, on_wait,
+                               finished)
+        if outcome != ACQUIRED:
+            yield outcome
             return
         try:
             recorder = self.recorder
@@ -61,7 +65,7 @@ class Environment:
             self.backend.begin()
             recorder.record_lock_holder(holder_identity())
             self.backend.commit()
-            yield True
+            yield outcome
         finally:
             self.backend.rollback()
             self.backend.release_lock()

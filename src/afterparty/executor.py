@@ -16,6 +16,7 @@ from afterparty.definition import Task, TaskBody
 from afterparty.environment import Environment, utc_now
 from afterparty.errors import StoppedBySignal, TaskFileError, UnknownTaskError, UsageError
 from afterparty.loader import TaskFile, file_checksum, load_tasks, scan_tasks_dir
+from afterparty.lock import BUSY, FINISHED_ELSEWHERE
 from afterparty.planner import Readiness, dependency_problems, pending_task_files, readiness
 from afterparty.recorder import (
     AWAITING,
@@ -152,10 +153,22 @@ class Executor:
             awaiting = [Awaiting(f.version, f.name, None) for f in files
                         if states.get(f.version) == AWAITING]
             return RunResult(already_done=files, awaiting=awaiting)
-        with self.environment.locked(wait, if_busy, self.reporter.waiting_for_lock) as held:
-            if not held:
+        with self.environment.locked(wait, if_busy, self.reporter.waiting_for_lock,
+                                     finished=lambda: self._finished_elsewhere(wanted)) as held:
+            if held == BUSY:
                 return RunResult(busy_skipped=True)
+            if held == FINISHED_ELSEWHERE:
+                return RunResult(already_done=files)
             return self._run_locked(files, keep_going, group)
+
+    def _finished_elsewhere(self, wanted: list[str]) -> bool:
+        """While waiting for the lock: has the holder left nothing for us? (lock-free read)"""
+        try:
+            return not self.plan(wanted)[1]
+        finally:
+            # End the read's transaction, so the next look sees what the holder committed since
+            # (MySQL's repeatable read would keep showing the first snapshot).
+            self.environment.backend.rollback()
 
     def _selected(self, task: Task, group: str | None) -> bool:
         return task.runs_in(self.settings.environment) and group in (None, task.group)

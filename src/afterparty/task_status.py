@@ -38,7 +38,7 @@ def task_statuses(environment: Environment) -> list[TaskStatus]:
     files = {f.version: f for f in scan_tasks_dir(environment.settings.tasks_dir)}
     records = environment.recorder.read_records()
     rows: list[TaskStatus] = []
-    for version in sorted(files.keys() | records.keys(), key=int):
+    for version in sorted(files.keys() | records.keys()):  # 14 digits each: text order is numeric
         task_file, record = files.get(version), records.get(version)
         state = record.state if record else PENDING
         facts, modified = _file_facts(task_file, record if state != PENDING else None)
