@@ -188,6 +188,9 @@ def test_second_runner_waits_or_fails_while_the_lock_is_held(project: Project) -
     assert "no pending tasks" in out
     attempts = project.query("SELECT COUNT(*) FROM afterparty_attempts")
     assert attempts == [(1,)]
+    # The waiter saw, lock-free, that nothing was left and never took the lock itself.
+    holder = project.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'lock_holder'")
+    assert f"pid {first.pid}," in str(holder[0][0])
 
 
 def test_runners_with_different_prefixes_do_not_block_each_other(project: Project) -> None:

@@ -35,10 +35,12 @@ def acquire_lock(backend: Backend, prefix: str, wait: float, if_busy: str,
     delay = 0.05
     while time.monotonic() < deadline:
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        if backend.try_lock(prefix):
-            return ACQUIRED
+        # Look first: a holder commits its work before it lets go, so a free lock with nothing
+        # left means we can leave without taking it.
         if finished is not None and finished():
             return FINISHED_ELSEWHERE
+        if backend.try_lock(prefix):
+            return ACQUIRED
         delay = min(delay * 1.5, 0.25)
         if time.monotonic() >= next_report:
             on_wait(holder())
