@@ -120,3 +120,12 @@ def test_database_path_that_is_a_directory_is_exit_4(tmp_path: Path,
     assert result.code == 4, result.both
     assert len(result.err.strip().splitlines()) == 1
     assert not ledger.exists()
+
+
+def test_a_file_afterparty_cannot_write_is_one_line_and_exit_2(sqlite_project: Project) -> None:
+    (sqlite_project.root / "pyproject.toml").unlink()
+    (sqlite_project.root / "pyproject.toml").mkdir()  # in the way of the file init writes
+    result = sqlite_project.cli("init")
+    assert result.code == 2, result.both
+    assert len(result.err.strip().splitlines()) == 1
+    assert "pyproject.toml" in result.err and "Traceback" not in result.err

@@ -178,3 +178,14 @@ def test_check_finds_dependency_problems_without_a_database(sqlite_project: Proj
     assert result.code == 2
     assert "depends_on names no task: 'nope'" in result.err
     assert "dependency cycle" in result.err
+
+
+def test_running_one_task_checks_its_dependency_among_all_task_files(project: Project) -> None:
+    project.write_task("20260101000001", "first")
+    project.write_task("20260101000002", "second", options='depends_on=["first"]')
+    plan = project.cli("run", "--dry-run", "second")
+    assert plan.code == 0, plan.both
+    assert "would run 20260101000002 second" in plan.out
+    waits = project.cli("run", "second")
+    assert waits.code == 0, waits.both
+    assert "second waiting: depends on 20260101000001_first (pending)" in waits.out

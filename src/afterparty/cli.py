@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 import click
@@ -130,10 +130,16 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
         from afterparty.report import RunReport
 
         report = RunReport.of(result, environment.settings.environment, dry_run)
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        click.echo(_json(report.as_dict(), indent=2))
     else:
         _print_run_summary(result, dry_run)
     return int(result.exit_code)
+
+
+def _json(data: Any, indent: int = 2) -> str:
+    import json  # not on the no-op path
+
+    return json.dumps(data, indent=indent)
 
 
 def _nothing_to_do(environment: Any) -> bool:
@@ -154,8 +160,7 @@ class _RunPrinter:
         self.err: IO[str] = sys.stderr
 
     def waiting_for_lock(self, holder: str | None) -> None:
-        who = f" ({holder})" if holder else ""
-        click.echo(f"waiting: another runner holds the lock{who}", file=self.err)
+        _on_wait(holder)
 
     def task_started(self, task_file: Any, description: str) -> None:
         """Nothing: the task's line comes when it ends, after anything it printed."""
@@ -169,7 +174,9 @@ class _RunPrinter:
             return
         line = f"{outcome.version} {outcome.name} {outcome.state} in {outcome.duration:.2f}s"
         if outcome.error:
-            line += f": {_last_line(outcome.error)}"
+            from afterparty.recorder import error_summary
+
+            line += f": {error_summary(outcome.error)}"
         click.echo(line, file=self.out)
 
     def task_waiting(self, task_file: Any, reason: str) -> None:
@@ -187,11 +194,6 @@ class _RunPrinter:
         if self.may_ask and sys.stdin.isatty() and sys.stdout.isatty():
             return click.confirm("done?", default=False)
         return False
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
 
 
 def _print_run_summary(result: Any, dry_run: bool) -> None:
@@ -266,7 +268,7 @@ def status(state: _State, as_json: bool) -> None:
         from afterparty.report import StatusReport
 
         report = StatusReport(environment.settings.environment, environment.url.redacted, rows)
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        click.echo(_json(report.as_dict(), indent=2))
         return
     if not rows:
         click.echo(f"no tasks in {environment.settings.tasks_dir}")
@@ -306,7 +308,7 @@ def show(state: _State, version: str, as_json: bool) -> None:
     if as_json:
         from afterparty.report import TaskHistory
 
-        click.echo(json.dumps(TaskHistory(row, attempts).as_dict(), indent=2))
+        click.echo(_json(TaskHistory(row, attempts).as_dict(), indent=2))
         return
     click.echo(f"{row.version} {row.name}: {row.state}")
     if row.description:
@@ -362,6 +364,15 @@ def _on_wait(holder: str | None) -> None:
     click.echo(f"waiting: another runner holds the lock{who}", err=True)
 
 
+def _decide(state: _State, verb: str, decide: Callable[[Any], list[Any]]) -> None:
+    """Run one decision command against the environment and print what it changed."""
+    environment = state.environment()
+    try:
+        _print_decisions(decide(environment), verb)
+    finally:
+        environment.close()
+
+
 @cli.command("mark-done")
 @click.argument("versions", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Every task file (baseline an environment).")
@@ -373,11 +384,7 @@ def mark_done(state: _State, versions: tuple[str, ...], every: bool) -> None:
 
     if bool(versions) == every:
         raise UsageError("name the tasks to mark done, or give --all (not both)")
-    environment = state.environment()
-    try:
-        _print_decisions(record_done(environment, list(versions), every, _on_wait), "marked done")
-    finally:
-        environment.close()
+    _decide(state, "marked done", lambda env: record_done(env, list(versions), every, _on_wait))
 
 
 @cli.command()
@@ -388,11 +395,7 @@ def skip(state: _State, versions: tuple[str, ...], reason: str) -> None:
     """Record tasks as skipped: they will not run."""
     from afterparty.decisions import skip as record_skip
 
-    environment = state.environment()
-    try:
-        _print_decisions(record_skip(environment, list(versions), reason, _on_wait), "skipped")
-    finally:
-        environment.close()
+    _decide(state, "skipped", lambda env: record_skip(env, list(versions), reason, _on_wait))
 
 
 @cli.command()
@@ -402,11 +405,7 @@ def forget(state: _State, versions: tuple[str, ...]) -> None:
     """Make tasks pending again (their history is kept)."""
     from afterparty.decisions import forget as record_forget
 
-    environment = state.environment()
-    try:
-        _print_decisions(record_forget(environment, list(versions), _on_wait), "made pending")
-    finally:
-        environment.close()
+    _decide(state, "made pending", lambda env: record_forget(env, list(versions), _on_wait))
 
 
 @cli.command()
@@ -423,11 +422,8 @@ def resolve(state: _State, version: str, choice: str | None, note: str | None) -
 
     if choice is None:
         raise UsageError("choose one of --retry, --done or --skip")
-    environment = state.environment()
-    try:
-        _print_decisions(record_resolution(environment, version, choice, note, _on_wait), "resolved")
-    finally:
-        environment.close()
+    _decide(state, "resolved",
+            lambda env: record_resolution(env, version, choice, note, _on_wait))
 
 
 @cli.command()
@@ -438,11 +434,7 @@ def confirm(state: _State, version: str, note: str | None) -> None:
     """Record a human step that awaits confirmation as done."""
     from afterparty.decisions import confirm as record_confirm
 
-    environment = state.environment()
-    try:
-        _print_decisions(record_confirm(environment, version, note, _on_wait), "confirmed")
-    finally:
-        environment.close()
+    _decide(state, "confirmed", lambda env: record_confirm(env, version, note, _on_wait))
 
 
 @cli.command()
@@ -482,6 +474,16 @@ def main(argv: list[str] | None = None, prog_name: str = "afterparty", framework
     except AfterpartyError as exc:
         _print_error(exc, verbose)
         code = exc.exit_code
+    except OSError as exc:
+        # A file afterparty must read or write: a tasks directory it may not write, a full disk.
+        if verbose:
+            import traceback
+
+            traceback.print_exception(exc)
+        where = f" {exc.filename!r}" if exc.filename else ""
+        click.echo(f"afterparty: error: cannot use{where}: {exc.strerror or exc}; check that it "
+                   "exists and that you may read and write it", err=True)
+        code = 2
     except StoppedBySignal as exc:
         click.echo(f"afterparty: stopped by signal {exc.signum}; the current task was rolled "
                    "back and recorded interrupted", err=True)

@@ -6,18 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from afterparty.environment import Environment, utc_now
-from afterparty.errors import UnknownTaskError, UsageError
-from afterparty.loader import TaskFile, read_source_facts, scan_tasks_dir
+from afterparty.errors import UsageError
+from afterparty.loader import read_source_facts, scan_tasks_dir
+from afterparty.planner import FoundTask, find_tasks
 from afterparty.recorder import (
     AWAITING,
     DONE_STATES,
     FAILED,
     INTERRUPTED,
     PENDING,
-    REVERTED,
     SKIPPED,
     SUCCEEDED,
-    Record,
 )
 
 RESOLVE_CHOICES = {"retry": PENDING, "done": SUCCEEDED, "skip": SKIPPED}
@@ -35,13 +34,6 @@ class Decision:
     @property
     def changed(self) -> bool:
         return self.before != self.after
-
-
-@dataclass
-class _Target:
-    version: str
-    name: str
-    path: str | None
 
 
 def mark_done(environment: Environment, wanted: list[str], every: bool = False,
@@ -80,21 +72,14 @@ def confirm(environment: Environment, wanted: str, note: str | None = None,
                    keep=frozenset(), only_from=frozenset({AWAITING}))
 
 
-def record_confirmation(environment: Environment, task_file: TaskFile, note: str) -> None:
-    """Confirm a human step at the prompt of the run that asked (the run holds the lock)."""
+def record_decision(environment: Environment, version: str, name: str, action: str, state: str,
+                    note: str | None = None) -> None:
+    """Record one decision made while the caller holds the lock (a confirmation at the run's
+    prompt, ``rollback --record-only``)."""
     backend = environment.backend
     backend.begin()
-    environment.recorder.record_action(task_file.version, task_file.name, "", "confirm",
-                                       SUCCEEDED, environment.origin(), utc_now(), note)
-    backend.commit()
-
-
-def record_reverted(environment: Environment, record: Record) -> None:
-    """Mark a task reverted without running anything (rollback --record-only; lock held)."""
-    backend = environment.backend
-    backend.begin()
-    environment.recorder.record_action(record.version, record.name, "", "rollback --record-only",
-                                       REVERTED, environment.origin(), utc_now(), None)
+    environment.recorder.record_action(version, name, "", action, state, environment.origin(),
+                                       utc_now(), note)
     backend.commit()
 
 
@@ -106,7 +91,8 @@ def _decide(environment: Environment, wanted: list[str], every: bool, action: st
     with environment.locked(on_wait=on_wait):
         recorder, backend = environment.recorder, environment.backend
         records = recorder.read_records()
-        targets = _targets(files, records, wanted, every)
+        targets = ([FoundTask(f.version, f.name, f) for f in files] if every
+                   else find_tasks(files, records, wanted))
         now = utc_now()
         backend.begin()
         for target in targets:
@@ -120,7 +106,7 @@ def _decide(environment: Environment, wanted: list[str], every: bool, action: st
             if before in keep or (before == state and action != "forget"):
                 decisions.append(Decision(target.version, target.name, before, before))
                 continue
-            facts = read_source_facts(target.path) if target.path else None
+            facts = read_source_facts(target.task_file.path) if target.task_file else None
             checksum = facts.checksum if facts else None
             description = facts.description if facts else ""
             recorder.record_action(target.version, target.name, description, action, state,
@@ -128,24 +114,3 @@ def _decide(environment: Environment, wanted: list[str], every: bool, action: st
             decisions.append(Decision(target.version, target.name, before, state))
         backend.commit()
     return decisions
-
-
-def _targets(files: list[TaskFile], records: dict[str, Record], wanted: list[str],
-             every: bool) -> list[_Target]:
-    if every:
-        return [_Target(f.version, f.name, f.path) for f in files]
-    files_by_key = {f.version: f for f in files} | {f.name: f for f in files}
-    records_by_key = {r.version: r for r in records.values()} | {r.name: r for r in records.values()}
-    targets: list[_Target] = []
-    for key in wanted:
-        if key in files_by_key:
-            found = files_by_key[key]
-            targets.append(_Target(found.version, found.name, found.path))
-        elif key in records_by_key:
-            record = records_by_key[key]
-            targets.append(_Target(record.version, record.name, None))
-        else:
-            raise UnknownTaskError(
-                f"no task file or record has version or name {key!r}: see `afterparty status`"
-            )
-    return targets

@@ -30,6 +30,7 @@ class Environment:
         self.url = backend.url if backend is not None else parse_url(settings.database_url)
         self.connect_timeout = connect_timeout
         self._backend: Backend | None = backend
+        self._recorder: Recorder | None = None
         self._origin: Origin | None = None
 
     @property
@@ -42,7 +43,9 @@ class Environment:
 
     @property
     def recorder(self) -> Recorder:
-        return Recorder(self.backend, self.settings.table_prefix)
+        if self._recorder is None:
+            self._recorder = Recorder(self.backend, self.settings.table_prefix)
+        return self._recorder
 
     @contextmanager
     def locked(self, wait: float = 300.0, if_busy: str = "wait",
@@ -103,3 +106,4 @@ class Environment:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+            self._recorder = None

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,7 +18,13 @@ from afterparty.environment import Environment, utc_now
 from afterparty.errors import StoppedBySignal, TaskFileError, UnknownTaskError, UsageError
 from afterparty.loader import TaskFile, file_checksum, load_tasks, scan_tasks_dir
 from afterparty.lock import BUSY, FINISHED_ELSEWHERE
-from afterparty.planner import Readiness, dependency_problems, pending_task_files, readiness
+from afterparty.planner import (
+    Readiness,
+    dependency_problems,
+    find_tasks,
+    pending_task_files,
+    readiness,
+)
 from afterparty.recorder import (
     AWAITING,
     FAILED,
@@ -25,6 +32,7 @@ from afterparty.recorder import (
     REVERTED,
     SUCCEEDED,
     Record,
+    error_summary,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +75,16 @@ class Awaiting:
     version: str
     name: str
     owner: str | None
+
+
+@dataclass
+class Plan:
+    """A lock-free look: every task file, those selected, those of them that look pending."""
+
+    all_files: list[TaskFile]
+    selected: list[TaskFile]
+    pending: list[TaskFile]
+    states: dict[str, str]
 
 
 @dataclass
@@ -132,39 +150,42 @@ class Executor:
     def settings(self) -> Settings:
         return self.environment.settings
 
-    def plan(self, wanted: list[str]) -> tuple[list[TaskFile], list[TaskFile], dict[str, str]]:
-        """Lock-free, in one query: the selected task files, those that look pending, the states."""
-        files = select_task_files(scan_tasks_dir(self.settings.tasks_dir), wanted)
+    def plan(self, wanted: list[str]) -> Plan:
+        """Lock-free, one listing and one query: what looks pending among the selected tasks."""
+        all_files = scan_tasks_dir(self.settings.tasks_dir)
+        selected = select_task_files(all_files, wanted)
         states = self.environment.recorder.read_states()
-        return files, pending_task_files(files, states, self.settings.environment), states
+        return Plan(all_files, selected,
+                    pending_task_files(selected, states, self.settings.environment), states)
 
     def dry_run(self, wanted: list[str], group: str | None = None) -> RunResult:
         """What ``run`` would do now, checking the task files; changes nothing."""
-        files, pending, _ = self.plan(wanted)
-        tasks = self._import(pending, files)
-        planned = [f for f in pending if self._selected(tasks[f.version], group)]
-        return RunResult(planned=planned, already_done=[f for f in files if f not in pending])
+        plan = self.plan(wanted)
+        tasks = self._import(plan.pending, plan.all_files)
+        planned = [f for f in plan.pending if self._selected(tasks[f.version], group)]
+        return RunResult(planned=planned,
+                         already_done=[f for f in plan.selected if f not in plan.pending])
 
     def run(self, wanted: list[str], keep_going: bool = False, wait: float = 300.0,
             if_busy: str = "wait", group: str | None = None) -> RunResult:
         """Run every pending (or every selected) task in version order, under the lock."""
-        files, pending, states = self.plan(wanted)
-        if not pending:
-            awaiting = [Awaiting(f.version, f.name, None) for f in files
-                        if states.get(f.version) == AWAITING]
-            return RunResult(already_done=files, awaiting=awaiting)
+        plan = self.plan(wanted)
+        if not plan.pending:
+            awaiting = [Awaiting(f.version, f.name, None) for f in plan.selected
+                        if plan.states.get(f.version) == AWAITING]
+            return RunResult(already_done=plan.selected, awaiting=awaiting)
         with self.environment.locked(wait, if_busy, self.reporter.waiting_for_lock,
                                      finished=lambda: self._finished_elsewhere(wanted)) as held:
             if held == BUSY:
                 return RunResult(busy_skipped=True)
             if held == FINISHED_ELSEWHERE:
-                return RunResult(already_done=files)
-            return self._run_locked(files, keep_going, group)
+                return RunResult(already_done=plan.selected)
+            return self._run_locked(plan, keep_going, group)
 
     def _finished_elsewhere(self, wanted: list[str]) -> bool:
         """While waiting for the lock: has the holder left nothing for us? (lock-free read)"""
         try:
-            return not self.plan(wanted)[1]
+            return not self.plan(wanted).pending
         finally:
             # End the read's transaction, so the next look sees what the holder committed since
             # (MySQL's repeatable read would keep showing the first snapshot).
@@ -173,28 +194,26 @@ class Executor:
     def _selected(self, task: Task, group: str | None) -> bool:
         return task.runs_in(self.settings.environment) and group in (None, task.group)
 
-    def _run_locked(self, files: list[TaskFile], keep_going: bool, group: str | None) -> RunResult:
+    def _run_locked(self, plan: Plan, keep_going: bool, group: str | None) -> RunResult:
+        """Pending is decided again here, under the lock, from records read now."""
         recorder, backend = self.environment.recorder, self.environment.backend
         backend.begin()
         interrupted = recorder.mark_orphans_interrupted(utc_now())
         backend.commit()
         records = recorder.read_records()
-        states = {version: record.state for version, record in records.items()}
-        for version, record in records.items():
-            if record.recurring:
-                states[version] = "recurring"
+        states = {version: record.run_state for version, record in records.items()}
+        files = plan.selected
         pending = pending_task_files(files, states, self.settings.environment)
-        all_files = scan_tasks_dir(self.settings.tasks_dir)
-        tasks = self._import(pending, all_files)
+        tasks = self._import(pending, plan.all_files)
         to_run = [f for f in pending if self._selected(tasks[f.version], group)]
         result = RunResult(planned=to_run, already_done=[f for f in files if f not in pending],
                            interrupted_found=interrupted)
         with self._signals_stop_tasks():
-            self._run_in_order(to_run, tasks, records, all_files, keep_going, result)
+            self._run_in_order(to_run, tasks, records, plan.all_files, keep_going, result)
             result.stopped_by = self._stop_signal
+        asked_now = {a.version for a in result.awaiting}
         result.awaiting += [Awaiting(f.version, f.name, None) for f in files
-                            if records.get(f.version) and records[f.version].state == AWAITING
-                            and f.version not in {a.version for a in result.awaiting}]
+                            if states.get(f.version) == AWAITING and f.version not in asked_now]
         self._notify_run(result)
         return result
 
@@ -213,7 +232,7 @@ class Executor:
                     return
                 task, record = tasks[task_file.version], records.get(task_file.version)
                 ready = readiness(task, task_file, states, by_key, {f.version for f in left},
-                                  self._condition_context(task_file, task))
+                                  partial(self._condition_context, task_file))
                 if ready.later:
                     continue  # depends on a task of this run that has not run yet
                 left.remove(task_file)
@@ -259,7 +278,7 @@ class Executor:
             time.sleep(delay)
         if outcome.state == FAILED:
             self._notify(f"afterparty: release task {task_file.label} failed in "
-                         f"{self.settings.environment}: {_last_line(outcome.error)}",
+                         f"{self.settings.environment}: {error_summary(outcome.error)}",
                          "Release task failed")
         return outcome.state
 
@@ -282,9 +301,10 @@ class Executor:
                      f"{instructions}\n\nWhen it is done: afterparty confirm {task_file.version}",
                      f"Release step awaits {whom}")
         if self.reporter.manual_step(task_file, instructions):
-            from afterparty.decisions import record_confirmation
+            from afterparty.decisions import record_decision
 
-            record_confirmation(self.environment, task_file, "confirmed at the prompt")
+            record_decision(self.environment, task_file.version, task_file.name, "confirm",
+                            SUCCEEDED, "confirmed at the prompt")
             return SUCCEEDED
         result.awaiting.append(Awaiting(task_file.version, task_file.name, task.owner))
         return AWAITING
@@ -318,10 +338,8 @@ class Executor:
             notify_urls=self.settings.notify, open_session=environment.backend.orm_session,
         )
 
-    def _condition_context(self, task_file: TaskFile, task: Task) -> Context | None:
-        """A context for ``when`` (built only for tasks that have one)."""
-        if task.when is None:
-            return None
+    def _condition_context(self, task_file: TaskFile) -> Context:
+        """The ``ctx`` a ``when`` condition is called with (made only when there is one)."""
         return self._context(task_file, 0, self._logger(task_file))
 
     def run_task(self, task_file: TaskFile, task: Task, attempt: int,
@@ -376,19 +394,17 @@ class Executor:
         files = scan_tasks_dir(self.settings.tasks_dir)
         with self.environment.locked(wait, "wait", self.reporter.waiting_for_lock):
             records = self.environment.recorder.read_records()
-            by_key = {f.version: f for f in files} | {f.name: f for f in files}
-            record = _record_named(records, wanted)
-            task_file = by_key.get(wanted) or (by_key.get(record.version) if record else None)
-            version = task_file.version if task_file else record.version if record else None
-            if version is None or records.get(version) is None:
+            found = find_tasks(files, records, [wanted])[0]
+            version, task_file, record = found.version, found.task_file, records.get(found.version)
+            if record is None:
                 raise UsageError(f"{wanted!r} has never run here: there is nothing to roll back")
-            record = records[version]
             if record.state not in (SUCCEEDED, FAILED, INTERRUPTED, AWAITING):
                 raise UsageError(f"task {version} is {record.state}: there is nothing to roll back")
             if record_only:
-                from afterparty.decisions import record_reverted
+                from afterparty.decisions import record_decision
 
-                record_reverted(self.environment, record)
+                record_decision(self.environment, version, record.name, "rollback --record-only",
+                                REVERTED)
                 return TaskOutcome(version, record.name, REVERTED, 0.0)
             if task_file is None:
                 raise UsageError(f"the file of task {version} is gone: use --record-only")
@@ -481,18 +497,6 @@ class Executor:
         finally:
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)
-
-
-def _record_named(records: dict[str, Record], wanted: str) -> Record | None:
-    for record in records.values():
-        if wanted in (record.version, record.name):
-            return record
-    return None
-
-
-def _last_line(text: str | None) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
 
 
 def _task_traceback(exc: BaseException, task_file: TaskFile) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from afterparty.config import Settings
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
+    from afterparty.recorder import Record
 
 
 def check_task_files(settings: Settings) -> list[TaskFile]:
@@ -52,6 +54,39 @@ def pending_task_files(files: list[TaskFile], states: dict[str, str],
     return pending
 
 
+class FoundTask:
+    """A task named on the command line: its file, its record, or both."""
+
+    __slots__ = ("name", "task_file", "version")
+
+    def __init__(self, version: str, name: str, task_file: TaskFile | None) -> None:
+        self.version = version
+        self.name = name
+        self.task_file = task_file
+
+
+def find_tasks(files: list[TaskFile], records: dict[str, Record], wanted: list[str]) -> list[FoundTask]:
+    """The tasks named by version or name, among the files first, then the records (a task
+    whose file is gone); UnknownTaskError for a name that is neither."""
+    from afterparty.errors import UnknownTaskError
+
+    files_by_key = {f.version: f for f in files} | {f.name: f for f in files}
+    records_by_key = {r.version: r for r in records.values()} | {r.name: r for r in records.values()}
+    found: list[FoundTask] = []
+    for key in wanted:
+        if key in files_by_key:
+            task_file = files_by_key[key]
+            found.append(FoundTask(task_file.version, task_file.name, task_file))
+        elif key in records_by_key:
+            record = records_by_key[key]
+            found.append(FoundTask(record.version, record.name, None))
+        else:
+            raise UnknownTaskError(
+                f"no task file or record has version or name {key!r}: see `afterparty status`"
+            )
+    return found
+
+
 class Readiness:
     """Whether a pending task may run now: ``reason`` says why not; ``later`` waits for this run."""
 
@@ -63,8 +98,10 @@ class Readiness:
 
 
 def readiness(task: Task, task_file: TaskFile, states: dict[str, str],
-              files_by_key: dict[str, TaskFile], this_run: set[str], ctx: Any) -> Readiness:
-    """Dependencies first, then ``not_before``, then the ``when`` condition."""
+              files_by_key: dict[str, TaskFile], this_run: set[str],
+              context: Callable[[], Any]) -> Readiness:
+    """Dependencies first, then ``not_before``, then the ``when`` condition, called with the
+    ``ctx`` that ``context`` makes (only then)."""
     unmet = []
     for key in task.depends_on:
         dependency = files_by_key[key]
@@ -81,7 +118,7 @@ def readiness(task: Task, task_file: TaskFile, states: dict[str, str],
     if task.when is not None:
         name = getattr(task.when, "__name__", "when")
         try:
-            allowed = task.when(ctx)
+            allowed = task.when(context())
         except Exception as exc:  # a condition that cannot be checked is not met
             return Readiness(f"condition {name} raised {type(exc).__name__}: {exc}")
         if not allowed:

@@ -86,9 +86,9 @@ class Record:
     waiting_reason: str | None = None
 
     @property
-    def needs_run(self) -> bool:
-        """Whether `run` has work for this record (a recurring task always has)."""
-        return bool(self.recurring) or self.state not in DONE_STATES | HUMAN_STATES
+    def run_state(self) -> str:
+        """The state as ``run`` sees it: a recurring task is always pending."""
+        return _run_state(self.state, self.recurring)
 
 
 @dataclass
@@ -135,6 +135,7 @@ class Recorder:
         self.tasks_table = f"{prefix}tasks"
         self.attempts_table = f"{prefix}attempts"
         self.meta_table = f"{prefix}meta"
+        self._environment_id: str | None = None
 
     def read_states(self) -> dict[str, str]:
         """Version -> state of every record, in one query; empty before the first run.
@@ -145,7 +146,7 @@ class Recorder:
             rows = self.backend.query(f"SELECT version, state, recurring FROM {self.tasks_table}")
         except MissingTableError:
             return {}
-        return {version: PENDING if recurring else state for version, state, recurring in rows}
+        return {version: _run_state(state, recurring) for version, state, recurring in rows}
 
     def read_done_versions(self) -> set[str]:
         """The versions whose record is done and not recurring, in one query; empty before the
@@ -203,11 +204,13 @@ class Recorder:
         self.backend.commit()
 
     def environment_id(self) -> str:
-        """A random identifier made with the tables: this environment's identity."""
-        rows = self.backend.query(
-            f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = 'environment_id'"
-        )
-        return str(rows[0][0])
+        """A random identifier made with the tables: this environment's identity (read once)."""
+        if self._environment_id is None:
+            rows = self.backend.query(
+                f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = 'environment_id'"
+            )
+            self._environment_id = str(rows[0][0])
+        return self._environment_id
 
     def record_lock_holder(self, identity: str) -> None:
         """Say who holds the lock now, for runners waiting for it (no commit)."""
@@ -259,7 +262,7 @@ class Recorder:
         self.backend.execute(
             f"UPDATE {self.tasks_table} SET state = %s, finished_at = %s, last_error = %s "
             "WHERE version = %s",
-            (task_state or state, now, _first_line(error), version),
+            (task_state or state, now, error_summary(error), version),
         )
 
     def record_waiting(self, version: str, name: str, description: str, reason: str) -> None:
@@ -336,9 +339,11 @@ class Recorder:
         )
 
 
-def _first_line(error: str | None) -> str | None:
-    """The last line of a traceback is the one that says what went wrong."""
-    if not error:
-        return None
-    lines = [line for line in error.strip().splitlines() if line.strip()]
+def _run_state(state: str, recurring: int) -> str:
+    return PENDING if recurring else state
+
+
+def error_summary(error: str | None) -> str | None:
+    """The line of an error that says what went wrong: the last one of a traceback."""
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
     return lines[-1] if lines else None
