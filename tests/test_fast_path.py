@@ -9,7 +9,8 @@ from conftest import Project
 
 NEVER_ON_THE_NO_OP_PATH = ("afterparty_tasks", "apprise", "django", "flask", "sqlalchemy",
                            # the runner and what it needs only when there is work to do
-                           "afterparty.executor", "afterparty.definition", "afterparty.context",
+                           "afterparty.attempt", "afterparty.graph", "afterparty.definition",
+                           "afterparty.context",
                            "afterparty.capture", "afterparty.notify")
 DRIVERS = {"sqlite": "sqlite3", "postgresql": "psycopg", "mysql": "pymysql"}
 

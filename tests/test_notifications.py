@@ -95,13 +95,29 @@ def test_without_urls_the_message_goes_to_the_output(sqlite_project: Project) ->
     assert "nobody listens" in sqlite_project.cli("show", "tell").out
 
 
-def test_a_failing_notification_service_never_fails_the_task(sqlite_project: Project) -> None:
-    sqlite_project.write_task("20260101000001", "tell", 'ctx.notify("into the void")')
+def test_a_notification_no_service_accepted_fails_the_task_until_one_does(
+        sqlite_project: Project, receiver: Receiver) -> None:
+    """"Tell customer X" must not be recorded done when nobody was told."""
+    sqlite_project.write_task("20260101000001", "tell", 'ctx.notify("issue 111 is fixed")')
+    dead = f"json://127.0.0.1:{free_port()}/hook"
+    result = sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": dead})
+    assert result.code == 1, result.both
+    assert "tell failed" in result.out and "no notification service accepted it" in result.out
+    assert sqlite_project.query("SELECT state FROM afterparty_tasks") == [("failed",)]
+
+    result = sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": receiver.url})
+    assert result.code == 0, result.both
+    assert receiver.bodies() == ["issue 111 is fixed"]
+
+
+def test_a_notification_that_is_not_required_only_warns(sqlite_project: Project) -> None:
+    sqlite_project.write_task("20260101000001", "tell",
+                              'ctx.notify("into the void", required=False)')
     dead = f"json://127.0.0.1:{free_port()}/hook"
     result = sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": dead})
     assert result.code == 0, result.both
     assert "tell succeeded" in result.out
-    assert "could not be delivered" in sqlite_project.cli("show", "tell").out
+    assert "not delivered" in sqlite_project.cli("show", "tell").out
 
 
 def test_the_runner_reports_failures_human_steps_and_summaries(

@@ -4,7 +4,7 @@ Task files need only ``from afterparty import task``; ``afterparty.run(...)``,
 ``afterparty.status(...)`` and the other commands are the Python API (afterparty.api).
 The names below load on first use, so that the command line's no-op path imports
 nothing it does not need. No submodule may share a name with them: importing it would
-rebind the name to the module (hence ``afterparty.task_status``).
+rebind the name to the module (hence ``afterparty.report`` holds status rows).
 """
 
 from __future__ import annotations

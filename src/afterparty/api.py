@@ -16,16 +16,16 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from afterparty.config import Settings, load_settings
-from afterparty.environment import Environment
+from afterparty.session import Session
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from typing_extensions import Unpack
 
     from afterparty.decisions import Decision
-    from afterparty.executor import RunReporter, TaskOutcome
     from afterparty.loader import TaskFile
     from afterparty.report import RunReport, StatusReport, TaskHistory
+    from afterparty.results import RunReporter, TaskOutcome
 
 log = logging.getLogger("afterparty")
 
@@ -52,32 +52,30 @@ def run(*tasks: str, dry_run: bool = False, keep_going: bool = False, wait: floa
     from afterparty.executor import Executor
     from afterparty.report import RunReport
 
-    with _environment(where) as environment:
-        executor = Executor(environment, reporter or LoggingReporter())
+    with _session(where) as session:
+        executor = Executor(session, reporter or LoggingReporter())
         if dry_run:
             result = executor.dry_run(list(tasks), group)
         else:
             result = executor.run(list(tasks), keep_going, wait, if_busy, group)
-        return RunReport.of(result, environment.settings.environment, dry_run)
+        return RunReport.of(result, session.settings.environment, dry_run)
 
 
 def status(**where: Unpack[Where]) -> StatusReport:
     """Every task file and record in version order; never imports a task file."""
-    from afterparty.report import StatusReport
-    from afterparty.task_status import task_statuses
+    from afterparty.report import StatusReport, task_statuses
 
-    with _environment(where) as environment:
-        return StatusReport(environment.settings.environment, environment.url.redacted,
-                            task_statuses(environment))
+    with _session(where) as session:
+        return StatusReport(session.settings.environment, session.url.redacted,
+                            task_statuses(session))
 
 
 def show(task: str, **where: Unpack[Where]) -> TaskHistory:
     """One task (by version or name) and every attempt and decision in its history."""
-    from afterparty.report import TaskHistory
-    from afterparty.task_status import task_history
+    from afterparty.report import TaskHistory, task_history
 
-    with _environment(where) as environment:
-        return TaskHistory(*task_history(environment, task))
+    with _session(where) as session:
+        return TaskHistory(*task_history(session, task))
 
 
 def check(**where: Unpack[Where]) -> list[TaskFile]:
@@ -85,9 +83,10 @@ def check(**where: Unpack[Where]) -> list[TaskFile]:
 
     Needs no database: for CI on pull requests.
     """
-    from afterparty.planner import check_task_files
+    from afterparty.loader import check_task_files
 
-    return check_task_files(_settings(where))
+    settings = _settings(where)
+    return check_task_files(settings.tasks_dir, settings.project_root)
 
 
 def mark_done(*tasks: str, every: bool = False, **where: Unpack[Where]) -> list[Decision]:
@@ -97,40 +96,40 @@ def mark_done(*tasks: str, every: bool = False, **where: Unpack[Where]) -> list[
 
     if bool(tasks) == every:
         raise UsageError("name the tasks to mark done, or give every=True (not both)")
-    with _environment(where) as environment:
-        return record_done(environment, list(tasks), every)
+    with _session(where) as session:
+        return record_done(session, list(tasks), every)
 
 
 def skip(*tasks: str, reason: str, **where: Unpack[Where]) -> list[Decision]:
     """Record tasks as skipped: they will not run; the reason is kept."""
     from afterparty.decisions import skip as record_skip
 
-    with _environment(where) as environment:
-        return record_skip(environment, list(tasks), reason)
+    with _session(where) as session:
+        return record_skip(session, list(tasks), reason)
 
 
 def forget(*tasks: str, **where: Unpack[Where]) -> list[Decision]:
     """Make tasks pending again; their history is kept."""
     from afterparty.decisions import forget as record_forget
 
-    with _environment(where) as environment:
-        return record_forget(environment, list(tasks))
+    with _session(where) as session:
+        return record_forget(session, list(tasks))
 
 
 def resolve(task: str, choice: str, note: str | None = None, **where: Unpack[Where]) -> list[Decision]:
     """Settle an interrupted or failed task: ``choice`` is ``retry``, ``done`` or ``skip``."""
     from afterparty.decisions import resolve as record_resolution
 
-    with _environment(where) as environment:
-        return record_resolution(environment, task, choice, note)
+    with _session(where) as session:
+        return record_resolution(session, task, choice, note)
 
 
 def confirm(task: str, note: str | None = None, **where: Unpack[Where]) -> list[Decision]:
     """Record a human step that awaits confirmation as done."""
     from afterparty.decisions import confirm as record_confirm
 
-    with _environment(where) as environment:
-        return record_confirm(environment, task, note)
+    with _session(where) as session:
+        return record_confirm(session, task, note)
 
 
 def rollback(task: str, record_only: bool = False, reporter: RunReporter | None = None,
@@ -138,8 +137,8 @@ def rollback(task: str, record_only: bool = False, reporter: RunReporter | None 
     """Run a task's undo step and mark it reverted (or, ``record_only``, only mark it)."""
     from afterparty.executor import Executor
 
-    with _environment(where) as environment:
-        return Executor(environment, reporter or LoggingReporter()).rollback(task, record_only)
+    with _session(where) as session:
+        return Executor(session, reporter or LoggingReporter()).rollback(task, record_only)
 
 
 def init(directory: str | os.PathLike[str] = ".") -> list[str]:
@@ -195,17 +194,17 @@ def _settings(where: Where) -> Settings:
 
 
 @contextmanager
-def _environment(where: Where) -> Iterator[Environment]:
+def _session(where: Where) -> Iterator[Session]:
     settings = _settings(where)
     timeout = where.get("connect_timeout", 30.0)
     database: Any = where.get("database")
     if database is not None and not isinstance(database, str):
-        from afterparty.contrib.sqlalchemy import engine_backend
+        from afterparty.backends.sqlalchemy import engine_database
 
-        environment = Environment(settings, timeout, backend=engine_backend(database, timeout))
+        session = Session(settings, timeout, database=engine_database(database, timeout))
     else:
-        environment = Environment(settings, timeout)
+        session = Session(settings, timeout)
     try:
-        yield environment
+        yield session
     finally:
-        environment.close()
+        session.close()

@@ -21,7 +21,7 @@ class _State:
         self.flags = flags
         self.connect_timeout = connect_timeout
         self.verbose = verbose
-        # A web framework's integration (afterparty.integration.Framework), if one runs us.
+        # A web framework's integration (afterparty.contrib.Framework), if one runs us.
         self.framework = framework
 
     def settings(self) -> Any:
@@ -31,12 +31,12 @@ class _State:
 
         return load_settings(self.flags)
 
-    def environment(self) -> Any:
+    def session(self) -> Any:
         if self.framework is not None:
-            return self.framework.environment(self.settings(), self.connect_timeout)
-        from afterparty.environment import Environment
+            return self.framework.session(self.settings(), self.connect_timeout)
+        from afterparty.session import Session
 
-        return Environment(self.settings(), self.connect_timeout)
+        return Session(self.settings(), self.connect_timeout)
 
 
 pass_state = click.make_pass_decorator(_State)
@@ -111,28 +111,28 @@ def new(state: _State, name: str, description: str | None, manual: bool, with_te
 def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: bool, wait: float,
         if_busy: str, group: str | None, no_input: bool, as_json: bool) -> int:
     """Run pending tasks (or only VERSIONS) in version order."""
-    environment = state.environment()
+    import time
+
+    from afterparty.executor import Executor
+
+    started = time.monotonic()
+    session = state.session()
     reporter = _RunPrinter(quiet=as_json, may_ask=not (no_input or as_json))
     try:
-        if not (versions or group or dry_run or as_json) and _nothing_to_do(environment):
-            click.echo("no pending tasks")
-            return 0
-        from afterparty.executor import Executor
-
-        executor = Executor(environment, reporter)
+        executor = Executor(session, reporter)
         if dry_run:
             result = executor.dry_run(list(versions), group)
         else:
             result = executor.run(list(versions), keep_going, wait, if_busy, group)
     finally:
-        environment.close()
+        session.close()
     if as_json:
         from afterparty.report import RunReport
 
-        report = RunReport.of(result, environment.settings.environment, dry_run)
+        report = RunReport.of(result, session.settings.environment, dry_run)
         click.echo(_json(report.as_dict(), indent=2))
     else:
-        _print_run_summary(result, dry_run)
+        _print_run_summary(result, dry_run, time.monotonic() - started)
     return int(result.exit_code)
 
 
@@ -140,13 +140,6 @@ def _json(data: Any, indent: int = 2) -> str:
     import json  # not on the no-op path
 
     return json.dumps(data, indent=indent)
-
-
-def _nothing_to_do(environment: Any) -> bool:
-    """The fast path of every no-op deploy: neither the executor nor any task file is imported."""
-    from afterparty.fast_path import nothing_to_do
-
-    return nothing_to_do(environment)
 
 
 class _RunPrinter:
@@ -196,7 +189,7 @@ class _RunPrinter:
         return False
 
 
-def _print_run_summary(result: Any, dry_run: bool) -> None:
+def _print_run_summary(result: Any, dry_run: bool, took: float) -> None:
     if result.busy_skipped:
         click.echo("another runner holds the lock: skipped (--if-busy skip)")
         return
@@ -208,15 +201,14 @@ def _print_run_summary(result: Any, dry_run: bool) -> None:
     for version in result.interrupted_found:
         click.echo(f"found {version} left running by a runner that died: marked interrupted")
     if result.held is not None:
-        from afterparty.executor import held_message
+        from afterparty.results import held_message
 
         click.echo(held_message(result.held), err=True)
     if not result.planned and not result.outcomes:
         click.echo("no pending tasks")
         _print_awaiting(result)
         return
-    done = sum(1 for o in result.final_outcomes if o.state == "succeeded")
-    parts = [f"{done} succeeded"]
+    parts = [f"{len(result.succeeded)} succeeded"]
     if result.failed:
         parts.append(f"{len(result.failed)} failed")
     if result.waiting:
@@ -228,14 +220,16 @@ def _print_run_summary(result: Any, dry_run: bool) -> None:
     left = sum(1 for f in result.planned if f.version not in handled)
     if left:
         parts.append(f"{left} still pending")
-    took = sum(o.duration for o in result.outcomes)
     click.echo(f"summary: {', '.join(parts)} in {took:.2f}s")
     if result.failed:
         first = result.failed[0]
         click.echo(f"see the error with `afterparty show {first.version}`; "
                    "the next `afterparty run` tries failed tasks again", err=True)
     if result.stopped_by is not None:
-        click.echo("stopped by a signal: the current task was rolled back and recorded interrupted",
+        import signal
+
+        click.echo(f"stopped by {signal.Signals(result.stopped_by).name}: "
+                   f"{result.stop_note or 'no task had started; nothing was left half-done'}",
                    err=True)
     _print_awaiting(result)
 
@@ -254,24 +248,27 @@ def status(state: _State, as_json: bool) -> None:
     """Show every task file and record: state, last run, file missing, modified."""
     import gc
 
-    from afterparty.task_status import task_statuses
+    from afterparty.report import task_statuses
 
     # Thousands of rows and no reference cycles: the collector would only walk them again
     # and again. status runs no task code, so nothing here needs it.
+    enabled = gc.isenabled()
     gc.disable()
-    environment = state.environment()
+    session = state.session()
     try:
-        rows = task_statuses(environment)
+        rows = task_statuses(session)
     finally:
-        environment.close()
+        session.close()
+        if enabled:
+            gc.enable()
     if as_json:
         from afterparty.report import StatusReport
 
-        report = StatusReport(environment.settings.environment, environment.url.redacted, rows)
+        report = StatusReport(session.settings.environment, session.url.redacted, rows)
         click.echo(_json(report.as_dict(), indent=2))
         return
     if not rows:
-        click.echo(f"no tasks in {environment.settings.tasks_dir}")
+        click.echo(f"no tasks in {session.settings.tasks_dir}")
         return
     width = max(len(row.name) for row in rows)
     lines = []
@@ -298,13 +295,13 @@ def status(state: _State, as_json: bool) -> None:
 def show(state: _State, version: str, as_json: bool) -> None:
     """Show one task's attempts: who, where, when, error and captured output."""
 
-    from afterparty.task_status import task_history
+    from afterparty.report import task_history
 
-    environment = state.environment()
+    session = state.session()
     try:
-        row, attempts = task_history(environment, version)
+        row, attempts = task_history(session, version)
     finally:
-        environment.close()
+        session.close()
     if as_json:
         from afterparty.report import TaskHistory
 
@@ -342,10 +339,10 @@ def _print_attempt(number: int, attempt: Any) -> None:
 @pass_state
 def check(state: _State) -> None:
     """Validate every task file without touching the database."""
-    from afterparty.planner import check_task_files
+    from afterparty.loader import check_task_files
 
     settings = state.settings()
-    files = check_task_files(settings)
+    files = check_task_files(settings.tasks_dir, settings.project_root)
     click.echo(f"{len(files)} task file(s) OK in {settings.tasks_dir}")
 
 
@@ -366,11 +363,11 @@ def _on_wait(holder: str | None) -> None:
 
 def _decide(state: _State, verb: str, decide: Callable[[Any], list[Any]]) -> None:
     """Run one decision command against the environment and print what it changed."""
-    environment = state.environment()
+    session = state.session()
     try:
-        _print_decisions(decide(environment), verb)
+        _print_decisions(decide(session), verb)
     finally:
-        environment.close()
+        session.close()
 
 
 @cli.command("mark-done")
@@ -444,15 +441,16 @@ def confirm(state: _State, version: str, note: str | None) -> None:
 def rollback(state: _State, version: str, record_only: bool) -> int:
     """Run a task's undo step and mark it reverted (pending again)."""
     from afterparty.executor import Executor
+    from afterparty.states import State
 
-    environment = state.environment()
+    session = state.session()
     try:
-        outcome = Executor(environment, _RunPrinter(quiet=False)).rollback(version, record_only)
+        outcome = Executor(session, _RunPrinter(quiet=False)).rollback(version, record_only)
     finally:
-        environment.close()
+        session.close()
     if record_only:
         click.echo(f"{outcome.version} {outcome.name}: marked reverted; the next run runs it again")
-    return 0 if outcome.state == "reverted" else 1
+    return 0 if outcome.state is State.REVERTED else 1
 
 
 def main(argv: list[str] | None = None, prog_name: str = "afterparty", framework: Any = None) -> None:

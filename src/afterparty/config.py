@@ -30,7 +30,9 @@ RELEASE_VARS = (
     "HEROKU_SLUG_COMMIT", "HEROKU_RELEASE_VERSION", "GITHUB_SHA", "CI_COMMIT_SHA",
     "RENDER_GIT_COMMIT", "FLY_IMAGE_REF", "SOURCE_VERSION",
 )
-_PREFIX = re.compile(r"^[A-Za-z0-9_]{0,40}$")
+_PREFIX = re.compile(r"[A-Za-z0-9_]{0,40}")
+# Environment names and release ids are kept in VARCHAR(255) columns on every database.
+NAME_LIMIT = 255
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Settings:
     notify: list[str] = field(default_factory=list)
     notify_summary: bool = False
     pyproject: str | None = None
+    #: Where database_url came from, for messages about it.
+    database_url_source: str | None = None
 
 
 def find_pyproject(start: str) -> str | None:
@@ -101,30 +105,39 @@ def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = 
     table = read_pyproject_table(pyproject) if pyproject else {}
     project_root = os.path.dirname(pyproject) if pyproject else cwd
 
-    def pick(key: str) -> tuple[object | None, str]:
-        """The value for a key and the directory relative paths in it are taken from."""
+    def pick(key: str) -> tuple[object | None, str, str]:
+        """The value for a key, the directory relative paths in it are taken from, and where
+        it came from."""
         if key in flags:
-            return flags[key], cwd
+            return flags[key], cwd, f"--{key.replace('_', '-')}"
         for var in ENV_VARS[key]:
             if os.environ.get(var):
-                return os.environ[var], cwd
+                return os.environ[var], cwd, var
         if key in app_settings:
-            return app_settings[key], app_base or cwd
+            return app_settings[key], app_base or cwd, "the application's settings"
         if key in table:
-            return table[key], project_root
-        return DEFAULTS.get(key), project_root
+            return table[key], project_root, f"[tool.afterparty] in {pyproject}"
+        return DEFAULTS.get(key), project_root, "the default"
 
     values = {key: pick(key) for key in KNOWN_KEYS}
-    for key, (value, _) in values.items():
+    for key, (value, _, _) in values.items():
         if value is not None and key not in ("notify", "notify_summary") and not isinstance(value, str):
             raise ConfigError(f"setting {key!r} must be a string, not {value!r}")
-    database_url, url_base = values["database_url"]
-    tasks_dir, tasks_base = values["tasks_dir"]
+    database_url, url_base, url_source = values["database_url"]
+    tasks_dir, tasks_base, _ = values["tasks_dir"]
     prefix = str(values["table_prefix"][0])
-    if not _PREFIX.match(prefix):
+    if not _PREFIX.fullmatch(prefix):
         raise ConfigError(
             f"table prefix {prefix!r} may hold only letters, digits and _ (at most 40)"
         )
+    for key in ("environment", "release"):
+        value, _, source = values[key]
+        if value is not None and len(str(value)) > NAME_LIMIT:
+            raise ConfigError(f"the {key} from {source} is {len(str(value))} characters long: "
+                              f"records keep at most {NAME_LIMIT}; use a shorter one")
+    if not str(values["environment"][0]).strip():
+        raise ConfigError(f"the environment name from {values['environment'][2]} is empty: "
+                          "name it, as in --env production")
     return Settings(
         database_url=_anchor_sqlite_path(str(database_url), url_base),
         tasks_dir=os.path.join(tasks_base, str(tasks_dir)),
@@ -135,6 +148,7 @@ def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = 
         notify=_split_urls(values["notify"][0]),
         notify_summary=_as_bool("notify_summary", values["notify_summary"][0]),
         pyproject=pyproject,
+        database_url_source=url_source,
     )
 
 

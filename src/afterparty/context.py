@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,30 +14,109 @@ class TransactionOwnedError(AfterpartyError):
     """A task tried to end the transaction the runner owns."""
 
 
+# A statement that would end or leave the runner's transaction (after literals and comments
+# are blanked out): COMMIT, ROLLBACK (not to a savepoint), BEGIN, START TRANSACTION, END,
+# ABORT, autocommit, or the runner's own savepoint.
+_ENDS_TRANSACTION = re.compile(
+    r"(?:^|;)\s*(?:COMMIT|END|ABORT|BEGIN|START\s+TRANSACTION|ROLLBACK(?!\s+(?:WORK\s+|TRANSACTION\s+)?TO\b)"
+    r"|SET\s+(?:SESSION\s+|GLOBAL\s+|@@(?:SESSION\.)?)?AUTOCOMMIT\b"
+    r"|(?:RELEASE\s+|ROLLBACK\s+TO\s+)?SAVEPOINT\s+afterparty_task\b)",
+    re.IGNORECASE)
+_LITERALS = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|(\$[A-Za-z_0-9]*\$).*?\1|--[^\n]*|/\*.*?\*/", re.DOTALL)
+REFUSED_SQL = (
+    "{what} is not allowed: afterparty owns the task's transaction and commits "
+    "the task's work together with its success record when the task returns; raise an "
+    "exception to roll the work back")
+
+
+def refuse_transaction_control(sql: object) -> None:
+    """Raise TransactionOwnedError when a statement would end the runner's transaction."""
+    text = sql if isinstance(sql, str) else getattr(sql, "text", None)
+    if not isinstance(text, str):
+        return
+    match = _ENDS_TRANSACTION.search(_LITERALS.sub(" ", text))
+    if match is not None:
+        statement = match.group(0).strip(" ;\n\t")
+        raise TransactionOwnedError(REFUSED_SQL.format(what=f"{statement!r} through ctx.db"))
+
+
+class TaskCursor:
+    """A driver cursor whose statements may not end the runner's transaction."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
+        refuse_transaction_control(sql)
+        return self._cursor.execute(sql, *args, **kwargs)
+
+    def executemany(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
+        refuse_transaction_control(sql)
+        return self._cursor.executemany(sql, *args, **kwargs)
+
+    def __enter__(self) -> TaskCursor:
+        self._cursor.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._cursor.__exit__(*exc)
+
+    def __iter__(self) -> Any:
+        return iter(self._cursor)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
 class TaskConnection:
     """The tracking database's connection, lent to a task inside its transaction.
 
     The runner commits the task's work together with its success record, so ending
-    the transaction from the task would break that promise; everything else is the
-    driver's own connection.
+    the transaction from the task would break that promise: commit, rollback, begin,
+    autocommit and statements such as COMMIT are refused; the rest is the driver's own.
     """
 
     def __init__(self, connection: Any) -> None:
-        self._connection = connection
+        object.__setattr__(self, "_connection", connection)
 
     def commit(self) -> None:
-        raise TransactionOwnedError(
-            "ctx.db.commit() is not allowed: afterparty commits the task's work together "
-            "with its success record when the task returns"
-        )
+        raise TransactionOwnedError(REFUSED_SQL.format(what="ctx.db.commit()"))
 
     def rollback(self) -> None:
         raise TransactionOwnedError(
             "ctx.db.rollback() is not allowed: raise an exception to roll back the task's work"
         )
 
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        raise TransactionOwnedError(REFUSED_SQL.format(what="ctx.db.begin()"))
+
+    def set_autocommit(self, *args: Any, **kwargs: Any) -> None:
+        raise TransactionOwnedError(REFUSED_SQL.format(what="ctx.db.set_autocommit()"))
+
     def close(self) -> None:
         raise TransactionOwnedError("ctx.db.close() is not allowed: the runner owns the connection")
+
+    @property
+    def autocommit(self) -> Any:
+        value = self._connection.autocommit
+        if callable(value):  # PyMySQL: autocommit(True) switches it on
+            def refuse(*args: Any, **kwargs: Any) -> None:
+                raise TransactionOwnedError(REFUSED_SQL.format(what="ctx.db.autocommit()"))
+            return refuse
+        return value
+
+    def cursor(self, *args: Any, **kwargs: Any) -> TaskCursor:
+        return TaskCursor(self._connection.cursor(*args, **kwargs))
+
+    def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
+        refuse_transaction_control(sql)
+        return self._connection.execute(sql, *args, **kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("autocommit", "isolation_level"):
+            raise TransactionOwnedError(REFUSED_SQL.format(what=f"setting ctx.db.{name}"))
+        setattr(self._connection, name, value)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
@@ -80,8 +160,14 @@ class Context:
             self._session = self._open_session()
         return self._session
 
-    def notify(self, message: str, title: str | None = None) -> None:
-        """Send ``message`` to every configured notification URL (or log it when none is)."""
-        from afterparty.notify import send_notification
+    def notify(self, message: str, title: str | None = None, required: bool = True) -> None:
+        """Send ``message`` to every configured notification URL (with none configured, it is
+        only logged). When URLs are configured and no service accepted it, NotificationError
+        fails the task, so that the next run tries again; ``required=False`` only logs that."""
+        from afterparty.notify import NotificationError, send_notification
 
-        send_notification(self.notify_urls, message, title, self.log)
+        problem = send_notification(self.notify_urls, message, title, self.log)
+        if problem is not None and required:
+            raise NotificationError(
+                f"{problem}; the task fails and the next run tries it again "
+                "(ctx.notify(..., required=False) goes on without it)")

@@ -1,25 +1,20 @@
-"""Human decisions about tasks: mark-done, skip, forget and resolve, each kept in the history."""
+"""A person's decisions about tasks (mark-done, skip, forget, resolve, confirm, rollback
+--record-only), each checked against the task's state and kept in its history."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from afterparty.environment import Environment, utc_now
 from afterparty.errors import UsageError
-from afterparty.loader import read_source_facts, scan_tasks_dir
-from afterparty.planner import FoundTask, find_tasks
-from afterparty.recorder import (
-    AWAITING,
-    DONE_STATES,
-    FAILED,
-    INTERRUPTED,
-    PENDING,
-    SKIPPED,
-    SUCCEEDED,
-)
+from afterparty.session import Session, utc_now
+from afterparty.states import RESOLVE_ACTIONS, Action, MoveRefused, State, next_state, state_of
 
-RESOLVE_CHOICES = {"retry": PENDING, "done": SUCCEEDED, "skip": SKIPPED}
+OnWait = Callable[[str | None], None]
+
+
+def _no_report(holder: str | None) -> None:
+    """Waiting for the lock silently."""
 
 
 @dataclass
@@ -28,89 +23,83 @@ class Decision:
 
     version: str
     name: str
-    before: str
-    after: str
+    before: State
+    after: State
 
     @property
     def changed(self) -> bool:
-        return self.before != self.after
+        return self.before is not self.after
 
 
-def mark_done(environment: Environment, wanted: list[str], every: bool = False,
-              on_wait: Callable[[str | None], None] = lambda holder: None) -> list[Decision]:
+def mark_done(session: Session, wanted: list[str], every: bool = False,
+              on_wait: OnWait = _no_report) -> list[Decision]:
     """Record tasks as succeeded without running them (baseline a fresh environment)."""
-    return _decide(environment, wanted, every, "mark-done", SUCCEEDED, None, on_wait,
-                   keep=DONE_STATES)
+    return decide(session, wanted, Action.MARK_DONE, None, on_wait, every=every)
 
 
-def skip(environment: Environment, wanted: list[str], reason: str,
-         on_wait: Callable[[str | None], None] = lambda holder: None) -> list[Decision]:
+def skip(session: Session, wanted: list[str], reason: str,
+         on_wait: OnWait = _no_report) -> list[Decision]:
     """Record tasks as skipped: they will not run, and the reason is kept."""
-    return _decide(environment, wanted, False, "skip", SKIPPED, reason, on_wait, keep=DONE_STATES)
+    return decide(session, wanted, Action.SKIP, reason, on_wait)
 
 
-def forget(environment: Environment, wanted: list[str],
-           on_wait: Callable[[str | None], None] = lambda holder: None) -> list[Decision]:
+def forget(session: Session, wanted: list[str], on_wait: OnWait = _no_report) -> list[Decision]:
     """Make tasks pending again; their past attempts stay in the history."""
-    return _decide(environment, wanted, False, "forget", PENDING, None, on_wait,
-                   keep=frozenset({PENDING}))
+    return decide(session, wanted, Action.FORGET, None, on_wait)
 
 
-def resolve(environment: Environment, wanted: str, choice: str, note: str | None = None,
-            on_wait: Callable[[str | None], None] = lambda holder: None) -> list[Decision]:
+def resolve(session: Session, wanted: str, choice: str, note: str | None = None,
+            on_wait: OnWait = _no_report) -> list[Decision]:
     """Settle an interrupted or failed task: run it again, record it done, or skip it."""
-    if choice not in RESOLVE_CHOICES:
-        raise UsageError(f"choose one of --{' / --'.join(RESOLVE_CHOICES)}")
-    return _decide(environment, [wanted], False, f"resolve --{choice}", RESOLVE_CHOICES[choice],
-                   note, on_wait, keep=frozenset(), only_from=frozenset({INTERRUPTED, FAILED}))
+    if choice not in RESOLVE_ACTIONS:
+        raise UsageError(f"choose one of --{' / --'.join(RESOLVE_ACTIONS)}")
+    return decide(session, [wanted], RESOLVE_ACTIONS[choice], note, on_wait)
 
 
-def confirm(environment: Environment, wanted: str, note: str | None = None,
-            on_wait: Callable[[str | None], None] = lambda holder: None) -> list[Decision]:
+def confirm(session: Session, wanted: str, note: str | None = None,
+            on_wait: OnWait = _no_report) -> list[Decision]:
     """Record a human step that awaited confirmation as done, with who, when and the note."""
-    return _decide(environment, [wanted], False, "confirm", SUCCEEDED, note, on_wait,
-                   keep=frozenset(), only_from=frozenset({AWAITING}))
+    return decide(session, [wanted], Action.CONFIRM, note, on_wait)
 
 
-def record_decision(environment: Environment, version: str, name: str, action: str, state: str,
+def record_decision(session: Session, version: str, name: str, action: Action, state: State,
                     note: str | None = None) -> None:
     """Record one decision made while the caller holds the lock (a confirmation at the run's
-    prompt, ``rollback --record-only``)."""
-    backend = environment.backend
-    backend.begin()
-    environment.recorder.record_action(version, name, "", action, state, environment.origin(),
-                                       utc_now(), note)
-    backend.commit()
+    prompt)."""
+    recorder = session.recorder
+    with recorder.writing():
+        recorder.record_decision(version, name, "", action, state, session.origin(), utc_now(), note)
 
 
-def _decide(environment: Environment, wanted: list[str], every: bool, action: str, state: str,
-            note: str | None, on_wait: Callable[[str | None], None], keep: frozenset[str],
-            only_from: frozenset[str] | None = None) -> list[Decision]:
-    files = scan_tasks_dir(environment.settings.tasks_dir)
+def decide(session: Session, wanted: list[str], action: Action, note: str | None,
+           on_wait: OnWait = _no_report, every: bool = False) -> list[Decision]:
+    """Apply one decision to tasks under the lock, all of them or none (states.MOVES)."""
+    from afterparty.graph import FoundTask, find_tasks
+    from afterparty.loader import read_source_facts, scan_tasks_dir
+
+    files = scan_tasks_dir(session.settings.tasks_dir)
     decisions: list[Decision] = []
-    with environment.locked(on_wait=on_wait):
-        recorder, backend = environment.recorder, environment.backend
+    with session.locked(on_wait=on_wait):
+        recorder = session.recorder
         records = recorder.read_records()
         targets = ([FoundTask(f.version, f.name, f) for f in files] if every
                    else find_tasks(files, records, wanted))
         now = utc_now()
-        backend.begin()
-        for target in targets:
-            record = records.get(target.version)
-            before = record.state if record else PENDING
-            if only_from is not None and before not in only_from:
-                raise UsageError(
-                    f"task {target.version} is {before}, not {' or '.join(sorted(only_from))}: "
-                    f"there is nothing to {action.split()[0]}"
-                )
-            if before in keep or (before == state and action != "forget"):
-                decisions.append(Decision(target.version, target.name, before, before))
-                continue
-            facts = read_source_facts(target.task_file.path) if target.task_file else None
-            checksum = facts.checksum if facts else None
-            description = facts.description if facts else ""
-            recorder.record_action(target.version, target.name, description, action, state,
-                                   environment.origin(), now, note, checksum)
-            decisions.append(Decision(target.version, target.name, before, state))
-        backend.commit()
+        with recorder.writing():
+            for target in targets:
+                record = records.get(target.version)
+                before = state_of(record.state if record else None)
+                try:
+                    after = next_state(action, before)
+                except MoveRefused as refused:
+                    raise UsageError(f"task {target.version} {refused}") from None
+                if after is None:
+                    decisions.append(Decision(target.version, target.name, before, before))
+                    continue
+                facts = read_source_facts(target.task_file.path) if target.task_file else None
+                recorder.record_decision(target.version, target.name,
+                                         facts.description if facts else "", action, after,
+                                         session.origin(), now, note,
+                                         facts.checksum if facts else None)
+                decisions.append(Decision(target.version, target.name, before, after))
     return decisions

@@ -41,16 +41,11 @@ class LockBusyError(AfterpartyError):
     exit_code = 3
 
 
-class TaskFailedError(AfterpartyError):
-    """A task raised; the run stopped or finished with failures (exit 1)."""
+class LockLostError(AfterpartyError):
+    """This runner no longer holds the environment lock (exit 3): its session ended, or a
+    newer runner took the lock, so nothing it writes may commit."""
 
-    exit_code = 1
-
-
-class AwaitingDecisionError(AfterpartyError):
-    """A task waits for a human decision (exit 5)."""
-
-    exit_code = 5
+    exit_code = 3
 
 
 class StoppedBySignal(BaseException):

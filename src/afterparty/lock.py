@@ -1,51 +1,112 @@
-"""Waits for the environment lock with backoff, as --wait and --if-busy ask."""
+"""The environment lock, whole: waiting with backoff, the epoch that fences older holders,
+the check before each task, release, and who holds it."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from enum import Enum
 
-from afterparty.backends.base import Backend
-from afterparty.errors import ConfigError, LockBusyError
+from afterparty.backends.base import DatabaseLock
+from afterparty.errors import ConfigError, LockBusyError, LockLostError
+from afterparty.recorder import Recorder
 
 IF_BUSY_CHOICES = ("wait", "skip", "fail")
 HOLDER_REPEAT_SECONDS = 15.0
-# What acquire_lock came to: the lock is ours; busy and told to skip; or, while waiting, the
-# work turned out to be done by the holder (a lock-free "nothing to do", as guarantee 2 allows).
-ACQUIRED, BUSY, FINISHED_ELSEWHERE = "acquired", "busy", "finished elsewhere"
 
 
-def acquire_lock(backend: Backend, prefix: str, wait: float, if_busy: str,
-                 holder: Callable[[], str | None], on_wait: Callable[[str | None], None],
-                 finished: Callable[[], bool] | None = None) -> str:
-    """Take the lock (ACQUIRED); BUSY when busy and ``if_busy`` is ``skip``; FINISHED_ELSEWHERE
-    when ``finished`` says, while waiting, that nothing is left to do; LockBusyError on failure."""
-    if if_busy not in IF_BUSY_CHOICES:
-        raise ConfigError(f"--if-busy must be one of {', '.join(IF_BUSY_CHOICES)}")
-    if backend.try_lock(prefix):
-        return ACQUIRED
-    if if_busy == "skip":
-        on_wait(holder())
-        return BUSY
-    if if_busy == "fail" or wait <= 0:
-        raise LockBusyError(_busy_message(holder(), waited=None if if_busy == "fail" else wait))
-    on_wait(holder())
-    deadline = time.monotonic() + wait
-    next_report = time.monotonic() + HOLDER_REPEAT_SECONDS
-    delay = 0.05
-    while time.monotonic() < deadline:
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        # Look first: a holder commits its work before it lets go, so a free lock with nothing
-        # left means we can leave without taking it.
-        if finished is not None and finished():
-            return FINISHED_ELSEWHERE
-        if backend.try_lock(prefix):
-            return ACQUIRED
-        delay = min(delay * 1.5, 0.25)
-        if time.monotonic() >= next_report:
-            on_wait(holder())
-            next_report = time.monotonic() + HOLDER_REPEAT_SECONDS
-    raise LockBusyError(_busy_message(holder(), waited=wait))
+class LockOutcome(Enum):
+    """What trying to take the lock came to."""
+
+    ACQUIRED = "acquired"
+    #: Busy, and told to skip (--if-busy skip).
+    BUSY = "busy"
+    #: While waiting, a lock-free look found nothing left to do (guarantee 2 allows that).
+    FINISHED_ELSEWHERE = "finished elsewhere"
+
+
+class EnvironmentLock:
+    """One environment's lock, as a runner takes, checks and gives it back."""
+
+    def __init__(self, database_lock: DatabaseLock, recorder: Recorder) -> None:
+        self.database_lock = database_lock
+        self.recorder = recorder
+
+    def acquire(self, wait: float, if_busy: str, on_wait: Callable[[str | None], None],
+                finished: Callable[[], bool] | None = None) -> LockOutcome:
+        """Take the lock, waiting up to ``wait`` seconds as ``if_busy`` says; LockBusyError when
+        the wait runs out or ``if_busy`` is ``fail``. Once taken, the records' schema exists and
+        a new epoch has begun."""
+        if if_busy not in IF_BUSY_CHOICES:
+            raise ConfigError(f"--if-busy must be one of {', '.join(IF_BUSY_CHOICES)}")
+        outcome = self._wait_for_it(wait, if_busy, on_wait, finished)
+        if outcome is LockOutcome.ACQUIRED:
+            try:
+                self.recorder.ensure_schema()
+                self.recorder.begin_epoch(holder_identity())
+            except BaseException:
+                self.release()
+                raise
+        return outcome
+
+    def _wait_for_it(self, wait: float, if_busy: str, on_wait: Callable[[str | None], None],
+                     finished: Callable[[], bool] | None) -> LockOutcome:
+        if self.database_lock.try_acquire():
+            return LockOutcome.ACQUIRED
+        if if_busy == "skip":
+            on_wait(self.describe_holder())
+            return LockOutcome.BUSY
+        if if_busy == "fail" or wait <= 0:
+            raise LockBusyError(_busy_message(self.describe_holder(),
+                                              waited=None if if_busy == "fail" else wait))
+        on_wait(self.describe_holder())
+        deadline = time.monotonic() + wait
+        next_report = time.monotonic() + HOLDER_REPEAT_SECONDS
+        delay = 0.05
+        while time.monotonic() < deadline:
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            # Look first: a holder commits its work before it lets go, so a free lock with
+            # nothing left means we can leave without taking it.
+            if finished is not None and finished():
+                return LockOutcome.FINISHED_ELSEWHERE
+            if self.database_lock.try_acquire():
+                return LockOutcome.ACQUIRED
+            delay = min(delay * 1.5, 0.25)
+            if time.monotonic() >= next_report:
+                on_wait(self.describe_holder())
+                next_report = time.monotonic() + HOLDER_REPEAT_SECONDS
+        raise LockBusyError(_busy_message(self.describe_holder(), waited=wait))
+
+    def check(self) -> None:
+        """Before each task: is the lock still ours? LockLostError if its session is gone."""
+        if not self.database_lock.is_held():
+            raise LockLostError(
+                "this runner lost the environment lock (its database session ended: killed, an "
+                "idle timeout, the network): it stopped before the next task; run "
+                "`afterparty run` again")
+
+    def release(self) -> None:
+        self.database_lock.release()
+
+    def describe_holder(self) -> str | None:
+        """The database's view of the holder, with the identity it wrote when it took the lock."""
+        live = self.database_lock.holder()
+        if live and "pid" in live:
+            return live
+        stored = self.recorder.read_lock_holder()
+        if stored and live:
+            return f"{stored}; {live}"
+        return stored or live
+
+
+def holder_identity() -> str:
+    """How this runner describes itself to others waiting for the lock."""
+    import socket
+    from datetime import datetime, timezone
+
+    since = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"host {socket.gethostname()}, pid {os.getpid()}, since {since}"
 
 
 def _busy_message(holder: str | None, waited: float | None) -> str:

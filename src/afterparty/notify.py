@@ -4,24 +4,36 @@ from __future__ import annotations
 
 import logging
 
+from afterparty.errors import AfterpartyError
+
+
+class NotificationError(AfterpartyError):
+    """A task's notification reached no service (the task fails and is tried again)."""
+
+    exit_code = 1
+
 
 def send_notification(urls: list[str], message: str, title: str | None,
-                      log: logging.Logger) -> bool:
-    """Send a message; failures are logged, never raised. Returns whether it was delivered."""
+                      log: logging.Logger) -> str | None:
+    """Send a message to every URL; returns None when it was delivered (or no URL is set),
+    else what went wrong, which is also logged as a warning."""
     if not urls:
         log.info("notification (no notify URL configured): %s", message)
-        return False
+        return None
     try:
         import apprise
     except ImportError:
-        log.warning("notification not sent: install afterparty[notify] (pip install "
-                    "'afterparty[notify]') to send it; message: %s", message)
-        return False
+        return _problem(log, "notification not sent: Apprise is not installed "
+                             "(pip install 'afterparty[notify]')", message)
     sender = apprise.Apprise()
     for url in urls:
         if not sender.add(url):
             log.warning("notification URL not understood by Apprise: %s", url.split("://")[0] + "://…")
-    delivered = bool(sender.notify(body=message, title=title or "afterparty"))
-    if not delivered:
-        log.warning("notification could not be delivered: %s", message)
-    return delivered
+    if not sender.notify(body=message, title=title or "afterparty"):
+        return _problem(log, "notification not delivered: no notification service accepted it", message)
+    return None
+
+
+def _problem(log: logging.Logger, problem: str, message: str) -> str:
+    log.warning("%s; message: %s", problem, message)
+    return problem

@@ -1,22 +1,17 @@
-"""Reads and writes the records: one row per task, one row per attempt (no SQL dialect here)."""
+"""The only code that touches the records tables: one row per task, one per attempt, and meta."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
-from afterparty.backends.base import Backend, MissingTableError
+from afterparty.backends.base import Database, MissingTableError
+from afterparty.errors import LockLostError
+from afterparty.states import Action, State, run_state
 
 SCHEMA_VERSION = 1
-
-# States of a record. "pending" is also what a task with no record is.
-PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
-INTERRUPTED, SKIPPED = "interrupted", "skipped"
-AWAITING, REVERTED = "awaiting", "reverted"
-DONE_STATES = frozenset({SUCCEEDED, SKIPPED})
-# Not done, but not for `run` to pick up either: a person has to confirm it.
-HUMAN_STATES = frozenset({AWAITING})
 
 TASK_COLUMNS = (
     "version", "name", "state", "description", "attempts", "checksum",
@@ -29,12 +24,12 @@ ATTEMPT_COLUMNS = (
     "tool_version", "note",
 )
 
-# Column roles map to each backend's types (Backend.column_types).
+# Column roles map to each dialect's types (Dialect.column_types).
 TABLES = {
-    "meta": """CREATE TABLE {t} (
+    "meta": """CREATE TABLE IF NOT EXISTS {t} (
         meta_key {key} NOT NULL PRIMARY KEY,
         meta_value {text} NOT NULL)""",
-    "tasks": """CREATE TABLE {t} (
+    "tasks": """CREATE TABLE IF NOT EXISTS {t} (
         version {key} NOT NULL PRIMARY KEY,
         name {name} NOT NULL,
         state {name} NOT NULL,
@@ -47,7 +42,7 @@ TABLES = {
         last_error {long_text},
         recurring {integer} NOT NULL DEFAULT 0,
         waiting_reason {text})""",
-    "attempts": """CREATE TABLE {t} (
+    "attempts": """CREATE TABLE IF NOT EXISTS {t} (
         id {id},
         version {key} NOT NULL,
         name {name} NOT NULL,
@@ -66,6 +61,26 @@ TABLES = {
         tool_version {name},
         note {text})""",
 }
+# The longest text each kind of column takes, in characters, on every database: VARCHAR(255),
+# MySQL's TEXT (64 KiB of bytes, 4 bytes a character at most) and captured output's cap.
+NAME_LIMIT = 255
+TEXT_LIMIT = 16_000
+LONG_TEXT_LIMIT = 65 * 1024  # captured output is cut at 64 KiB, with a note after it
+CUT = "\n[cut: too long to keep]"
+
+
+def storable(text: str | None, limit: int) -> str | None:
+    """Text any database can keep: NUL bytes and lone surrogates (a task printing odd bytes)
+    written as escapes, and at most ``limit`` characters."""
+    if text is None:
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > limit:
+        text = text[:limit - len(CUT)] + CUT
+    return text
 
 
 @dataclass
@@ -86,9 +101,9 @@ class Record:
     waiting_reason: str | None = None
 
     @property
-    def run_state(self) -> str:
+    def run_state(self) -> State:
         """The state as ``run`` sees it: a recurring task is always pending."""
-        return _run_state(self.state, self.recurring)
+        return run_state(self.state, self.recurring)
 
 
 @dataclass
@@ -127,43 +142,33 @@ class Origin:
 
 
 class Recorder:
-    """The only code that touches the records tables."""
+    """Reads and writes the records. Writes happen only while holding the lock, and commit
+    only while this runner's lock epoch is still the current one (the fence)."""
 
-    def __init__(self, backend: Backend, prefix: str) -> None:
-        self.backend = backend
+    def __init__(self, database: Database, prefix: str) -> None:
+        self.database = database
         self.prefix = prefix
         self.tasks_table = f"{prefix}tasks"
         self.attempts_table = f"{prefix}attempts"
         self.meta_table = f"{prefix}meta"
+        self.epoch: int | None = None
         self._environment_id: str | None = None
 
-    def read_states(self) -> dict[str, str]:
-        """Version -> state of every record, in one query; empty before the first run.
+    # --- reading (no lock needed) -------------------------------------------------------
 
-        A recurring task's state reads ``pending``: it always has work for ``run``.
-        """
+    def read_states(self) -> dict[str, State]:
+        """Version -> state as ``run`` sees it (a recurring task reads pending) of every record,
+        in one query; empty before the first run."""
         try:
-            rows = self.backend.query(f"SELECT version, state, recurring FROM {self.tasks_table}")
+            rows = self.database.query(f"SELECT version, state, recurring FROM {self.tasks_table}")
         except MissingTableError:
             return {}
-        return {version: _run_state(state, recurring) for version, state, recurring in rows}
-
-    def read_done_versions(self) -> set[str]:
-        """The versions whose record is done and not recurring, in one query; empty before the
-        first run."""
-        marks = ", ".join(["%s"] * len(DONE_STATES))
-        try:
-            rows = self.backend.query(
-                f"SELECT version FROM {self.tasks_table} WHERE state IN ({marks}) AND recurring = 0",
-                sorted(DONE_STATES))
-        except MissingTableError:
-            return set()
-        return set(chain.from_iterable(rows))
+        return {version: run_state(state, recurring) for version, state, recurring in rows}
 
     def read_records(self) -> dict[str, Record]:
         """Every record, in one query; empty before the first run."""
         try:
-            rows = self.backend.query(f"SELECT {', '.join(TASK_COLUMNS)} FROM {self.tasks_table}")
+            rows = self.database.query(f"SELECT {', '.join(TASK_COLUMNS)} FROM {self.tasks_table}")
         except MissingTableError:
             return {}
         return {row[0]: Record(*row) for row in rows}
@@ -171,7 +176,7 @@ class Recorder:
     def read_attempts(self, version: str) -> list[Attempt]:
         """Every attempt at one task, oldest first."""
         try:
-            rows = self.backend.query(
+            rows = self.database.query(
                 f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM {self.attempts_table} "
                 "WHERE version = %s ORDER BY id",
                 (version,),
@@ -180,167 +185,221 @@ class Recorder:
             return []
         return [Attempt(*row) for row in rows]
 
-    def ensure_schema(self) -> None:
-        """Create the records tables if they are missing (call it holding the lock)."""
-        try:
-            self.backend.query(f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = 'schema'")
-            return
-        except MissingTableError:
-            pass
-        types = {"name": "VARCHAR(255)", **self.backend.column_types}
-        self.backend.begin()
-        for role, ddl in TABLES.items():
-            self.backend.execute(ddl.format(t=f"{self.prefix}{role}", **types))
-        self.backend.execute(
-            f"CREATE INDEX {self.prefix}attempts_version ON {self.attempts_table} (version)"
-        )
-        import uuid
-
-        for key, value in (("schema", str(SCHEMA_VERSION)), ("environment_id", uuid.uuid4().hex)):
-            self.backend.execute(
-                f"INSERT INTO {self.meta_table} (meta_key, meta_value) VALUES (%s, %s)",
-                (key, value),
-            )
-        self.backend.commit()
-
     def environment_id(self) -> str:
         """A random identifier made with the tables: this environment's identity (read once)."""
         if self._environment_id is None:
-            rows = self.backend.query(
-                f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = 'environment_id'"
-            )
-            self._environment_id = str(rows[0][0])
-        return self._environment_id
-
-    def record_lock_holder(self, identity: str) -> None:
-        """Say who holds the lock now, for runners waiting for it (no commit)."""
-        changed = self.backend.execute(
-            f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = 'lock_holder'", (identity,))
-        if not changed:
-            self.backend.execute(
-                f"INSERT INTO {self.meta_table} (meta_key, meta_value) VALUES ('lock_holder', %s)",
-                (identity,))
+            self._environment_id = self._meta("environment_id")
+        return self._environment_id or ""
 
     def read_lock_holder(self) -> str | None:
         """Who said they hold the lock most recently."""
         try:
-            rows = self.backend.query(
-                f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = 'lock_holder'")
+            holder = self._meta("lock_holder")
         except MissingTableError:
             return None
-        self.backend.rollback()
-        return str(rows[0][0]) if rows else None
+        self.database.rollback()
+        return holder
+
+    # --- the schema and the fence (holding the lock) ------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create whatever part of the records tables is missing; the schema version is written
+        last, so a first run cut short (MySQL commits each CREATE by itself) is healed by the
+        next one."""
+        try:
+            if self._meta("schema") is not None:
+                return
+        except MissingTableError:
+            pass
+        dialect = self.database.dialect
+        types = {"name": "VARCHAR(255)", **dialect.column_types}
+        for role, ddl in TABLES.items():
+            self.database.execute(ddl.format(t=f"{self.prefix}{role}", **types) + dialect.table_options)
+        dialect.ensure_index(self.database, self.attempts_table, f"{self.prefix}attempts_version",
+                             "version")
+        import uuid
+
+        with self.database.transaction():
+            for key, value in (("environment_id", uuid.uuid4().hex), ("lock_epoch", "0"),
+                               ("schema", str(SCHEMA_VERSION))):
+                self._insert_meta_if_missing(key, value)
+
+    def begin_epoch(self, holder: str) -> int:
+        """Just after taking the lock: a new epoch, so that writes of any earlier holder that
+        lost the lock without knowing can no longer commit; and who holds it, for waiters."""
+        with self.database.transaction():
+            self._insert_meta_if_missing("lock_epoch", "0")
+            current = int(self._meta("lock_epoch") or 0)
+            self._environment_id = self._meta("environment_id")
+            self.database.execute(
+                f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = 'lock_epoch'",
+                (str(current + 1),))
+            if not self.database.execute(
+                    f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = 'lock_holder'",
+                    (holder,)):
+                self._insert_meta_if_missing("lock_holder", holder)
+        self.epoch = current + 1
+        return self.epoch
+
+    def commit(self) -> None:
+        """Commit the open transaction if this runner's epoch is still the current one;
+        otherwise roll it back and raise LockLostError.
+
+        The check is a write on the epoch's row: it waits for a newer holder's epoch change
+        to commit, and blocks that change until this transaction ends, so no writer of an
+        older epoch commits after a newer epoch began.
+        """
+        if self.epoch is None:
+            raise LockLostError("afterparty wrote a record without holding the lock")
+        still_mine = self.database.execute(
+            f"UPDATE {self.meta_table} SET meta_value = meta_value "
+            "WHERE meta_key = 'lock_epoch' AND meta_value = %s", (str(self.epoch),))
+        if not still_mine:
+            self.database.rollback()
+            raise LockLostError(
+                "this runner lost the environment lock (its database session ended: killed, an "
+                "idle timeout, the network) and another runner took it: nothing more was "
+                "recorded and the current task's database work was rolled back; see "
+                "`afterparty status`")
+        self.database.commit()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """A transaction of record writes, committed by ``commit`` (fenced)."""
+        self.database.begin()
+        try:
+            yield
+        except BaseException:
+            self.database.rollback()
+            raise
+        self.commit()
+
+    # --- writing (inside a transaction; ``commit`` ends it) -----------------------------
 
     def record_start(self, version: str, name: str, description: str, checksum: str,
-                     origin: Origin, now: str, action: str = "run", recurring: bool = False) -> int:
-        """Record a task as running with a new attempt; returns the attempt's id (no commit)."""
-        changed = self.backend.execute(
+                     origin: Origin, now: str, action: Action = Action.RUN,
+                     recurring: bool = False) -> int:
+        """Record a task as running with a new attempt; returns the attempt's id."""
+        changed = self.database.execute(
             f"UPDATE {self.tasks_table} SET name = %s, state = %s, description = %s, "
             "attempts = attempts + 1, checksum = %s, last_started_at = %s, "
             "first_started_at = COALESCE(first_started_at, %s), finished_at = NULL, "
             "recurring = %s, waiting_reason = NULL WHERE version = %s",
-            (name, RUNNING, description, checksum, now, now, int(recurring), version),
+            (name, State.RUNNING.value, storable(description, TEXT_LIMIT), checksum, now, now,
+             int(recurring), version),
         )
         if not changed:
-            self._insert_task(version, name, RUNNING, description, checksum, now, attempts=1,
+            self._insert_task(version, name, State.RUNNING, description, checksum, now, attempts=1,
                               recurring=recurring)
-        return self._insert_attempt(version, name, action, RUNNING, origin, now)
+        return self._insert_attempt(version, name, action, State.RUNNING, origin, now)
 
-    def record_finish(self, attempt_id: int, version: str, state: str, now: str,
+    def record_finish(self, attempt_id: int, version: str, state: State, now: str,
                       duration: float, error: str | None, output: str,
-                      task_state: str | None = None) -> None:
-        """Close an attempt and its task record with the outcome (no commit).
+                      task_state: State | None = None) -> None:
+        """Close an attempt and its task record with the outcome.
 
         ``task_state`` is the record's state when it differs from the attempt's (a failed
         rollback leaves the task as it was).
         """
-        self.backend.execute(
+        self.database.execute(
             f"UPDATE {self.attempts_table} SET state = %s, finished_at = %s, duration = %s, "
             "error = %s, output = %s WHERE id = %s",
-            (state, now, duration, error, output, attempt_id),
+            (state.value, now, duration, storable(error, LONG_TEXT_LIMIT),
+             storable(output, LONG_TEXT_LIMIT), attempt_id),
         )
-        self.backend.execute(
+        self.database.execute(
             f"UPDATE {self.tasks_table} SET state = %s, finished_at = %s, last_error = %s "
             "WHERE version = %s",
-            (task_state or state, now, error_summary(error), version),
+            ((task_state or state).value, now, storable(error_summary(error), TEXT_LIMIT), version),
         )
 
     def record_waiting(self, version: str, name: str, description: str, reason: str) -> None:
-        """Keep why a pending task did not run, for ``status`` (no commit)."""
-        changed = self.backend.execute(
+        """Keep why a pending task did not run, for ``status``."""
+        reason_text = storable(reason, TEXT_LIMIT)
+        changed = self.database.execute(
             f"UPDATE {self.tasks_table} SET waiting_reason = %s WHERE version = %s",
-            (reason, version),
+            (reason_text, version),
         )
         if not changed:
-            self._insert_task(version, name, PENDING, description, None, None, attempts=0,
-                              waiting_reason=reason)
+            self._insert_task(version, name, State.PENDING, description, None, None, attempts=0,
+                              waiting_reason=reason_text)
 
-    def record_action(self, version: str, name: str, description: str, action: str,
-                      state: str, origin: Origin, now: str, note: str | None,
-                      checksum: str | None = None) -> None:
-        """Record a human decision (mark-done, skip, forget, resolve) as an attempt (no commit)."""
-        changed = self.backend.execute(
+    def record_decision(self, version: str, name: str, description: str, action: Action,
+                        state: State, origin: Origin, now: str, note: str | None,
+                        checksum: str | None = None) -> None:
+        """Record a person's decision (mark-done, skip, forget, resolve, confirm) as an attempt."""
+        changed = self.database.execute(
             f"UPDATE {self.tasks_table} SET name = %s, state = %s, "
             "description = COALESCE(%s, description), checksum = COALESCE(%s, checksum), "
             "finished_at = %s, waiting_reason = NULL WHERE version = %s",
-            (name, state, description or None, checksum, now, version),
+            (name, state.value, storable(description, TEXT_LIMIT) or None, checksum, now, version),
         )
         if not changed:
             self._insert_task(version, name, state, description, checksum, None, attempts=0,
                               finished_at=now)
         attempt_id = self._insert_attempt(version, name, action, state, origin, now, note)
-        self.backend.execute(
+        self.database.execute(
             f"UPDATE {self.attempts_table} SET finished_at = %s, duration = 0 WHERE id = %s",
             (now, attempt_id),
         )
 
     def mark_orphans_interrupted(self, now: str) -> list[str]:
         """Turn records left ``running`` by a dead runner into ``interrupted``; returns versions."""
-        rows = self.backend.query(f"SELECT version FROM {self.tasks_table} WHERE state = %s", (RUNNING,))
+        running = State.RUNNING.value
+        rows = self.database.query(f"SELECT version FROM {self.tasks_table} WHERE state = %s",
+                                   (running,))
         orphans = [row[0] for row in rows]
         if not orphans:
             return []
         message = "interrupted: the runner stopped before the task finished (killed or crashed)"
-        self.backend.execute(
-            f"UPDATE {self.attempts_table} SET state = %s, finished_at = %s, error = %s "
-            "WHERE state = %s",
-            (INTERRUPTED, now, message, RUNNING),
-        )
-        self.backend.execute(
-            f"UPDATE {self.tasks_table} SET state = %s, finished_at = %s, last_error = %s "
-            "WHERE state = %s",
-            (INTERRUPTED, now, message, RUNNING),
-        )
+        for table in (self.attempts_table, self.tasks_table):
+            error_column = "error" if table == self.attempts_table else "last_error"
+            self.database.execute(
+                f"UPDATE {table} SET state = %s, finished_at = %s, {error_column} = %s "
+                "WHERE state = %s",
+                (State.INTERRUPTED.value, now, message, running),
+            )
         return orphans
 
-    def _insert_task(self, version: str, name: str, state: str, description: str | None,
+    # --- helpers ----------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        rows = self.database.query(
+            f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def _insert_meta_if_missing(self, key: str, value: str) -> None:
+        if self._meta(key) is None:
+            self.database.execute(
+                f"INSERT INTO {self.meta_table} (meta_key, meta_value) VALUES (%s, %s)",
+                (key, storable(value, TEXT_LIMIT)))
+
+    def _insert_task(self, version: str, name: str, state: State, description: str | None,
                      checksum: str | None, started_at: str | None, attempts: int,
                      finished_at: str | None = None, recurring: bool = False,
                      waiting_reason: str | None = None) -> None:
-        self.backend.execute(
+        self.database.execute(
             f"INSERT INTO {self.tasks_table} (version, name, state, description, attempts, "
             "checksum, first_started_at, last_started_at, finished_at, recurring, waiting_reason) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (version, name, state, description, attempts, checksum, started_at, started_at,
-             finished_at, int(recurring), waiting_reason),
+            (version, name, state.value, storable(description, TEXT_LIMIT), attempts, checksum,
+             started_at, started_at, finished_at, int(recurring), waiting_reason),
         )
 
-    def _insert_attempt(self, version: str, name: str, action: str, state: str, origin: Origin,
-                        now: str, note: str | None = None) -> int:
+    def _insert_attempt(self, version: str, name: str, action: Action, state: State,
+                        origin: Origin, now: str, note: str | None = None) -> int:
         values: tuple[Any, ...] = (
-            version, name, action, state, now, origin.host, origin.pid, origin.username,
-            origin.release_id, origin.environment, origin.tool_version, note,
+            version, name, action.value, state.value, now, storable(origin.host, NAME_LIMIT),
+            origin.pid, storable(origin.username, NAME_LIMIT), storable(origin.release_id, NAME_LIMIT),
+            storable(origin.environment, NAME_LIMIT), storable(origin.tool_version, NAME_LIMIT),
+            storable(note, TEXT_LIMIT),
         )
-        return self.backend.insert_returning_id(
+        return self.database.insert_returning_id(
             f"INSERT INTO {self.attempts_table} (version, name, action, state, started_at, host, "
             "pid, username, release_id, environment, tool_version, note) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             values,
         )
-
-
-def _run_state(state: str, recurring: int) -> str:
-    return PENDING if recurring else state
 
 
 def error_summary(error: str | None) -> str | None:

@@ -1,14 +1,111 @@
-"""What ``run``, ``status`` and ``show`` report, as typed values: the ``--json`` shapes."""
+"""What ``status``, ``show`` and ``run`` report, as typed values: rows, histories and the
+``--json`` shapes. Never imports a task file."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from afterparty.states import State, state_of
+
 if TYPE_CHECKING:
-    from afterparty.executor import Awaiting, RunResult, TaskOutcome
-    from afterparty.recorder import Attempt
-    from afterparty.task_status import TaskStatus
+    from afterparty.loader import SourceFacts, TaskFile
+    from afterparty.recorder import Attempt, Record
+    from afterparty.results import Awaiting, RunResult, TaskOutcome
+    from afterparty.session import Session
+
+
+@dataclass
+class TaskStatus:
+    """One row of ``status``: a task file, a record, or both."""
+
+    version: str
+    name: str
+    state: str
+    description: str
+    attempts: int
+    last_run_at: str | None
+    finished_at: str | None
+    last_error: str | None
+    file_missing: bool
+    modified: bool
+    path: str | None
+    reason: str | None = None
+
+
+def task_statuses(session: Session) -> list[TaskStatus]:
+    """Every task file and every record, in version order."""
+    from afterparty.loader import scan_tasks_dir
+
+    files = {f.version: f for f in scan_tasks_dir(session.settings.tasks_dir)}
+    records = session.recorder.read_records()
+    environment = session.settings.environment
+    return [_status_row(version, files.get(version), records.get(version), environment)
+            for version in sorted(files.keys() | records.keys())]  # 14 digits: text order is numeric
+
+
+def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
+                environment: str) -> TaskStatus:
+    state = state_of(record.state if record else None)
+    facts, modified = _file_facts(task_file, record if state is not State.PENDING else None)
+    description = facts.description if facts else ""
+    return TaskStatus(
+        version=version,
+        name=task_file.name if task_file else record.name if record else "",
+        state=state.value,
+        description=description or (record.description or "" if record else ""),
+        attempts=record.attempts if record else 0,
+        last_run_at=record.last_started_at if record else None,
+        finished_at=record.finished_at if record else None,
+        last_error=record.last_error if record else None,
+        file_missing=task_file is None,
+        modified=modified,
+        path=task_file.path if task_file else None,
+        reason=_reason(environment, facts, record),
+    )
+
+
+def _file_facts(task_file: TaskFile | None, record: Record | None) -> tuple[SourceFacts | None, bool]:
+    """What a task file says and whether it changed since its record's last attempt; an
+    unchanged file (same size and time as recorded) is not read, and says nothing new."""
+    from afterparty.loader import is_modified, read_source_facts
+
+    if task_file is None:
+        return None, False
+    if record is not None and record.checksum:
+        if not is_modified(record.checksum, task_file.path, os.stat(task_file.path)):
+            return None, False
+        return read_source_facts(task_file.path), True
+    return read_source_facts(task_file.path), False
+
+
+def _reason(environment: str, facts: SourceFacts | None, record: Record | None) -> str | None:
+    """Why a pending task is not running: not meant for here, or what it waits for."""
+    if record is None and facts is not None and facts.literal and facts.environments is not None \
+            and environment not in facts.environments:
+        return "not for this environment"
+    if record is None:
+        return None
+    state = state_of(record.state)
+    if state is State.AWAITING:
+        return f"awaits confirmation: afterparty confirm {record.version}"
+    if record.waiting_reason and not state.is_done:
+        return f"waiting: {record.waiting_reason}"
+    return None
+
+
+def task_history(session: Session, wanted: str) -> tuple[TaskStatus, list[Attempt]]:
+    """One task's status row and every attempt and decision in its history."""
+    from afterparty.graph import find_tasks
+    from afterparty.loader import scan_tasks_dir
+
+    files = scan_tasks_dir(session.settings.tasks_dir)
+    records = session.recorder.read_records()
+    found = find_tasks(files, records, [wanted])[0]
+    row = _status_row(found.version, found.task_file, records.get(found.version),
+                      session.settings.environment)
+    return row, session.recorder.read_attempts(found.version)
 
 
 @dataclass(frozen=True)
@@ -61,6 +158,7 @@ class RunReport:
         report = asdict(self)
         for task in report["tasks"]:
             task["duration"] = round(task["duration"], 4)
+            task["state"] = str(task["state"])
         return report
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from afterparty.config import Settings
-from afterparty.environment import Environment
-from afterparty.executor import Executor, TaskOutcome
-from afterparty.loader import TASK_FILE_NAME, TaskFile, load_tasks
+from afterparty.loader import TASK_FILE_NAME, TaskFile, load_checked
 from afterparty.recorder import Attempt
+from afterparty.results import SilentReporter
+from afterparty.session import Session
+from afterparty.states import State
 
 
 @dataclass
@@ -24,20 +24,7 @@ class TaskRun:
 
     @property
     def succeeded(self) -> bool:
-        return self.state == "succeeded"
-
-
-class _Silent:
-    """A reporter for tests: the output is kept in the attempt, not printed."""
-
-    def waiting_for_lock(self, holder: str | None) -> None: ...
-    def task_started(self, task_file: Any, description: str) -> None: ...
-    def task_output(self, text: str) -> None: ...
-    def task_finished(self, outcome: Any) -> None: ...
-    def task_waiting(self, task_file: Any, reason: str) -> None: ...
-    def task_retrying(self, task_file: Any, delay: float) -> None: ...
-    def manual_step(self, task_file: Any, instructions: str) -> bool:
-        return False
+        return self.state == State.SUCCEEDED.value
 
 
 def run_task(path: str | os.PathLike[str], *, database_url: str, env: str = "test",
@@ -58,16 +45,16 @@ def run_task(path: str | os.PathLike[str], *, database_url: str, env: str = "tes
         table_prefix=table_prefix, project_root=os.getcwd(), release=release,
         notify=list(notify or []),
     )
-    environment = Environment(settings, connect_timeout=5)
+    session = Session(settings, connect_timeout=5)
     try:
-        with environment.locked():
-            task = load_tasks([task_file])[task_file.version]
-            records = environment.recorder.read_records()
-            previous = records.get(task_file.version)
-            executor = Executor(environment, _Silent())
-            outcome: TaskOutcome = executor.run_task(
+        with session.locked():
+            from afterparty.attempt import AttemptRunner
+
+            task = load_checked([task_file], [task_file], settings.project_root)[task_file.version]
+            previous = session.recorder.read_records().get(task_file.version)
+            outcome = AttemptRunner(session, SilentReporter()).run(
                 task_file, task, (previous.attempts if previous else 0) + 1)
-            attempts = environment.recorder.read_attempts(task_file.version)
+            attempts = session.recorder.read_attempts(task_file.version)
     finally:
-        environment.close()
-    return TaskRun(outcome.state, outcome.error, attempts[-1].output or "", attempts)
+        session.close()
+    return TaskRun(outcome.state.value, outcome.error, attempts[-1].output or "", attempts)

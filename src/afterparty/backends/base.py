@@ -1,163 +1,70 @@
-"""The small interface every database backend implements: connect, query, transactions, lock."""
+"""What every database offers afterparty: a Dialect (its SQL, lock and errors) and a Connection
+(how statements reach it: a driver's connection, Django's or a SQLAlchemy engine's), composed
+into one Database."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from afterparty.backends import DatabaseURL
+from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError, UsageError
 
 T = TypeVar("T")
+Row = tuple[Any, ...]
 
 
 class MissingTableError(Exception):
     """The records tables do not exist yet (a database afterparty has never written to)."""
 
 
-class Backend(ABC):
-    """One connection to the tracking database, plus the environment lock.
+class Connection(ABC):
+    """One session with the database, however it was opened.
 
-    A backend module states its database's SQL and lock; how connections are opened
-    (``connect``, ``open_connection``, ``driver_errors``) is all that a framework's
-    connection (Django, SQLAlchemy) replaces to reuse them.
+    SQL given to ``run`` uses ``%s`` markers; each kind turns them into its own.
     """
 
-    name: ClassVar[str]
-    # Column types for the records tables, by role; see recorder.TABLES.
-    column_types: ClassVar[dict[str, str]]
-    # The driver's parameter marker, for SQL written with %s.
-    placeholder: ClassVar[str] = "%s"
-
-    def __init__(self, url: DatabaseURL, connect_timeout: float = 30.0) -> None:
-        self.url = url
-        self.connect_timeout = connect_timeout
-        self.connection: Any = None
-        self._lock_connection: Any = None
-
-    def connect(self) -> None:
-        """Open the connection used for records and ``ctx.db``; raise DatabaseError if unable."""
-        self.connection = self.open_connection(autocommit=False)
-
-    def open_connection(self, autocommit: bool) -> Any:
-        """A new DB-API connection to the database (the lock takes one in autocommit mode)."""
-        raise NotImplementedError(f"{self.name} needs no second connection")
+    #: Exception classes of the driver under this connection, which become DatabaseError.
+    driver_errors: tuple[type[BaseException], ...]
 
     @abstractmethod
-    def is_missing_table(self, exc: BaseException) -> bool:
-        """Whether a driver error means that a table does not exist."""
+    def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
+        """Execute one statement and ``read`` the result from the cursor (rows, rowcount, id)."""
 
     @abstractmethod
-    def try_lock(self, prefix: str) -> bool:
-        """Take the environment lock without waiting; True when this runner now holds it."""
+    def begin(self) -> None:
+        """Open a transaction now, so that the task's own transaction blocks become savepoints."""
 
     @abstractmethod
-    def release_lock(self) -> None:
-        """Give the environment lock back (the server or OS also does when we die)."""
+    def commit(self) -> None: ...
 
     @abstractmethod
-    def lock_holder(self, prefix: str) -> str | None:
-        """Who holds the lock (host, pid, since when), if it can be told."""
+    def rollback(self) -> None:
+        """Roll back; a connection that is gone needs nothing (the server rolls back)."""
 
     @property
-    def driver_errors(self) -> tuple[type[BaseException], ...]:
-        """The exception classes of the driver, which become DatabaseError."""
-        return ()
+    @abstractmethod
+    def driver_connection(self) -> Any:
+        """The DB-API connection underneath (what a task's ``ctx.db`` lends)."""
 
-    def read_only_reason(self) -> str | None:
-        """Why the database cannot be written to, if it cannot (a standby, a read-only server)."""
-        return None
+    @abstractmethod
+    def twin(self) -> Connection:
+        """A second session to the same database in autocommit mode (the lock's own)."""
 
-    def describe_error(self, exc: BaseException) -> str:
-        """A one-line reason for a driver error, to put in a DatabaseError."""
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    @abstractmethod
+    def reopen(self) -> None:
+        """Drop this session and open a new one (after a statement was cancelled mid-way)."""
 
-    def open_with_retry(self, product: str, default_port: int, connect: Callable[[], T],
-                        is_retryable: Callable[[BaseException], bool]) -> T:
-        """Connect, retrying for ``connect_timeout`` seconds; then one DatabaseError line."""
-        try:
-            return connect_with_retry(connect, is_retryable, self.connect_timeout)
-        except self.driver_errors as exc:
-            url = self.url
-            reason = self.describe_error(exc)
-            if url.password:
-                reason = reason.replace(url.password, "***")
-            user = f", user {url.username!r}" if url.username else ""
-            raise DatabaseError(
-                f"cannot connect to {product} at {url.host or 'localhost'}:{url.port or default_port} "
-                f"(database {url.database!r}{user}) within {self.connect_timeout:g} s: {reason}; "
-                "check the URL, the server and the credentials"
-            ) from None
+    @abstractmethod
+    def close(self) -> None: ...
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement and return its rows, translating driver errors."""
-        rows: list[tuple[Any, ...]] = self._guard(lambda: self._run(sql, params, _rows))
-        return rows
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement and return how many rows it changed."""
-        changed: int = self._guard(lambda: self._run(sql, params, _rowcount))
-        return changed
-
-    def lock_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement on the lock's own connection (opened in autocommit mode)."""
-        if self._lock_connection is None:
-            self._lock_connection = self.open_connection(autocommit=True)
-        rows: list[tuple[Any, ...]] = self._guard(
-            lambda: self._run(sql, params, _rows, connection=self._lock_connection))
-        return rows
-
-    def close_lock_connection(self, unlock_sql: str) -> None:
-        """Release the locks of the lock's connection and close it."""
-        if self._lock_connection is None:
-            return
-        # Failing is harmless: the server releases a closed or dead session's locks itself.
-        with contextlib.suppress(DatabaseError):
-            self.lock_query(unlock_sql)
-        with contextlib.suppress(*self.driver_errors):
-            self._lock_connection.close()
-        self._lock_connection = None
-
-    def _run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T],
-             connection: Any = None) -> T:
-        """Execute on a DB-API cursor and ``read`` the result from it."""
-        if self.placeholder != "%s":
-            sql = sql.replace("%s", self.placeholder)
-        cursor = (self.connection if connection is None else connection).cursor()
-        try:
-            cursor.execute(sql, tuple(params))
-            return read(cursor)
-        finally:
-            cursor.close()
-
-    def _guard(self, action: Callable[[], T]) -> T:
-        try:
-            return action()
-        except self.driver_errors as exc:
-            if self.is_missing_table(exc):
-                self.rollback()
-                raise MissingTableError(str(exc)) from exc
-            raise DatabaseError(f"database {self.url.where}: {self.describe_error(exc)}") from exc
-
-    def insert_returning_id(self, sql: str, params: Sequence[Any]) -> int:
-        """Run an INSERT into a table with an ``id`` column and return the new row's id."""
-        new_id: int = self._guard(lambda: self._run(sql, params, _lastrowid))
-        return new_id
-
-    def begin(self) -> None:  # noqa: B027 - most drivers begin one implicitly
-        """Start a transaction (drivers that start one implicitly need nothing)."""
-
-    def commit(self) -> None:
-        self._guard(self.connection.commit)
-
-    def rollback(self) -> None:
-        # A connection that is gone needs nothing: the server rolls back on its own.
-        with contextlib.suppress(*self.driver_errors):
-            self.connection.rollback()
+    @contextlib.contextmanager
+    def long_statements(self) -> Iterator[None]:
+        """While a task runs, its statements may take as long as it needs (no read timeout)."""
+        yield
 
     def orm_session(self) -> Any:
         """An ORM session inside the task's transaction (``ctx.session``)."""
@@ -166,12 +73,219 @@ class Backend(ABC):
             "Engine to afterparty.run(database=engine); use ctx.db or your framework's ORM"
         )
 
-    def close(self) -> None:
+
+class DriverConnection(Connection):
+    """A plain DB-API connection opened by afterparty from a URL."""
+
+    placeholder = "%s"
+
+    def __init__(self, open_session: Callable[[bool], Any],
+                 driver_errors: tuple[type[BaseException], ...], autocommit: bool = False) -> None:
+        self._open_session = open_session
+        self.driver_errors = driver_errors
+        self._autocommit = autocommit
+        self.raw: Any = open_session(autocommit)
+
+    def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
+        if self.placeholder != "%s":
+            sql = sql.replace("%s", self.placeholder)
+        cursor = self.raw.cursor()
+        try:
+            cursor.execute(sql, tuple(params))
+            return read(cursor)
+        finally:
+            cursor.close()
+
+    def begin(self) -> None:
+        """Most drivers open a transaction with the first statement."""
+
+    def commit(self) -> None:
+        self.raw.commit()
+
+    def rollback(self) -> None:
         with contextlib.suppress(*self.driver_errors):
-            self.connection.close()
+            self.raw.rollback()
+
+    @property
+    def driver_connection(self) -> Any:
+        return self.raw
+
+    def twin(self) -> Connection:
+        return type(self)(self._open_session, self.driver_errors, autocommit=True)
+
+    def reopen(self) -> None:
+        self.close()
+        self.raw = self._open_session(self._autocommit)
+
+    def close(self) -> None:
+        with contextlib.suppress(*self.driver_errors, OSError):
+            self.raw.close()
 
 
-def _rows(cursor: Any) -> list[tuple[Any, ...]]:
+class DatabaseLock(ABC):
+    """The environment lock as one database keeps it; the server or the OS frees it when
+    the holder dies. lock.py drives it (waiting, epoch, checks)."""
+
+    @abstractmethod
+    def try_acquire(self) -> bool:
+        """Take the lock without waiting; True when this runner now holds it."""
+
+    @abstractmethod
+    def is_held(self) -> bool:
+        """Whether this runner still holds it (its session is alive and owns the lock)."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Give it back (failing is harmless: a closed session's lock is freed anyway)."""
+
+    @abstractmethod
+    def holder(self) -> str | None:
+        """Who holds it, as far as the database can tell."""
+
+    def close(self) -> None:
+        """Free what the lock keeps open; called once the database is closed."""
+        self.release()
+
+
+class Dialect(ABC):
+    """What differs between databases; nothing outside backends/ asks which database it is."""
+
+    name: ClassVar[str]
+    #: Column types for the records tables, by role; see recorder.TABLES.
+    column_types: ClassVar[dict[str, str]]
+    #: Appended to each CREATE TABLE of the records (MySQL: the character set).
+    table_options: ClassVar[str] = ""
+    #: DDL commits the open transaction by itself (MySQL/MariaDB): a task that runs it is
+    #: not atomic, and that is not the task's fault.
+    ddl_commits_implicitly: ClassVar[bool] = False
+
+    @abstractmethod
+    def connect(self, url: DatabaseURL, connect_timeout: float) -> Connection:
+        """Open afterparty's own connection from a URL; DatabaseError saying why if unable."""
+
+    @abstractmethod
+    def is_missing_table(self, exc: BaseException) -> bool:
+        """Whether a driver error means that a table does not exist."""
+
+    @abstractmethod
+    def lock(self, database: Database, prefix: str) -> DatabaseLock:
+        """The environment lock of the records under ``prefix``."""
+
+    def prepare(self, database: Database) -> None:  # noqa: B027 - most need nothing
+        """Set up a new session, whatever kind of connection it is on."""
+
+    def describe_error(self, exc: BaseException) -> str:
+        """A one-line reason for a driver error."""
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+
+    def read_only_reason(self, database: Database) -> str | None:
+        """Why the database cannot be written to, if it cannot (a standby, a read-only server)."""
+        return None
+
+    def insert_returning_id(self, database: Database, sql: str, params: Sequence[Any]) -> int:
+        """Run an INSERT into a table with an ``id`` column and return the new row's id."""
+        return database.run(sql, params, lambda cursor: int(cursor.lastrowid))
+
+    def ensure_index(self, database: Database, table: str, index: str, column: str) -> None:
+        """Create an index unless it exists (schema creation may have been cut short)."""
+        database.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({column})")
+
+    def cancel_statement(self, database: Database) -> bool:
+        """Stop a statement the task's session may still be running (a signal or timeout came
+        mid-statement); True when the session must be reopened before it is used again."""
+        return False
+
+    @contextlib.contextmanager
+    def signals_reach_statements(self, database: Database) -> Iterator[None]:
+        """Let a signal handler run while a long statement runs (SQLite holds the thread)."""
+        yield
+
+
+class Database:
+    """One environment's database: a Dialect speaking over a Connection."""
+
+    def __init__(self, url: DatabaseURL, dialect: Dialect, connection: Connection) -> None:
+        self.url = url
+        self.dialect = dialect
+        self.connection = connection
+
+    @classmethod
+    def prepared(cls, url: DatabaseURL, dialect: Dialect, connection: Connection) -> Database:
+        """The database over a connection of any kind, set up as its dialect wants."""
+        database = cls(url, dialect, connection)
+        dialect.prepare(database)
+        return database
+
+    def reopen(self) -> None:
+        """A new session in place of this one (after a statement was cancelled mid-way)."""
+        self.guard(self.connection.reopen)
+        self.dialect.prepare(self)
+
+    def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
+        """Run one statement, turning driver errors into MissingTableError or DatabaseError."""
+        return self.guard(lambda: self.connection.run(sql, params, read))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement and return its rows."""
+        return self.run(sql, params, _rows)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement and return how many rows it matched."""
+        return self.run(sql, params, _rowcount)
+
+    def insert_returning_id(self, sql: str, params: Sequence[Any]) -> int:
+        return self.dialect.insert_returning_id(self, sql, params)
+
+    def guard(self, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except self.connection.driver_errors as exc:
+            if self.dialect.is_missing_table(exc):
+                self.rollback()
+                raise MissingTableError(str(exc)) from exc
+            raise DatabaseError(f"database {self.url.where}: {self.describe(exc)}") from exc
+
+    def describe(self, exc: BaseException) -> str:
+        """A driver error in one line, never with the password."""
+        reason = self.dialect.describe_error(exc)
+        return reason.replace(self.url.password, "***") if self.url.password else reason
+
+    def begin(self) -> None:
+        self.guard(self.connection.begin)
+
+    def commit(self) -> None:
+        self.guard(self.connection.commit)
+
+    def rollback(self) -> None:
+        self.connection.rollback()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together, or nothing does."""
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    def twin(self) -> Database:
+        """A second session (autocommit), for the lock and for cancelling statements."""
+        return Database(self.url, self.dialect, self.guard(self.connection.twin))
+
+    def read_only_reason(self) -> str | None:
+        return self.dialect.read_only_reason(self)
+
+    def lock(self, prefix: str) -> DatabaseLock:
+        return self.dialect.lock(self, prefix)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _rows(cursor: Any) -> list[Row]:
     return [tuple(row) for row in cursor.fetchall()]
 
 
@@ -179,24 +293,11 @@ def _rowcount(cursor: Any) -> int:
     return int(cursor.rowcount)
 
 
-def _lastrowid(cursor: Any) -> int:
-    return int(cursor.lastrowid)
-
-
 def error_chain(exc: BaseException | None) -> Iterator[BaseException]:
     """An error and the errors it was raised from: frameworks wrap the driver's error."""
     while exc is not None:
         yield exc
         exc = exc.__cause__
-
-
-def holder_identity() -> str:
-    """How this runner describes itself to others waiting for the lock."""
-    import socket
-    from datetime import datetime, timezone
-
-    since = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"host {socket.gethostname()}, pid {os.getpid()}, since {since}"
 
 
 def connect_with_retry(connect: Callable[[], T], is_retryable: Callable[[BaseException], bool],
@@ -213,3 +314,21 @@ def connect_with_retry(connect: Callable[[], T], is_retryable: Callable[[BaseExc
                 raise
         time.sleep(min(delay, remaining))
         delay = min(delay * 2, 2.0)
+
+
+def open_with_retry(url: DatabaseURL, product: str, default_port: int, connect_timeout: float,
+                    connect: Callable[[], T], is_retryable: Callable[[BaseException], bool],
+                    errors: tuple[type[BaseException], ...], describe: Callable[[BaseException], str]) -> T:
+    """Connect, retrying for ``connect_timeout`` seconds; then one DatabaseError line."""
+    try:
+        return connect_with_retry(connect, is_retryable, connect_timeout)
+    except errors as exc:
+        reason = describe(exc)
+        if url.password:
+            reason = reason.replace(url.password, "***")
+        user = f", user {url.username!r}" if url.username else ""
+        raise DatabaseError(
+            f"cannot connect to {product} at {url.host or 'localhost'}:{url.port or default_port} "
+            f"(database {url.database!r}{user}) within {connect_timeout:g} s: {reason}; "
+            "check the URL, the server and the credentials"
+        ) from None

@@ -1,15 +1,28 @@
-"""MySQL and MariaDB through PyMySQL, with GET_LOCK on a connection of its own."""
+"""MySQL and MariaDB: their SQL, GET_LOCK on a session of its own, PyMySQL connections."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from afterparty.backends.base import Backend, error_chain
+from afterparty.backends.base import (
+    Connection,
+    Database,
+    DatabaseLock,
+    Dialect,
+    DriverConnection,
+    error_chain,
+    open_with_retry,
+)
+from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError
 
 NO_SUCH_TABLE = 1146
 LOCK_NAME_LIMIT = 64
+# A year: the server's longest wait_timeout. The lock's session is idle between its checks.
+LOCK_SESSION_WAIT_TIMEOUT = 31536000
 
 
 def _pymysql() -> Any:
@@ -22,7 +35,22 @@ def _pymysql() -> Any:
     return pymysql
 
 
-class MySQLBackend(Backend):
+class PyMySQLConnection(DriverConnection):
+    """A PyMySQL connection with read and write timeouts: PyMySQL has none by default, so a
+    frozen server would hang the runner for ever."""
+
+    @contextlib.contextmanager
+    def long_statements(self) -> Iterator[None]:
+        # PyMySQL applies _read_timeout/_write_timeout before every socket operation.
+        saved = self.raw._read_timeout, self.raw._write_timeout
+        self.raw._read_timeout = self.raw._write_timeout = None
+        try:
+            yield
+        finally:
+            self.raw._read_timeout, self.raw._write_timeout = saved
+
+
+class MySQL(Dialect):
     name = "mysql"
     column_types: ClassVar[dict[str, str]] = {
         "key": "VARCHAR(14)",
@@ -32,29 +60,33 @@ class MySQLBackend(Backend):
         "real": "DOUBLE",
         "id": "BIGINT AUTO_INCREMENT PRIMARY KEY",
     }
-    _lock_name: str | None = None
+    # Whatever the database's default: every character a task prints can be stored.
+    table_options = " DEFAULT CHARACTER SET utf8mb4"
+    ddl_commits_implicitly = True
 
-    @property
-    def driver_errors(self) -> tuple[type[BaseException], ...]:
-        return (_pymysql().MySQLError,)
-
-    def open_connection(self, autocommit: bool) -> Any:
+    def connect(self, url: DatabaseURL, connect_timeout: float) -> Connection:
         pymysql = _pymysql()
-        url = self.url
+        timeout = max(2, int(connect_timeout))
         options: dict[str, Any] = {
             "host": url.host or "localhost", "port": url.port or 3306, "user": url.username,
             "password": url.password or "", "database": url.database, "charset": "utf8mb4",
-            "connect_timeout": max(2, int(min(10.0, self.connect_timeout))),
-            "autocommit": autocommit,
+            "connect_timeout": max(2, int(min(10.0, connect_timeout))),
+            "read_timeout": timeout, "write_timeout": timeout,
             # rowcount = rows matched, not rows changed, as the other drivers count.
             "client_flag": pymysql.constants.CLIENT.FOUND_ROWS,
         }
         if url.query.get("unix_socket"):
             options["unix_socket"] = url.query["unix_socket"]
-        return self.open_with_retry(
-            "MySQL/MariaDB", 3306, lambda: pymysql.connect(**options),
-            lambda exc: isinstance(exc, pymysql.OperationalError),
-        )
+
+        def open_session(autocommit: bool) -> Any:
+            return open_with_retry(
+                url, "MySQL/MariaDB", 3306, connect_timeout,
+                lambda: pymysql.connect(autocommit=autocommit, **options),
+                lambda exc: isinstance(exc, pymysql.OperationalError),
+                (pymysql.MySQLError,), self.describe_error,
+            )
+
+        return PyMySQLConnection(open_session, (pymysql.MySQLError,))
 
     def describe_error(self, exc: BaseException) -> str:
         # PyMySQL and mysqlclient both raise errors with the arguments (code, message).
@@ -65,42 +97,82 @@ class MySQLBackend(Backend):
     def is_missing_table(self, exc: BaseException) -> bool:
         return any(e.args[:1] == (NO_SUCH_TABLE,) for e in error_chain(exc))
 
-    def read_only_reason(self) -> str | None:
-        (read_only,), = self.query("SELECT @@GLOBAL.read_only")
-        self.rollback()
+    def read_only_reason(self, database: Database) -> str | None:
+        (read_only,), = database.query("SELECT @@GLOBAL.read_only")
+        database.rollback()
         if int(read_only):
             return "the MySQL/MariaDB server is read-only (read_only = ON); point afterparty at the primary"
         return None
 
-    def _name(self, prefix: str) -> str:
-        """The GET_LOCK name: database and prefix, hashed down when they are long."""
-        name = f"afterparty:{self.url.database}:{prefix}"
+    def ensure_index(self, database: Database, table: str, index: str, column: str) -> None:
+        # MySQL has no CREATE INDEX IF NOT EXISTS (MariaDB's form is its own).
+        exists = database.query(
+            "SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = %s AND INDEX_NAME = %s", (table, index))
+        if not exists:
+            database.execute(f"CREATE INDEX {index} ON {table} ({column})")
+
+    def lock(self, database: Database, prefix: str) -> DatabaseLock:
+        return NamedLock(database, prefix)
+
+    def cancel_statement(self, database: Database) -> bool:
+        # The task's session may be mid-statement: KILL QUERY from another session stops it
+        # on the server; the session itself is left mid-packet, so it is reopened.
+        thread_id = database.connection.driver_connection.thread_id()
+        with contextlib.suppress(DatabaseError):
+            other = database.twin()
+            try:
+                other.execute(f"KILL QUERY {int(thread_id)}")
+            finally:
+                other.close()
+        return True
+
+
+class NamedLock(DatabaseLock):
+    """``GET_LOCK`` on a session of its own, kept out of the server's idle timeout."""
+
+    def __init__(self, database: Database, prefix: str) -> None:
+        self.database = database
+        name = f"afterparty:{database.url.database}:{prefix}"
         if len(name) >= LOCK_NAME_LIMIT:
             digest = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
             name = f"{name[:LOCK_NAME_LIMIT - 18]}:{digest}"
-        return name
+        self.name = name
+        self.session: Database | None = None
 
-    def try_lock(self, prefix: str) -> bool:
-        self._lock_name = self._name(prefix)
-        (got,), = self.lock_query("SELECT GET_LOCK(%s, 0)", (self._lock_name,))
+    def try_acquire(self) -> bool:
+        if self.session is None:
+            self.session = self.database.twin()
+            self.session.execute(f"SET SESSION wait_timeout = {LOCK_SESSION_WAIT_TIMEOUT}")
+        (got,), = self.session.query("SELECT GET_LOCK(%s, 0)", (self.name,))
         return bool(got == 1)
 
-    def release_lock(self) -> None:
-        self.close_lock_connection("SELECT RELEASE_ALL_LOCKS()")
+    def is_held(self) -> bool:
+        if self.session is None:
+            return False
+        try:
+            (mine,), = self.session.query("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,))
+        except DatabaseError:
+            return False
+        return bool(mine)
 
-    def lock_holder(self, prefix: str) -> str | None:
-        rows = self.query(
+    def release(self) -> None:
+        if self.session is None:
+            return
+        session, self.session = self.session, None
+        with contextlib.suppress(DatabaseError):
+            session.query("SELECT RELEASE_ALL_LOCKS()")
+        session.close()
+
+    def holder(self) -> str | None:
+        rows = self.database.query(
             "SELECT p.HOST, p.TIME FROM information_schema.PROCESSLIST p "
-            "WHERE p.ID = IS_USED_LOCK(%s)", (self._name(prefix),))
-        self.rollback()
+            "WHERE p.ID = IS_USED_LOCK(%s)", (self.name,))
+        self.database.rollback()
         if not rows:
             return None
         client, seconds = rows[0]
         return f"client {client}, holding it for {seconds} s"
 
-    def close(self) -> None:
-        self.release_lock()
-        super().close()
 
-
-BACKEND: Any = MySQLBackend
+DIALECT = MySQL()

@@ -1,16 +1,30 @@
-"""PostgreSQL through psycopg 3, with a session advisory lock on a connection of its own."""
+"""PostgreSQL: its SQL, a session advisory lock on a session of its own, psycopg 3 connections."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from afterparty.backends.base import Backend, error_chain
+from afterparty.backends.base import (
+    Connection,
+    Database,
+    DatabaseLock,
+    Dialect,
+    DriverConnection,
+    error_chain,
+    open_with_retry,
+)
+from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError
 
 UNDEFINED_TABLE = "42P01"
+# TCP keepalives on every session: a dead peer or a dropped NAT entry is noticed within
+# about a minute instead of never.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 
 def _psycopg() -> Any:
@@ -24,7 +38,7 @@ def _psycopg() -> Any:
     return psycopg
 
 
-class PostgresBackend(Backend):
+class PostgreSQL(Dialect):
     name = "postgresql"
     column_types: ClassVar[dict[str, str]] = {
         "key": "VARCHAR(14)",
@@ -34,75 +48,117 @@ class PostgresBackend(Backend):
         "real": "DOUBLE PRECISION",
         "id": "BIGSERIAL PRIMARY KEY",
     }
-    _lock_key: int | None = None
 
-    @property
-    def driver_errors(self) -> tuple[type[BaseException], ...]:
-        return (_psycopg().Error,)
-
-    def open_connection(self, autocommit: bool) -> Any:
+    def connect(self, url: DatabaseURL, connect_timeout: float) -> Connection:
         psycopg = _psycopg()
-        url = self.url
         options: dict[str, Any] = {
             "host": url.host or "localhost", "port": url.port, "user": url.username,
             "password": url.password, "dbname": url.database,
             # Lets a waiting runner tell who holds the lock (pg_stat_activity).
             "application_name": f"afterparty {socket.gethostname()} pid {os.getpid()}"[:63],
-            "connect_timeout": max(2, int(min(10.0, self.connect_timeout))),
+            "connect_timeout": max(2, int(min(10.0, connect_timeout))),
+            **KEEPALIVES,
             **url.query,
         }
         options = {k: v for k, v in options.items() if v is not None}
-        return self.open_with_retry(
-            "PostgreSQL", 5432, lambda: psycopg.connect(autocommit=autocommit, **options),
-            lambda exc: isinstance(exc, psycopg.OperationalError),
-        )
+
+        def open_session(autocommit: bool) -> Any:
+            return open_with_retry(
+                url, "PostgreSQL", 5432, connect_timeout,
+                lambda: psycopg.connect(autocommit=autocommit, **options),
+                lambda exc: isinstance(exc, psycopg.OperationalError),
+                (psycopg.Error,), self.describe_error,
+            )
+
+        return DriverConnection(open_session, (psycopg.Error,))
 
     def is_missing_table(self, exc: BaseException) -> bool:
         # psycopg 3 says sqlstate, psycopg2 (under Django) pgcode.
         return any(UNDEFINED_TABLE in (getattr(e, "sqlstate", None), getattr(e, "pgcode", None))
                    for e in error_chain(exc))
 
-    def read_only_reason(self) -> str | None:
-        (recovery, read_only), = self.query(
+    def read_only_reason(self, database: Database) -> str | None:
+        (recovery, read_only), = database.query(
             "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
         )
-        self.rollback()
+        database.rollback()
         if recovery:
             return "the PostgreSQL server is a read-only hot standby; point afterparty at the primary"
         if read_only == "on":
             return "the PostgreSQL session is read-only (default_transaction_read_only is on)"
         return None
 
-    def insert_returning_id(self, sql: str, params: Any) -> int:
-        (new_id,), = self.query(sql + " RETURNING id", params)
+    def insert_returning_id(self, database: Database, sql: str, params: Sequence[Any]) -> int:
+        (new_id,), = database.query(sql + " RETURNING id", params)
         return int(new_id)
 
-    def _key(self, prefix: str) -> int:
-        """A signed 64-bit advisory lock key from database, schema and table prefix."""
-        (schema,), = self.query("SELECT current_schema()")
-        identity = f"afterparty|{self.url.database}|{schema}|{prefix}".encode()
-        return int.from_bytes(hashlib.blake2b(identity, digest_size=8).digest(), "big", signed=True)
+    def lock(self, database: Database, prefix: str) -> DatabaseLock:
+        return AdvisoryLock(database, prefix)
 
-    def try_lock(self, prefix: str) -> bool:
-        if self._lock_key is None:
-            self._lock_key = self._key(prefix)
-            self.rollback()
-        (got,), = self.lock_query("SELECT pg_try_advisory_lock(%s)", (self._lock_key,))
+    def cancel_statement(self, database: Database) -> bool:
+        raw = database.connection.driver_connection
+        info = getattr(raw, "info", None)  # psycopg 3; Django may run psycopg2
+        if info is None:
+            return True
+        if info.transaction_status != _psycopg().pq.TransactionStatus.ACTIVE:
+            return False
+        with contextlib.suppress(Exception):
+            raw.cancel_safe(timeout=5.0)
+        return True
+
+
+class AdvisoryLock(DatabaseLock):
+    """``pg_try_advisory_lock`` on a session of its own, kept out of idle timeouts."""
+
+    def __init__(self, database: Database, prefix: str) -> None:
+        self.database = database
+        (schema,), = database.query("SELECT current_schema()")
+        database.rollback()
+        identity = f"afterparty|{database.url.database}|{schema}|{prefix}".encode()
+        self.key = int.from_bytes(hashlib.blake2b(identity, digest_size=8).digest(), "big", signed=True)
+        self.session: Database | None = None
+
+    def try_acquire(self) -> bool:
+        if self.session is None:
+            self.session = self.database.twin()
+            # A DBA's idle timeout must not end the session that holds the lock.
+            self.session.execute("SET idle_in_transaction_session_timeout = 0")
+            (version,), = self.session.query("SELECT current_setting('server_version_num')::int")
+            if version >= 140000:
+                self.session.execute("SET idle_session_timeout = 0")
+        (got,), = self.session.query("SELECT pg_try_advisory_lock(%s)", (self.key,))
         return bool(got)
 
-    def release_lock(self) -> None:
-        self.close_lock_connection("SELECT pg_advisory_unlock_all()")
+    def is_held(self) -> bool:
+        if self.session is None:
+            return False
+        classid, objid = self._ids()
+        try:
+            (count,), = self.session.query(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1",
+                (classid, objid))
+        except DatabaseError:
+            return False
+        return bool(count)
 
-    def lock_holder(self, prefix: str) -> str | None:
-        key = self._lock_key if self._lock_key is not None else self._key(prefix)
-        unsigned = key & 0xFFFFFFFFFFFFFFFF
-        rows = self.query(
+    def release(self) -> None:
+        if self.session is None:
+            return
+        session, self.session = self.session, None
+        with contextlib.suppress(DatabaseError):
+            session.query("SELECT pg_advisory_unlock_all()")
+        session.close()
+
+    def holder(self) -> str | None:
+        classid, objid = self._ids()
+        rows = self.database.query(
             "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
             "AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 1",
-            (unsigned >> 32, unsigned & 0xFFFFFFFF),
+            (classid, objid),
         )
-        self.rollback()
+        self.database.rollback()
         if not rows:
             return None
         application, client, started = rows[0]
@@ -110,9 +166,10 @@ class PostgresBackend(Backend):
         host = f"host {who}" if who else f"client {client}"
         return f"{host}, since {started:%Y-%m-%d %H:%M:%S %Z}"
 
-    def close(self) -> None:
-        self.release_lock()
-        super().close()
+    def _ids(self) -> tuple[int, int]:
+        """The key as pg_locks shows it: two unsigned 32-bit halves."""
+        unsigned = self.key & 0xFFFFFFFFFFFFFFFF
+        return unsigned >> 32, unsigned & 0xFFFFFFFF
 
 
-BACKEND: Any = PostgresBackend
+DIALECT = PostgreSQL()

@@ -12,15 +12,15 @@ from flask.cli import with_appcontext
 
 from afterparty.cli import main
 from afterparty.config import ENV_VARS, Settings, load_settings
-from afterparty.environment import Environment
-from afterparty.integration import refuse_database_url
+from afterparty.contrib import refuse_database_url
+from afterparty.session import Session
 
 # app.config keys are named as the environment variables are: AFTERPARTY_TASKS_DIR, ...
 CONFIG_KEYS = {names[0]: key for key, names in ENV_VARS.items()}
 
 
 class FlaskFramework:
-    """``flask afterparty``: the app's config and engine (see afterparty.integration)."""
+    """``flask afterparty``: the app's config and engine (see afterparty.contrib.Framework)."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -42,13 +42,13 @@ class FlaskFramework:
                         if self.app.config.get(name) is not None}
         return load_settings(flags, app_settings=app_settings, app_base=self.app.root_path)
 
-    def environment(self, settings: Settings, connect_timeout: float) -> Environment:
+    def session(self, settings: Settings, connect_timeout: float) -> Session:
         engine = self.engine
         if engine is None:
-            return Environment(settings, connect_timeout)
-        from afterparty.contrib.sqlalchemy import engine_backend
+            return Session(settings, connect_timeout)
+        from afterparty.backends.sqlalchemy import engine_database
 
-        return Environment(settings, connect_timeout, backend=engine_backend(engine, connect_timeout))
+        return Session(settings, connect_timeout, database=engine_database(engine, connect_timeout))
 
 
 @click.command("afterparty", add_help_option=False,

@@ -9,9 +9,9 @@ from django.conf import settings as django_settings
 from django.db import DEFAULT_DB_ALIAS
 
 from afterparty.config import KNOWN_KEYS, Settings, load_settings
-from afterparty.environment import Environment
+from afterparty.contrib import refuse_database_url
 from afterparty.errors import ConfigError
-from afterparty.integration import refuse_database_url
+from afterparty.session import Session
 
 # AFTERPARTY keys: the [tool.afterparty] keys in capitals, and DATABASE, a database alias
 # (the records live in Django's own database, never at a second URL).
@@ -35,18 +35,18 @@ def afterparty_setting() -> dict[str, Any]:
 
 
 class DjangoFramework:
-    """``manage.py afterparty``: Django's settings and database (see afterparty.integration)."""
+    """``manage.py afterparty``: Django's settings and database (see afterparty.contrib.Framework)."""
 
     def settings(self, flags: dict[str, str | None]) -> Settings:
         refuse_database_url(flags, "manage.py afterparty",
                             "choose a database alias with AFTERPARTY['DATABASE']")
         return django_afterparty_settings(flags)
 
-    def environment(self, settings: Settings, connect_timeout: float) -> Environment:
-        from afterparty.contrib.django.backend import django_backend
+    def session(self, settings: Settings, connect_timeout: float) -> Session:
+        from afterparty.contrib.django.backend import django_database
 
         alias = str(afterparty_setting().get(DATABASE, DEFAULT_DB_ALIAS))
-        return Environment(settings, connect_timeout, backend=django_backend(alias, connect_timeout))
+        return Session(settings, connect_timeout, database=django_database(alias))
 
 
 def django_afterparty_settings(flags: dict[str, str | None] | None = None) -> Settings:

@@ -1,0 +1,294 @@
+"""One attempt at a task: recorded running first, then its body with output captured, a
+timeout and signals, and its outcome committed together with its work, fenced by the lock."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from afterparty.errors import DatabaseError, StoppedBySignal
+from afterparty.results import RunReporter, TaskOutcome
+from afterparty.session import Session, utc_now
+from afterparty.states import Action, State
+
+if TYPE_CHECKING:
+    import logging
+
+    from afterparty.capture import OutputCapture
+    from afterparty.context import Context
+    from afterparty.definition import Task, TaskBody
+    from afterparty.loader import TaskFile
+
+# The savepoint that opens the task's transaction before its body runs: the task's own
+# transaction blocks nest inside it, and its absence afterwards shows that the task ended
+# the transaction itself.
+SAVEPOINT = "afterparty_task"
+
+
+class TaskTimeout(BaseException):
+    """Raised inside a task body when its ``timeout`` runs out (not catchable as Exception)."""
+
+
+class Interruptions:
+    """SIGTERM and SIGINT during a run. Inside a task body, a retry wait or a question to a
+    person they stop at once (StoppedBySignal); anywhere else the run stops before the next
+    task. ``signal`` remembers the first one, whatever the task did with the exception."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._at_once = False
+
+    @contextmanager
+    def installed(self) -> Iterator[Interruptions]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # only the main thread may handle signals: the caller's own stay
+            return
+        previous = {signum: signal.signal(signum, self._on_signal)
+                    for signum in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    @contextmanager
+    def at_once(self) -> Iterator[None]:
+        """A stretch that a signal ends at once."""
+        if self.signal is not None:
+            raise StoppedBySignal(self.signal)
+        outer, self._at_once = self._at_once, True
+        try:
+            yield
+        finally:
+            self._at_once = outer
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, unless a signal comes first."""
+        with self.at_once():
+            time.sleep(seconds)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is None:
+            self.signal = signum
+        if self._at_once:
+            raise StoppedBySignal(signum)
+
+
+class Deadline:
+    """A task's ``timeout``: SIGALRM raises TaskTimeout in its body, and ``expired`` stays
+    true even if the body swallowed it."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.expired = False
+
+    def __enter__(self) -> Deadline:
+        if self.seconds and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        else:
+            self.seconds = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        self.expired = True
+        raise TaskTimeout()
+
+
+class AttemptRunner:
+    """Runs attempts of tasks in one session, each as its own recorded attempt."""
+
+    def __init__(self, session: Session, reporter: RunReporter,
+                 interruptions: Interruptions | None = None) -> None:
+        self.session = session
+        self.reporter = reporter
+        self.interruptions = interruptions or Interruptions()
+
+    def run(self, task_file: TaskFile, task: Task, attempt: int, body: TaskBody | None = None,
+            action: Action = Action.RUN, success_state: State = State.SUCCEEDED,
+            failure_state: State | None = None) -> TaskOutcome:
+        """One attempt: check the lock, record it running (committed), run the body inside the
+        task's transaction, then commit the outcome with the work. StoppedBySignal after
+        recording it interrupted; LockLostError when the lock is no longer ours."""
+        from afterparty.capture import OutputCapture
+        from afterparty.loader import file_checksum
+
+        session, recorder = self.session, self.session.recorder
+        session.lock.check()
+        with recorder.writing():
+            attempt_id = recorder.record_start(
+                task_file.version, task_file.name, task.description, file_checksum(task_file.path),
+                session.origin(), utc_now(), action=action, recurring=task.recurring)
+        self.reporter.task_started(task_file, task.description)
+        capture = OutputCapture(f"afterparty.task.{task_file.label}", self.reporter.task_output)
+        ctx = self.context(task_file, attempt, capture.logger)
+        started = time.monotonic()
+        deadline = Deadline(task.timeout)
+        raised = self._run_body(body or task.body, ctx, capture, deadline)
+
+        def finish(state: State, error: str | None) -> TaskOutcome:
+            self._record_end(attempt_id, task_file, state, started, error, capture.text, failure_state)
+            outcome = TaskOutcome(task_file.version, task_file.name, state, time.monotonic() - started,
+                                  error)
+            self.reporter.task_finished(outcome)
+            return outcome
+
+        if self.interruptions.signal is not None:
+            self._abandon_transaction()
+            finish(State.INTERRUPTED, f"stopped by {signal.Signals(self.interruptions.signal).name}")
+            raise StoppedBySignal(self.interruptions.signal)
+        if deadline.expired:
+            self._abandon_transaction()
+            return finish(State.FAILED, f"timed out after {task.timeout:g} s")
+        if raised is not None:
+            self.session.database.rollback()
+            return finish(State.FAILED, describe_failure(raised, task_file))
+        error = self._commit_success(attempt_id, task_file, started, capture, success_state)
+        if error is not None:
+            return finish(State.FAILED, error)
+        outcome = TaskOutcome(task_file.version, task_file.name, success_state,
+                              time.monotonic() - started)
+        self.reporter.task_finished(outcome)
+        return outcome
+
+    def _run_body(self, body: TaskBody, ctx: Context, capture: OutputCapture,
+                  deadline: Deadline) -> BaseException | None:
+        """Run the body in the task's transaction; whatever it raises is returned, not raised."""
+        database = self.session.database
+        database.begin()
+        database.execute(f"SAVEPOINT {SAVEPOINT}")
+        try:
+            with capture, database.connection.long_statements(), \
+                    database.dialect.signals_reach_statements(database), \
+                    self.interruptions.at_once(), deadline:
+                body(ctx)
+        except BaseException as exc:  # a task may raise anything, SystemExit included
+            return exc
+        return None
+
+    def _abandon_transaction(self) -> None:
+        """A signal or the timeout came: stop any statement still running, then roll back."""
+        database = self.session.database
+        if database.dialect.cancel_statement(database):
+            database.reopen()
+        else:
+            database.rollback()
+
+    def _commit_success(self, attempt_id: int, task_file: TaskFile, started: float,
+                        capture: OutputCapture, success_state: State) -> str | None:
+        """Write the success record in the task's own transaction and commit both together
+        (fenced); the error to record instead when that cannot be done."""
+        database, recorder = self.session.database, self.session.recorder
+        note = self._release_savepoint()
+        if note is not None and not database.dialect.ddl_commits_implicitly:
+            database.rollback()
+            return note
+        output = capture.text + (f"\n[afterparty] {note}\n" if note else "")
+        try:
+            recorder.record_finish(attempt_id, task_file.version, State.SUCCEEDED, utc_now(),
+                                   time.monotonic() - started, None, output, task_state=success_state)
+            recorder.commit()
+        except DatabaseError as exc:
+            database.rollback()
+            return (f"the task's body finished, but its work and its success record could not be "
+                    f"committed ({exc}): none of its database work was kept and the next run runs "
+                    "it again; check any outside effect it had before that")
+        return None
+
+    def _release_savepoint(self) -> str | None:
+        """None when the task's transaction is the one the runner opened; else what happened."""
+        try:
+            self.session.database.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
+        except DatabaseError:
+            return ("the task's transaction was ended before the task returned (a COMMIT or "
+                    "ROLLBACK through the driver, or a statement that commits by itself, such as "
+                    "DDL on MySQL/MariaDB): the work before that point was committed on its own")
+        return None
+
+    def _record_end(self, attempt_id: int, task_file: TaskFile, state: State, started: float,
+                    error: str | None, output: str, task_state: State | None) -> None:
+        recorder = self.session.recorder
+        with recorder.writing():
+            recorder.record_finish(attempt_id, task_file.version, state, utc_now(),
+                                   time.monotonic() - started, error, output, task_state=task_state)
+
+    def record_awaiting(self, task_file: TaskFile, task: Task, attempt: int) -> str:
+        """Record a human step as awaiting a person; returns its instructions."""
+        from afterparty.loader import file_checksum
+
+        session, recorder = self.session, self.session.recorder
+        session.lock.check()
+        instructions = task.instructions(self.context(task_file, attempt, self.task_logger(task_file)))
+        now = utc_now()
+        with recorder.writing():
+            attempt_id = recorder.record_start(task_file.version, task_file.name, task.description,
+                                               file_checksum(task_file.path), session.origin(), now)
+            recorder.record_finish(attempt_id, task_file.version, State.AWAITING, now, 0.0, None,
+                                   instructions)
+        return instructions
+
+    def task_logger(self, task_file: TaskFile) -> logging.Logger:
+        from afterparty.capture import OutputCapture
+
+        return OutputCapture(f"afterparty.task.{task_file.label}", self.reporter.task_output).logger
+
+    def context(self, task_file: TaskFile, attempt: int, log: logging.Logger) -> Context:
+        """The ``ctx`` a task body (or its ``when`` condition) receives."""
+        from afterparty.context import Context, TaskConnection
+
+        session = self.session
+        database = session.database
+        return Context(
+            version=task_file.version, name=task_file.name,
+            env=session.settings.environment, release=session.origin().release_id,
+            attempt=attempt,
+            idempotency_key=idempotency_key(session.recorder.environment_id(), task_file.version),
+            db=TaskConnection(database.connection.driver_connection), log=log,
+            notify_urls=session.settings.notify, open_session=database.connection.orm_session,
+        )
+
+    def condition_context(self, task_file: TaskFile) -> Callable[[], Context]:
+        """Makes the ``ctx`` of a ``when`` condition, only when there is one to call."""
+        return lambda: self.context(task_file, 0, self.task_logger(task_file))
+
+
+def describe_failure(exc: BaseException, task_file: TaskFile) -> str:
+    """The error recorded for a body that raised: its traceback, and for ways of leaving that
+    look like stopping the whole run, why they only failed the task."""
+    text = _task_traceback(exc, task_file)
+    if isinstance(exc, SystemExit):
+        return (f"{text}the task called sys.exit({exc.code!r}): that fails the task (exit code "
+                f"{exc.code!r}); it does not end the run")
+    if isinstance(exc, KeyboardInterrupt):
+        return f"{text}the task raised KeyboardInterrupt itself (no signal came): that fails the task"
+    return text
+
+
+def _task_traceback(exc: BaseException, task_file: TaskFile) -> str:
+    """The traceback from the task file's frames on: the runner's own frames are noise."""
+    import os
+    import traceback
+
+    tb = exc.__traceback__
+    target = os.path.abspath(task_file.path)
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != target:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+
+
+def idempotency_key(environment_id: str, version: str) -> str:
+    """Stable for every attempt of one task in one environment, different everywhere else."""
+    import hashlib
+
+    return hashlib.sha256(f"{environment_id}:{version}".encode()).hexdigest()[:32]
+

@@ -1,0 +1,107 @@
+"""What a run did, as values (outcomes, waits, human steps), and what it tells as it goes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from afterparty.states import State
+
+if TYPE_CHECKING:
+    from afterparty.loader import TaskFile
+
+
+class RunReporter(Protocol):
+    """What the runner tells whoever drives it (the command line prints it)."""
+
+    def waiting_for_lock(self, holder: str | None) -> None: ...
+    def task_started(self, task_file: TaskFile, description: str) -> None: ...
+    def task_output(self, text: str) -> None: ...
+    def task_finished(self, outcome: TaskOutcome) -> None: ...
+    def task_waiting(self, task_file: TaskFile, reason: str) -> None: ...
+    def task_retrying(self, task_file: TaskFile, delay: float) -> None: ...
+    def manual_step(self, task_file: TaskFile, instructions: str) -> bool: ...
+
+
+class SilentReporter:
+    """Tells nothing: output is kept with the attempt (tests, the Python API)."""
+
+    def waiting_for_lock(self, holder: str | None) -> None: ...
+    def task_started(self, task_file: TaskFile, description: str) -> None: ...
+    def task_output(self, text: str) -> None: ...
+    def task_finished(self, outcome: TaskOutcome) -> None: ...
+    def task_waiting(self, task_file: TaskFile, reason: str) -> None: ...
+    def task_retrying(self, task_file: TaskFile, delay: float) -> None: ...
+
+    def manual_step(self, task_file: TaskFile, instructions: str) -> bool:
+        return False
+
+
+@dataclass
+class TaskOutcome:
+    """How one task's attempt ended."""
+
+    version: str
+    name: str
+    state: State
+    duration: float
+    error: str | None = None
+
+
+@dataclass
+class Awaiting:
+    """A human step waiting for ``afterparty confirm``."""
+
+    version: str
+    name: str
+    owner: str | None
+
+
+@dataclass
+class RunResult:
+    """What one ``run`` did; ``exit_code`` is what the command line ends with."""
+
+    planned: list[TaskFile] = field(default_factory=list)
+    outcomes: list[TaskOutcome] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)
+    awaiting: list[Awaiting] = field(default_factory=list)
+    busy_skipped: bool = False
+    interrupted_found: list[str] = field(default_factory=list)
+    stopped_by: int | None = None
+    #: What the signal stopped, in words, when one did.
+    stop_note: str | None = None
+    held: TaskFile | None = None
+
+    @property
+    def final_outcomes(self) -> list[TaskOutcome]:
+        """The last attempt of each task this run tried (retries make several)."""
+        return list({o.version: o for o in self.outcomes}.values())
+
+    @property
+    def failed(self) -> list[TaskOutcome]:
+        return [o for o in self.final_outcomes if o.state in (State.FAILED, State.INTERRUPTED)]
+
+    @property
+    def succeeded(self) -> list[TaskOutcome]:
+        return [o for o in self.final_outcomes if o.state is State.SUCCEEDED]
+
+    @property
+    def did_something(self) -> bool:
+        return bool(self.outcomes or self.held)
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped_by is not None:
+            return 128 + self.stopped_by
+        if self.failed:
+            return 1
+        return 5 if self.held is not None else 0
+
+
+def held_message(task_file: TaskFile) -> str:
+    """What a person must decide about an interrupted task marked ``on_interrupt="hold"``."""
+    return (
+        f"task {task_file.label} was interrupted and is marked on_interrupt=\"hold\": check what "
+        f"it did, then choose one: `afterparty resolve {task_file.version} --retry` (run it again), "
+        f"`--done` (record it as done) or `--skip`"
+    )

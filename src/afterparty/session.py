@@ -1,0 +1,108 @@
+"""One environment as a command works with it: settings, database, recorder, lock and origin."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from afterparty.config import Settings, detect_release
+from afterparty.errors import DatabaseError
+from afterparty.lock import EnvironmentLock, LockOutcome
+from afterparty.recorder import NAME_LIMIT, Origin, Recorder, storable
+
+if TYPE_CHECKING:
+    from afterparty.backends.base import Database
+    from afterparty.backends.url import DatabaseURL
+
+
+def utc_now() -> str:
+    """The current time as stored in records: ISO 8601, UTC, milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Session:
+    """Opens the database lazily, so that commands which need no records never connect."""
+
+    def __init__(self, settings: Settings, connect_timeout: float = 30.0,
+                 database: Database | None = None) -> None:
+        """``database``, when given, is a connected one (a framework's connection)."""
+        from afterparty.backends.url import parse_url
+
+        self.settings = settings
+        self.url: DatabaseURL = (database.url if database is not None
+                                 else parse_url(settings.database_url, settings.database_url_source))
+        self.connect_timeout = connect_timeout
+        self._database = database
+        self._recorder: Recorder | None = None
+        self._lock: EnvironmentLock | None = None
+        self._origin: Origin | None = None
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            from afterparty.backends import open_database
+
+            self._database = open_database(self.url, self.connect_timeout)
+        return self._database
+
+    @property
+    def recorder(self) -> Recorder:
+        if self._recorder is None:
+            self._recorder = Recorder(self.database, self.settings.table_prefix)
+        return self._recorder
+
+    @property
+    def lock(self) -> EnvironmentLock:
+        if self._lock is None:
+            self._lock = EnvironmentLock(self.database.lock(self.settings.table_prefix), self.recorder)
+        return self._lock
+
+    @contextmanager
+    def locked(self, wait: float = 300.0, if_busy: str = "wait",
+               on_wait: Callable[[str | None], None] = lambda holder: None,
+               finished: Callable[[], bool] | None = None) -> Iterator[LockOutcome]:
+        """Hold the environment lock inside the block when it yields ``ACQUIRED``; ``BUSY`` and
+        ``FINISHED_ELSEWHERE`` say why it was not taken (and nothing is held)."""
+        read_only = self.database.read_only_reason()
+        if read_only:
+            raise DatabaseError(f"cannot record anything: {read_only}")
+        outcome = self.lock.acquire(wait, if_busy, on_wait, finished)
+        if outcome is not LockOutcome.ACQUIRED:
+            yield outcome
+            return
+        try:
+            yield outcome
+        finally:
+            self.database.rollback()
+            self.lock.release()
+
+    def origin(self) -> Origin:
+        """Who and where: stored with every attempt."""
+        if self._origin is None:
+            import getpass
+            import socket
+
+            from afterparty import __version__
+
+            try:
+                user = getpass.getuser()
+            except (KeyError, OSError):
+                user = str(os.getuid())
+            self._origin = Origin(
+                host=socket.gethostname(), pid=os.getpid(), username=user,
+                release_id=storable(detect_release(self.settings), NAME_LIMIT),
+                environment=self.settings.environment, tool_version=__version__,
+            )
+        return self._origin
+
+    def close(self) -> None:
+        if self._database is not None:
+            if self._lock is not None:
+                self._lock.release()
+            self._database.close()
+            if self._lock is not None:
+                self._lock.database_lock.close()
+            self._database = self._recorder = self._lock = None
