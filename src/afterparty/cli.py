@@ -475,9 +475,7 @@ def main(argv: list[str] | None = None, prog_name: str = "afterparty", framework
     except OSError as exc:
         # A file afterparty must read or write: a tasks directory it may not write, a full disk.
         if verbose:
-            import traceback
-
-            traceback.print_exception(exc)
+            _print_traceback(exc)
         where = f" {exc.filename!r}" if exc.filename else ""
         click.echo(f"afterparty: error: cannot use{where}: {exc.strerror or exc}; check that it "
                    "exists and that you may read and write it", err=True)
@@ -491,15 +489,24 @@ def main(argv: list[str] | None = None, prog_name: str = "afterparty", framework
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _print_error(exc: AfterpartyError, verbose: bool) -> None:
-    if verbose:
-        import traceback
+def _print_traceback(exc: BaseException) -> None:
+    import traceback
 
-        traceback.print_exception(exc)
+    from afterparty.backends.url import redact
+
+    click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
+
+
+def _print_error(exc: AfterpartyError, verbose: bool) -> None:
+    from afterparty.backends.url import redact
+
+    if verbose:
+        _print_traceback(exc)
     if isinstance(exc, TaskFileError) and len(exc.problems) > 1:
         click.echo(f"afterparty: error: {len(exc.problems)} problems in task files "
                    "(nothing was run):", err=True)
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
         return
-    click.echo(f"afterparty: error: {exc}", err=True)
+    # Every message is built without passwords; this is the last guard for a driver's text.
+    click.echo(f"afterparty: error: {redact(str(exc))}", err=True)
