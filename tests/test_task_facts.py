@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from afterparty import definition
-from afterparty.loader import SourceFacts, TaskFile, load_tasks, read_source_facts
+from afterparty.facts import SourceFacts, read_source_facts
+from afterparty.loader import TaskFile, load_tasks
 from conftest import Project
 
 

@@ -74,8 +74,9 @@ def record_decision(session: Session, version: str, name: str, action: Action, s
 def decide(session: Session, wanted: list[str], action: Action, note: str | None,
            on_wait: OnWait = _no_report, every: bool = False) -> list[Decision]:
     """Apply one decision to tasks under the lock, all of them or none (states.MOVES)."""
+    from afterparty.facts import read_source_facts
     from afterparty.graph import FoundTask, find_tasks
-    from afterparty.loader import read_source_facts, scan_tasks_dir
+    from afterparty.loader import scan_tasks_dir
 
     files = scan_tasks_dir(session.settings.tasks_dir)
     decisions: list[Decision] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from afterparty.context import Context
@@ -63,6 +63,29 @@ class Task:
         return inspect.cleandoc(self.body.__doc__ or self.description or "")
 
 
+@overload
+def task(body: TaskBody, /) -> Task: ...
+
+
+@overload
+def task(
+    *,
+    description: str = "",
+    on_interrupt: str = "retry",
+    environments: Sequence[str] | None = None,
+    group: str = DEFAULT_GROUP,
+    depends_on: Sequence[str] = (),
+    when: Condition | None = None,
+    not_before: datetime | None = None,
+    recurring: bool = False,
+    timeout: float | None = None,
+    retries: int = 0,
+    retry_delay: float = 1.0,
+    manual: bool = False,
+    owner: str | None = None,
+) -> Callable[[TaskBody], Task]: ...
+
+
 def task(
     body: TaskBody | None = None,
     /,
@@ -80,7 +103,7 @@ def task(
     retry_delay: float = 1.0,
     manual: bool = False,
     owner: str | None = None,
-) -> Any:
+) -> Task | Callable[[TaskBody], Task]:
     """Declare the function a task file runs; use as ``@task`` or ``@task(description=...)``.
 
     Every option is described in the README ("Task options").

@@ -25,7 +25,7 @@ def pending_task_files(files: list[TaskFile], states: dict[str, State],
     here is read from the decorator's syntax; a file whose options are not literals counts as
     pending here, and importing it decides (``Task.runs_in``).
     """
-    from afterparty.loader import read_source_facts
+    from afterparty.facts import read_source_facts
 
     pending = []
     for task_file in files:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from afterparty.states import State, state_of
 
 if TYPE_CHECKING:
-    from afterparty.loader import SourceFacts, TaskFile
+    from afterparty.facts import SourceFacts
+    from afterparty.loader import TaskFile
     from afterparty.recorder import Attempt, Record
     from afterparty.results import Awaiting, RunResult, TaskOutcome
     from afterparty.session import Session
@@ -69,7 +70,7 @@ def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
 def _file_facts(task_file: TaskFile | None, record: Record | None) -> tuple[SourceFacts | None, bool]:
     """What a task file says and whether it changed since its record's last attempt; an
     unchanged file (same size and time as recorded) is not read, and says nothing new."""
-    from afterparty.loader import is_modified, read_source_facts
+    from afterparty.facts import is_modified, read_source_facts
 
     if task_file is None:
         return None, False
