@@ -121,7 +121,7 @@ class AttemptRunner:
         task's transaction, then commit the outcome with the work. StoppedBySignal after
         recording it interrupted; LockLostError when the lock is no longer ours."""
         from afterparty.capture import OutputCapture
-        from afterparty.loader import file_checksum
+        from afterparty.facts import file_checksum
 
         session, recorder = self.session, self.session.recorder
         session.lock.check()
@@ -224,7 +224,7 @@ class AttemptRunner:
 
     def record_awaiting(self, task_file: TaskFile, task: Task, attempt: int) -> str:
         """Record a human step as awaiting a person; returns its instructions."""
-        from afterparty.loader import file_checksum
+        from afterparty.facts import file_checksum
 
         session, recorder = self.session, self.session.recorder
         session.lock.check()
