@@ -12,8 +12,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +140,16 @@ class Project:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 
+    def popen_logged(self, *args: str, log: Path,
+                     extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Like ``popen``, with stdout and stderr written to ``log``, which a test can read
+        while the process runs (to wait for a line it prints)."""
+        with open(log, "w") as out:
+            return subprocess.Popen(
+                self.command(*args), cwd=self.root, env={**self.env, **(extra_env or {})},
+                stdout=out, stderr=subprocess.STDOUT, text=True,
+            )
+
     def query(self, sql: str) -> list[tuple[object, ...]]:
         """Read the tracking database directly, as a user checking it would."""
         return query(self.database_url, sql)
@@ -169,6 +180,23 @@ def query(url: str, sql: str) -> list[tuple[object, ...]]:
             return list(cursor.fetchall())
     finally:
         conn.close()
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it is true; fail saying ``what`` never happened."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.02)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Kill a runner a test started, if it is still alive (a failing test must not leave it
+    holding a lock or a database that teardown drops)."""
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=30)
 
 
 def clean_env(database_url: str) -> dict[str, str]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Project
+from conftest import Project, stop, wait_until
 
 RUNNERS = 16
 TASKS = 30
@@ -60,9 +61,11 @@ def test_many_runners_at_once_run_every_task_exactly_once(project: Project) -> N
 
 def kill_mid_task(project: Project, started: Path) -> None:
     runner = project.popen("run")
-    wait_for(started)
-    runner.send_signal(signal.SIGKILL)
-    runner.wait(timeout=30)
+    try:
+        wait_for(started)
+        runner.send_signal(signal.SIGKILL)
+    finally:
+        stop(runner)
 
 
 def test_killed_transaction_task_is_completed_exactly_once(project: Project) -> None:
@@ -146,9 +149,12 @@ def test_signal_rolls_back_records_interrupted_and_releases_the_lock(
             time.sleep(120)
     """)
     runner = project.popen("run")
-    wait_for(started)
-    runner.send_signal(signum)
-    assert runner.wait(timeout=30) == code
+    try:
+        wait_for(started)
+        runner.send_signal(signum)
+        assert runner.wait(timeout=30) == code
+    finally:
+        stop(runner)
     states = dict(project.query("SELECT name, state FROM afterparty_tasks"))
     assert states["slow"] == "interrupted"
     assert project.query("SELECT note FROM effects") == []
@@ -166,26 +172,33 @@ def test_second_runner_waits_or_fails_while_the_lock_is_held(project: Project) -
             time.sleep(0.05)
     """)
     first = project.popen("run")
-    wait_for(started)
+    waiter: subprocess.Popen[str] | None = None
+    log = project.root / "waiter.log"
+    try:
+        wait_for(started)
+        busy = project.cli("run", "--if-busy", "fail")
+        assert busy.code == 3, busy.both
+        assert f"pid {first.pid}" in busy.err
+        assert len(busy.err.strip().splitlines()) == 1
+        skipped = project.cli("run", "--if-busy", "skip")
+        assert skipped.code == 0 and "skipped" in skipped.out
+        timed_out = project.cli("run", "--wait", "0.5")
+        assert timed_out.code == 3 and "after waiting 0.5 s" in timed_out.err
 
-    busy = project.cli("run", "--if-busy", "fail")
-    assert busy.code == 3, busy.both
-    assert f"pid {first.pid}" in busy.err
-    assert len(busy.err.strip().splitlines()) == 1
-    skipped = project.cli("run", "--if-busy", "skip")
-    assert skipped.code == 0 and "skipped" in skipped.out
-    timed_out = project.cli("run", "--wait", "0.5")
-    assert timed_out.code == 3 and "after waiting 0.5 s" in timed_out.err
-
-    waiter = project.popen("run")
-    time.sleep(1.0)
-    assert waiter.poll() is None  # still waiting
-    release.write_text("")
-    assert first.wait(timeout=60) == 0
-    out, err = waiter.communicate(timeout=60)
-    assert waiter.returncode == 0, out + err
-    assert "waiting: another runner holds the lock" in err
-    assert "no pending tasks" in out
+        waiter = project.popen_logged("run", log=log)
+        # It says it waits once it found the lock taken: only then may the holder finish.
+        wait_until(lambda: "waiting: another runner holds the lock" in log.read_text(),
+                   "the second runner waiting for the lock")
+        assert waiter.poll() is None
+        release.write_text("")
+        assert first.wait(timeout=60) == 0
+        assert waiter.wait(timeout=60) == 0, log.read_text()
+    finally:
+        release.write_text("")
+        stop(first)
+        if waiter is not None:
+            stop(waiter)
+    assert "no pending tasks" in log.read_text()
     attempts = project.query("SELECT COUNT(*) FROM afterparty_attempts")
     assert attempts == [(1,)]
     # The waiter saw, lock-free, that nothing was left and never took the lock itself.

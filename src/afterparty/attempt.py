@@ -189,27 +189,38 @@ class AttemptRunner:
         """Write the success record in the task's own transaction and commit both together
         (fenced); the error to record instead when that cannot be done."""
         database, recorder = self.session.database, self.session.recorder
-        note = self._release_savepoint()
-        if note is not None and not database.dialect.ddl_commits_implicitly:
-            database.rollback()
-            return note
-        output = capture.text + (f"\n[afterparty] {note}\n" if note else "")
         try:
+            note = self._release_savepoint()
+            if note is not None and not database.dialect.ddl_commits_implicitly:
+                database.rollback()
+                database.query("SELECT 1")  # a session that ended (DatabaseError) ended no work
+                return note
+            output = capture.text + (f"\n[afterparty] {note}\n" if note else "")
             recorder.record_finish(attempt_id, task_file.version, State.SUCCEEDED, utc_now(),
                                    time.monotonic() - started, None, output, task_state=success_state)
             recorder.commit()
         except DatabaseError as exc:
             database.rollback()
             return (f"the task's body finished, but its work and its success record could not be "
-                    f"committed ({exc}): none of its database work was kept and the next run runs "
+                    f"committed ({exc}): its database work was rolled back and the next run runs "
                     "it again; check any outside effect it had before that")
         return None
 
     def _release_savepoint(self) -> str | None:
-        """None when the task's transaction is the one the runner opened; else what happened."""
+        """None when the task's transaction is the one the runner opened; else what happened.
+        DatabaseError when that transaction is still open but failed, so nothing of it can commit."""
+        database = self.session.database
         try:
-            self.session.database.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
-        except DatabaseError:
+            database.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
+        except DatabaseError as failed:
+            try:
+                # The savepoint is still there: the transaction was not ended, it failed (on
+                # PostgreSQL, a statement of the task failed and the task went on).
+                database.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+            except DatabaseError:
+                pass
+            else:
+                raise failed
             return ("the task's transaction was ended before the task returned (a COMMIT or "
                     "ROLLBACK through the driver, or a statement that commits by itself, such as "
                     "DDL on MySQL/MariaDB): the work before that point was committed on its own")
@@ -218,23 +229,47 @@ class AttemptRunner:
     def _record_end(self, attempt_id: int, task_file: TaskFile, state: State, started: float,
                     error: str | None, output: str, task_state: State | None) -> None:
         recorder = self.session.recorder
-        with recorder.writing():
-            recorder.record_finish(attempt_id, task_file.version, state, utc_now(),
-                                   time.monotonic() - started, error, output, task_state=task_state)
 
-    def record_awaiting(self, task_file: TaskFile, task: Task, attempt: int) -> str:
-        """Record a human step as awaiting a person; returns its instructions."""
+        def write() -> None:
+            with recorder.writing():
+                recorder.record_finish(attempt_id, task_file.version, state, utc_now(),
+                                       time.monotonic() - started, error, output, task_state=task_state)
+
+        try:
+            write()
+        except DatabaseError:
+            # The session may have ended while the task ran (an idle timeout such as
+            # idle_in_transaction_session_timeout or wait_timeout, a task that closed it): a new
+            # one records the outcome, rather than leaving the task `running` as if we had died.
+            self.session.database.reopen()
+            write()
+
+    def record_awaiting(self, task_file: TaskFile, task: Task, attempt: int) -> str | TaskOutcome:
+        """Record a human step as awaiting a person; returns its instructions. When its body
+        cannot give them (it raised or exited), the step is recorded failed and that outcome
+        is returned instead."""
         from afterparty.facts import file_checksum
 
         session, recorder = self.session, self.session.recorder
         session.lock.check()
-        instructions = task.instructions(self.context(task_file, attempt, self.task_logger(task_file)))
+        error = None
+        try:
+            instructions = task.instructions(self.context(task_file, attempt, self.task_logger(task_file)))
+        except StoppedBySignal:
+            raise
+        except BaseException as exc:  # a body may raise anything, SystemExit included
+            instructions, error = "", describe_failure(exc, task_file)
         now = utc_now()
         with recorder.writing():
             attempt_id = recorder.record_start(task_file.version, task_file.name, task.description,
                                                file_checksum(task_file.path), session.origin(), now)
-            recorder.record_finish(attempt_id, task_file.version, State.AWAITING, now, 0.0, None,
+            recorder.record_finish(attempt_id, task_file.version,
+                                   State.AWAITING if error is None else State.FAILED, now, 0.0, error,
                                    instructions)
+        if error is not None:
+            outcome = TaskOutcome(task_file.version, task_file.name, State.FAILED, 0.0, error)
+            self.reporter.task_finished(outcome)
+            return outcome
         return instructions
 
     def task_logger(self, task_file: TaskFile) -> logging.Logger:

@@ -142,6 +142,10 @@ def _json(data: Any, indent: int = 2) -> str:
     return json.dumps(data, indent=indent)
 
 
+# The longest error shown on a task's line; `show` has the whole (stored) error.
+SUMMARY_LIMIT = 500
+
+
 class _RunPrinter:
     """Prints the runner's progress: a line per task and the task's own output, live."""
 
@@ -159,8 +163,7 @@ class _RunPrinter:
         """Nothing: the task's line comes when it ends, after anything it printed."""
 
     def task_output(self, text: str) -> None:
-        self.out.write(text)
-        self.out.flush()
+        self._write(text)
 
     def task_finished(self, outcome: Any) -> None:
         if self.quiet:
@@ -169,12 +172,26 @@ class _RunPrinter:
         if outcome.error:
             from afterparty.recorder import error_summary
 
-            line += f": {error_summary(outcome.error)}"
-        click.echo(line, file=self.out)
+            summary = error_summary(outcome.error) or ""
+            if len(summary) > SUMMARY_LIMIT:  # a 20 MB message belongs in `show`, not the deploy log
+                summary = f"{summary[:SUMMARY_LIMIT]}... (cut; afterparty show {outcome.version})"
+            line += f": {summary}"
+        self._write(line + "\n")
 
     def task_waiting(self, task_file: Any, reason: str) -> None:
         if not self.quiet:
-            click.echo(f"{task_file.version} {task_file.name} waiting: {reason}", file=self.out)
+            self._write(f"{task_file.version} {task_file.name} waiting: {reason}\n")
+
+    def _write(self, text: str) -> None:
+        """Show text that comes from a task. What the terminal's encoding cannot show (an emoji
+        under LC_ALL=C, a lone surrogate from undecodable bytes) is shown escaped: failing there
+        would fail the task, or stop the run, over how its output looks."""
+        try:
+            self.out.write(text)
+        except UnicodeEncodeError:
+            encoding = getattr(self.out, "encoding", None) or "utf-8"
+            self.out.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        self.out.flush()
 
     def task_retrying(self, task_file: Any, delay: float) -> None:
         click.echo(f"{task_file.version} {task_file.name} retrying in {delay:g}s", file=self.out)
@@ -183,10 +200,29 @@ class _RunPrinter:
         """Show a human step; ask "done?" only at an interactive terminal."""
         click.echo(f"{task_file.version} {task_file.name} awaits a person:", file=self.out)
         for line in instructions.splitlines():
-            click.echo(f"    {line}", file=self.out)
+            self._write(f"    {line}\n")
         if self.may_ask and sys.stdin.isatty() and sys.stdout.isatty():
-            return click.confirm("done?", default=False)
+            return self._confirm("done? [y/N]: ")
         return False
+
+    def _confirm(self, question: str) -> bool:
+        """Ask until yes or no (Enter and end of input mean no). Not click.confirm: input() misses
+        a Ctrl-C that comes just as it starts to read, and then waits for a line; select() here
+        lets the signal handler run, so Ctrl-C always ends the run at once."""
+        import select
+
+        while True:
+            click.echo(question, nl=False, file=self.out)
+            while not select.select([sys.stdin], [], [], 0.5)[0]:
+                pass
+            line = sys.stdin.readline()
+            if not line:  # end of input (Ctrl-D)
+                click.echo("", file=self.out)
+                return False
+            answer = line.strip().lower()
+            if answer in ("y", "yes", "n", "no", ""):
+                return answer in ("y", "yes")
+            click.echo("Error: invalid input", file=self.out)
 
 
 def _print_run_summary(result: Any, dry_run: bool, took: float) -> None:

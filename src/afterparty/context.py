@@ -19,33 +19,64 @@ class TransactionOwnedError(AfterpartyError):
 # ABORT, autocommit, or the runner's own savepoint.
 _ENDS_TRANSACTION = re.compile(
     r"(?:^|;)\s*(?:COMMIT|END|ABORT|BEGIN|START\s+TRANSACTION|ROLLBACK(?!\s+(?:WORK\s+|TRANSACTION\s+)?TO\b)"
-    r"|SET\s+(?:SESSION\s+|GLOBAL\s+|@@(?:SESSION\.)?)?AUTOCOMMIT\b"
-    r"|(?:RELEASE\s+|ROLLBACK\s+TO\s+)?SAVEPOINT\s+afterparty_task\b)",
+    r"|SET\s+(?:SESSION\s+|GLOBAL\s+|LOCAL\s+|@@(?:SESSION\.|LOCAL\.)?)?AUTOCOMMIT\b"
+    r"|PREPARE\s+TRANSACTION\b|(?:RELEASE\s+|ROLLBACK\s+TO\s+)?SAVEPOINT\s+afterparty_task\b)",
     re.IGNORECASE)
+# The body of a trigger, procedure or function created in one statement (SQLite's and MySQL's
+# CREATE TRIGGER ... BEGIN ...; END, PostgreSQL's BEGIN ATOMIC): its BEGIN and END are no
+# transaction control.
+_COMPOUND_BODY = re.compile(r"^(\s*CREATE\b[^;]*?)\bBEGIN\b.*\bEND\b", re.IGNORECASE | re.DOTALL)
 _LITERALS = re.compile(
     r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|(\$[A-Za-z_0-9]*\$).*?\1|--[^\n]*|/\*.*?\*/", re.DOTALL)
 REFUSED_SQL = (
     "{what} is not allowed: afterparty owns the task's transaction and commits "
     "the task's work together with its success record when the task returns; raise an "
     "exception to roll the work back")
+# sqlite3's executescript() commits the open transaction before it runs the script.
+REFUSED_SCRIPT = REFUSED_SQL.format(
+    what="ctx.db.executescript() (it commits the open transaction first; run each statement "
+         "with ctx.db.execute)")
 
 
 def refuse_transaction_control(sql: object) -> None:
     """Raise TransactionOwnedError when a statement would end the runner's transaction."""
-    text = sql if isinstance(sql, str) else getattr(sql, "text", None)
-    if not isinstance(text, str):
+    text = _sql_text(sql)
+    if text is None:
         return
-    match = _ENDS_TRANSACTION.search(_LITERALS.sub(" ", text))
+    match = _ENDS_TRANSACTION.search(_COMPOUND_BODY.sub(r"\1", _LITERALS.sub(" ", text)))
     if match is not None:
         statement = match.group(0).strip(" ;\n\t")
         raise TransactionOwnedError(REFUSED_SQL.format(what=f"{statement!r} through ctx.db"))
 
 
+def _sql_text(sql: object) -> str | None:
+    """The text of a statement as a driver takes it: str, bytes (psycopg, PyMySQL), a psycopg
+    ``sql.Composable`` or a SQLAlchemy ``text()``."""
+    if isinstance(sql, str):
+        return sql
+    if isinstance(sql, (bytes, bytearray, memoryview)):
+        return bytes(sql).decode("utf-8", "replace")
+    if hasattr(sql, "as_string"):
+        try:
+            text = sql.as_string(None)
+        except Exception:  # a composition only its connection can render: the driver will say
+            return None
+        return text if isinstance(text, str) else None
+    text = getattr(sql, "text", None)
+    return text if isinstance(text, str) else None
+
+
 class TaskCursor:
     """A driver cursor whose statements may not end the runner's transaction."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, connection: TaskConnection | None = None) -> None:
         self._cursor = cursor
+        self._connection = connection
+
+    @property
+    def connection(self) -> Any:
+        """The connection as the task has it: ``cursor.connection.commit()`` is refused too."""
+        return self._connection if self._connection is not None else self._cursor.connection
 
     def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         refuse_transaction_control(sql)
@@ -54,6 +85,9 @@ class TaskCursor:
     def executemany(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         refuse_transaction_control(sql)
         return self._cursor.executemany(sql, *args, **kwargs)
+
+    def executescript(self, *args: Any, **kwargs: Any) -> Any:
+        raise TransactionOwnedError(REFUSED_SCRIPT)
 
     def __enter__(self) -> TaskCursor:
         self._cursor.__enter__()
@@ -107,11 +141,23 @@ class TaskConnection:
         return value
 
     def cursor(self, *args: Any, **kwargs: Any) -> TaskCursor:
-        return TaskCursor(self._connection.cursor(*args, **kwargs))
+        return TaskCursor(self._connection.cursor(*args, **kwargs), self)
+
+    def __enter__(self) -> TaskConnection:
+        raise TransactionOwnedError(
+            "`with ctx.db:` is not allowed: it would commit (sqlite3) or close (psycopg, PyMySQL) "
+            "the runner's connection; the task's work already commits when the task returns and "
+            "rolls back when it raises")
+
+    def __exit__(self, *exc: object) -> None:
+        """Never reached: ``__enter__`` refuses."""
 
     def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         refuse_transaction_control(sql)
         return self._connection.execute(sql, *args, **kwargs)
+
+    def executescript(self, *args: Any, **kwargs: Any) -> Any:
+        raise TransactionOwnedError(REFUSED_SCRIPT)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("autocommit", "isolation_level"):

@@ -137,8 +137,15 @@ class Executor:
                 if runner.interruptions.signal is not None or result.held is not None:
                     return
                 task, record = tasks[task_file.version], records.get(task_file.version)
-                ready = readiness(task, task_file, states, by_key, {f.version for f in left},
-                                  runner.condition_context(task_file))
+                try:
+                    ready = readiness(task, task_file, states, by_key, {f.version for f in left},
+                                      runner.condition_context(task_file))
+                except (SystemExit, KeyboardInterrupt) as exc:
+                    # A `when` condition that exits is one that cannot be checked: not met. It
+                    # must not end the run (readiness itself only catches Exception).
+                    raised = (f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit)
+                              else "KeyboardInterrupt")
+                    ready = Readiness(f"its condition raised {raised}")
                 if ready.later:
                     continue  # depends on a task of this run that has not run yet
                 left.remove(task_file)
@@ -200,6 +207,9 @@ class Executor:
                       result: RunResult) -> State:
         """Record a human step as awaiting, tell people, and ask at a terminal if there is one."""
         instructions = runner.record_awaiting(task_file, task, attempt)
+        if isinstance(instructions, TaskOutcome):  # its body failed to give instructions
+            result.outcomes.append(instructions)
+            return instructions.state
         whom = task.owner or "a person"
         self._notify(f"Release step for {whom} in {self.session.settings.environment}: "
                      f"{task.description}\n\n{instructions}\n\n"

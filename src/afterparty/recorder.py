@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from afterparty.backends.base import Database, MissingTableError
-from afterparty.errors import LockLostError
+from afterparty.errors import DatabaseError, LockLostError
 from afterparty.states import Action, State, run_state
 
 SCHEMA_VERSION = 1
@@ -69,18 +71,53 @@ LONG_TEXT_LIMIT = 65 * 1024  # captured output is cut at 64 KiB, with a note aft
 CUT = "\n[cut: too long to keep]"
 
 
+_ASCII_ONLY: ContextVar[bool] = ContextVar("afterparty_ascii_only", default=False)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
 def storable(text: str | None, limit: int) -> str | None:
     """Text any database can keep: NUL bytes and lone surrogates (a task printing odd bytes)
-    written as escapes, and at most ``limit`` characters."""
+    written as escapes (in ``keeping_text``'s second try, every non-ASCII character), and at
+    most ``limit`` characters."""
     if text is None:
         return None
     if "\x00" in text:
         text = text.replace("\x00", "\\x00")
     if not text.isascii():
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        encoding = "ascii" if _ASCII_ONLY.get() else "utf-8"
+        text = text.encode(encoding, "backslashreplace").decode(encoding)
     if len(text) > limit:
         text = text[:limit - len(CUT)] + CUT
     return text
+
+
+def keeping_text(write: Callable[Concatenate[Recorder, P], T]) -> Callable[Concatenate[Recorder, P], T]:
+    """For a record writer: when a column refuses a character even so (records tables in latin1
+    or utf8mb3, made by an afterparty older than the utf8mb4 tables in such a MySQL database; a
+    PostgreSQL database in LATIN1), the record is written again with every non-ASCII character
+    escaped. A task's outcome is kept readable, never lost with the task left ``running``."""
+
+    @functools.wraps(write)
+    def writer(recorder: Recorder, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        texts = [a for a in (*args, *kwargs.values()) if isinstance(a, str)]
+        if all(text.isascii() for text in texts):
+            return write(recorder, *args, **kwargs)
+        database = recorder.database
+        database.execute("SAVEPOINT afterparty_text")
+        try:
+            written = write(recorder, *args, **kwargs)
+        except (DatabaseError, UnicodeError):  # psycopg encodes for a LATIN1 database itself
+            database.execute("ROLLBACK TO SAVEPOINT afterparty_text")
+            ascii_only = _ASCII_ONLY.set(True)
+            try:
+                written = write(recorder, *args, **kwargs)
+            finally:
+                _ASCII_ONLY.reset(ascii_only)
+        database.execute("RELEASE SAVEPOINT afterparty_text")
+        return written
+
+    return writer
 
 
 @dataclass
@@ -227,6 +264,9 @@ class Recorder:
     def begin_epoch(self, holder: str) -> int:
         """Just after taking the lock: a new epoch, so that writes of any earlier holder that
         lost the lock without knowing can no longer commit; and who holds it, for waiters."""
+        # A read transaction left open from before the lock was taken would show, under
+        # repeatable read, an epoch that a runner since then has already moved on.
+        self.database.rollback()
         with self.database.transaction():
             self._insert_meta_if_missing("lock_epoch", "0")
             current = int(self._meta("lock_epoch") or 0)
@@ -245,16 +285,16 @@ class Recorder:
         """Commit the open transaction if this runner's epoch is still the current one;
         otherwise roll it back and raise LockLostError.
 
-        The check is a write on the epoch's row: it waits for a newer holder's epoch change
-        to commit, and blocks that change until this transaction ends, so no writer of an
-        older epoch commits after a newer epoch began.
+        The check is a locking read of the epoch's row (SQLite: the database's one writer): it
+        waits for a newer holder's epoch change to commit, and blocks that change until this
+        transaction ends, so no writer of an older epoch commits after a newer epoch began.
         """
         if self.epoch is None:
             raise LockLostError("afterparty wrote a record without holding the lock")
-        still_mine = self.database.execute(
-            f"UPDATE {self.meta_table} SET meta_value = meta_value "
-            "WHERE meta_key = 'lock_epoch' AND meta_value = %s", (str(self.epoch),))
-        if not still_mine:
+        current = self.database.query(
+            f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = 'lock_epoch'"
+            f"{self.database.dialect.locking_read}")
+        if current != [(str(self.epoch),)]:
             self.database.rollback()
             raise LockLostError(
                 "this runner lost the environment lock (its database session ended: killed, an "
@@ -276,6 +316,7 @@ class Recorder:
 
     # --- writing (inside a transaction; ``commit`` ends it) -----------------------------
 
+    @keeping_text
     def record_start(self, version: str, name: str, description: str, checksum: str,
                      origin: Origin, now: str, action: Action = Action.RUN,
                      recurring: bool = False) -> int:
@@ -293,6 +334,7 @@ class Recorder:
                               recurring=recurring)
         return self._insert_attempt(version, name, action, State.RUNNING, origin, now)
 
+    @keeping_text
     def record_finish(self, attempt_id: int, version: str, state: State, now: str,
                       duration: float, error: str | None, output: str,
                       task_state: State | None = None) -> None:
@@ -313,6 +355,7 @@ class Recorder:
             ((task_state or state).value, now, storable(error_summary(error), TEXT_LIMIT), version),
         )
 
+    @keeping_text
     def record_waiting(self, version: str, name: str, description: str, reason: str) -> None:
         """Keep why a pending task did not run, for ``status``."""
         reason_text = storable(reason, TEXT_LIMIT)
@@ -324,6 +367,7 @@ class Recorder:
             self._insert_task(version, name, State.PENDING, description, None, None, attempts=0,
                               waiting_reason=reason_text)
 
+    @keeping_text
     def record_decision(self, version: str, name: str, description: str, action: Action,
                         state: State, origin: Origin, now: str, note: str | None,
                         checksum: str | None = None) -> None:

@@ -155,6 +155,9 @@ class Dialect(ABC):
     column_types: ClassVar[dict[str, str]]
     #: Appended to each CREATE TABLE of the records (MySQL: the character set).
     table_options: ClassVar[str] = ""
+    #: Appended to a SELECT that must read the newest committed row and lock it until the
+    #: transaction ends (the lock fence); SQLite's single writer needs nothing.
+    locking_read: ClassVar[str] = " FOR UPDATE"
     #: DDL commits the open transaction by itself (MySQL/MariaDB): a task that runs it is
     #: not atomic, and that is not the task's fault.
     ddl_commits_implicitly: ClassVar[bool] = False

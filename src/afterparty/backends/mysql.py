@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from afterparty.backends.base import (
@@ -13,6 +14,7 @@ from afterparty.backends.base import (
     DatabaseLock,
     Dialect,
     DriverConnection,
+    T,
     error_chain,
     open_with_retry,
 )
@@ -49,6 +51,55 @@ class PyMySQLConnection(DriverConnection):
         finally:
             self.raw._read_timeout, self.raw._write_timeout = saved
 
+    #: Why PyMySQL closed this session (a read timeout, a lost connection): every later call
+    #: on it fails with an empty ``InterfaceError(0, '')``, which would be the user's only line.
+    _lost: str | None = None
+
+    def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
+        with self._explaining():
+            return super().run(sql, params, read)
+
+    def commit(self) -> None:
+        with self._explaining():
+            super().commit()
+
+    @contextlib.contextmanager
+    def _explaining(self) -> Iterator[None]:
+        try:
+            yield
+        except self.driver_errors as exc:
+            explained = self._explained(exc)
+            if explained is exc:
+                raise
+            raise explained from exc
+
+    def reopen(self) -> None:
+        self._lost = None
+        super().reopen()
+
+    def _explained(self, exc: BaseException) -> BaseException:
+        pymysql = _pymysql()
+        if isinstance(exc, pymysql.err.OperationalError) and exc.args[:1] in ((2006,), (2013,)):
+            timeout = self.raw._read_timeout
+            waited = f": no answer within {timeout:g} s" if "timed out" in str(exc) and timeout else ""
+            self._lost = f"{exc.args[1]}{waited}"
+            explained: BaseException = pymysql.err.OperationalError(exc.args[0], self._lost)
+        elif isinstance(exc, pymysql.err.InterfaceError) and not any(exc.args[1:]):
+            reason = self._lost or "the connection to the server was closed"
+            explained = pymysql.err.OperationalError(2013, f"{reason} (the session was closed)")
+        else:
+            explained = exc
+        return explained
+
+
+def _probe_soon(sock: socket.socket) -> None:
+    """TCP keepalives as PostgreSQL's sessions have them (PyMySQL turns them on with the
+    kernel's timing, a first probe after two hours): a NAT or firewall that drops silent
+    connections would otherwise end the lock's session while a long task runs."""
+    for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option) and sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
 
 class MySQL(Dialect):
     name = "mysql"
@@ -79,12 +130,14 @@ class MySQL(Dialect):
             options["unix_socket"] = url.query["unix_socket"]
 
         def open_session(autocommit: bool) -> Any:
-            return open_with_retry(
+            session = open_with_retry(
                 url, "MySQL/MariaDB", 3306, connect_timeout,
                 lambda: pymysql.connect(autocommit=autocommit, **options),
                 lambda exc: isinstance(exc, pymysql.OperationalError),
                 (pymysql.MySQLError,), self.describe_error,
             )
+            _probe_soon(session._sock)
+            return session
 
         return PyMySQLConnection(open_session, (pymysql.MySQLError,))
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from afterparty.backends.base import (
@@ -15,6 +17,7 @@ from afterparty.backends.base import (
     DatabaseLock,
     Dialect,
     DriverConnection,
+    T,
     error_chain,
     open_with_retry,
 )
@@ -36,6 +39,83 @@ def _psycopg() -> Any:
             "the PostgreSQL driver is not installed: pip install 'afterparty[postgres]'"
         ) from None
     return psycopg
+
+
+@functools.cache
+def _timed_connection_class(psycopg: Any) -> Any:
+    """psycopg's Connection, with a read timeout: psycopg has none, and a frozen server (or a
+    proxy in front of it) would otherwise hang the runner for ever."""
+
+    class NoAnswer(psycopg.OperationalError):  # type: ignore[misc]
+        pass
+
+    class TimedConnection(psycopg.Connection):  # type: ignore[misc]
+        #: Seconds a statement may go without a byte from the server; None for no limit.
+        read_timeout: float | None = None
+        #: Why the session was closed, for the errors of later calls on it.
+        lost: str | None = None
+
+        def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.read_timeout is None:
+                return super().wait(gen, *args, **kwargs)
+            try:
+                return super().wait(_answered_within(gen, self.read_timeout, NoAnswer), *args, **kwargs)
+            except NoAnswer as exc:
+                # Mid-protocol: the session cannot be used again.
+                self.lost = str(exc)
+                self.pgconn.finish()
+                raise
+
+    return TimedConnection
+
+
+def _answered_within(gen: Any, seconds: float, error: type[Exception]) -> Any:
+    """Pass psycopg's waiting generator through, failing once the server has sent nothing for
+    ``seconds`` (psycopg's wait wakes the generator with "nothing ready" every 0.1 s)."""
+    try:
+        state = next(gen)
+        silent_since = time.monotonic()
+        while True:
+            ready = yield state
+            if ready:
+                silent_since = time.monotonic()
+            elif time.monotonic() - silent_since >= seconds:
+                raise error(f"no answer from the server within {seconds:g} s")
+            state = gen.send(ready)
+    except StopIteration as done:
+        return done.value
+
+
+class PsycopgConnection(DriverConnection):
+    """A psycopg 3 connection whose statements time out, except a task's own."""
+
+    @contextlib.contextmanager
+    def long_statements(self) -> Iterator[None]:
+        raw = self.raw
+        saved, raw.read_timeout = raw.read_timeout, None
+        try:
+            yield
+        finally:
+            raw.read_timeout = saved
+
+    def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
+        with self._explaining():
+            return super().run(sql, params, read)
+
+    def commit(self) -> None:
+        with self._explaining():
+            super().commit()
+
+    @contextlib.contextmanager
+    def _explaining(self) -> Iterator[None]:
+        """Later calls on a session closed for silence say why, not only "connection is lost"."""
+        try:
+            yield
+        except self.driver_errors as exc:
+            lost = getattr(self.raw, "lost", None)
+            if lost is None or str(exc) == lost:
+                raise
+            raise _psycopg().OperationalError(f"{lost} (the session was closed)") from exc
 
 
 class PostgreSQL(Dialect):
@@ -62,15 +142,19 @@ class PostgreSQL(Dialect):
         }
         options = {k: v for k, v in options.items() if v is not None}
 
+        timed = _timed_connection_class(psycopg)
+
         def open_session(autocommit: bool) -> Any:
-            return open_with_retry(
+            session = open_with_retry(
                 url, "PostgreSQL", 5432, connect_timeout,
-                lambda: psycopg.connect(autocommit=autocommit, **options),
+                lambda: timed.connect(autocommit=autocommit, **options),
                 lambda exc: isinstance(exc, psycopg.OperationalError),
                 (psycopg.Error,), self.describe_error,
             )
+            session.read_timeout = max(2.0, connect_timeout)
+            return session
 
-        return DriverConnection(open_session, (psycopg.Error,))
+        return PsycopgConnection(open_session, (psycopg.Error,))
 
     def is_missing_table(self, exc: BaseException) -> bool:
         # psycopg 3 says sqlstate, psycopg2 (under Django) pgcode.

@@ -55,6 +55,12 @@ class EngineConnection(Connection):
     def begin(self) -> None:
         if not self.sa_connection.in_transaction():
             self.sa_connection.begin()
+        # pysqlite starts the transaction only at the first write, so the task's SAVEPOINT
+        # would start it, and releasing that outermost savepoint would commit the task's work
+        # before its record is fenced: start it now, as afterparty's own SQLite connection does.
+        if self.engine.dialect.name == "sqlite" and not getattr(self.driver_connection,
+                                                                "in_transaction", True):
+            self.sa_connection.exec_driver_sql("BEGIN")
 
     def commit(self) -> None:
         if self._session is not None:

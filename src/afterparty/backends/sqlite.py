@@ -47,6 +47,7 @@ class SQLite3Connection(DriverConnection):
 
 class SQLite(Dialect):
     name = "sqlite"
+    locking_read = ""
     column_types: ClassVar[dict[str, str]] = {
         "key": "TEXT",
         "text": "TEXT",
