@@ -89,18 +89,34 @@ class DriverConnection(Connection):
     def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
         if self.placeholder != "%s":
             sql = sql.replace("%s", self.placeholder)
-        cursor = self.raw.cursor()
+        with self._explained_errors():
+            cursor = self.raw.cursor()
+            try:
+                cursor.execute(sql, tuple(params))
+                return read(cursor)
+            finally:
+                cursor.close()
+
+    @contextlib.contextmanager
+    def _explained_errors(self) -> Iterator[None]:
         try:
-            cursor.execute(sql, tuple(params))
-            return read(cursor)
-        finally:
-            cursor.close()
+            yield
+        except self.driver_errors as exc:
+            explained = self.explain(exc)
+            if explained is exc:
+                raise
+            raise explained from exc
+
+    def explain(self, exc: BaseException) -> BaseException:
+        """The error to report for a driver's error (a driver may say too little)."""
+        return exc
 
     def begin(self) -> None:
         """Most drivers open a transaction with the first statement."""
 
     def commit(self) -> None:
-        self.raw.commit()
+        with self._explained_errors():
+            self.raw.commit()
 
     def rollback(self) -> None:
         with contextlib.suppress(*self.driver_errors):

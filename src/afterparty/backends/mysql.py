@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from afterparty.backends.base import (
@@ -14,7 +14,6 @@ from afterparty.backends.base import (
     DatabaseLock,
     Dialect,
     DriverConnection,
-    T,
     error_chain,
     open_with_retry,
 )
@@ -55,29 +54,11 @@ class PyMySQLConnection(DriverConnection):
     #: on it fails with an empty ``InterfaceError(0, '')``, which would be the user's only line.
     _lost: str | None = None
 
-    def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
-        with self._explaining():
-            return super().run(sql, params, read)
-
-    def commit(self) -> None:
-        with self._explaining():
-            super().commit()
-
-    @contextlib.contextmanager
-    def _explaining(self) -> Iterator[None]:
-        try:
-            yield
-        except self.driver_errors as exc:
-            explained = self._explained(exc)
-            if explained is exc:
-                raise
-            raise explained from exc
-
     def reopen(self) -> None:
         self._lost = None
         super().reopen()
 
-    def _explained(self, exc: BaseException) -> BaseException:
+    def explain(self, exc: BaseException) -> BaseException:
         pymysql = _pymysql()
         if isinstance(exc, pymysql.err.OperationalError) and exc.args[:1] in ((2006,), (2013,)):
             timeout = self.raw._read_timeout

@@ -8,7 +8,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from afterparty.backends.base import (
@@ -17,7 +17,6 @@ from afterparty.backends.base import (
     DatabaseLock,
     Dialect,
     DriverConnection,
-    T,
     error_chain,
     open_with_retry,
 )
@@ -98,24 +97,13 @@ class PsycopgConnection(DriverConnection):
         finally:
             raw.read_timeout = saved
 
-    def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
-        with self._explaining():
-            return super().run(sql, params, read)
-
-    def commit(self) -> None:
-        with self._explaining():
-            super().commit()
-
-    @contextlib.contextmanager
-    def _explaining(self) -> Iterator[None]:
+    def explain(self, exc: BaseException) -> BaseException:
         """Later calls on a session closed for silence say why, not only "connection is lost"."""
-        try:
-            yield
-        except self.driver_errors as exc:
-            lost = getattr(self.raw, "lost", None)
-            if lost is None or str(exc) == lost:
-                raise
-            raise _psycopg().OperationalError(f"{lost} (the session was closed)") from exc
+        lost = getattr(self.raw, "lost", None)
+        if lost is None or str(exc) == lost:
+            return exc
+        explained: BaseException = _psycopg().OperationalError(f"{lost} (the session was closed)")
+        return explained
 
 
 class PostgreSQL(Dialect):
