@@ -80,7 +80,7 @@ def test_a_task_that_exits_fails_with_its_code_and_keep_going_runs_the_rest(proj
     result = project.cli("run", "--keep-going")
     assert result.code == 1, result.both
     assert "summary: 1 succeeded, 6 failed, 1 waiting" in result.out
-    assert "condition_exits waiting: its condition raised SystemExit(0)" in result.out
+    assert "condition_exits waiting: condition ready raised SystemExit: 0" in result.out
     assert "see the error with `afterparty show 20260101000001`" in result.err
     assert states(project) == {**{name: "failed" for name in EXITS}, "manual_exits": "failed",
                                "condition_exits": "pending", "after": "succeeded"}

@@ -137,15 +137,8 @@ class Executor:
                 if runner.interruptions.signal is not None or result.held is not None:
                     return
                 task, record = tasks[task_file.version], records.get(task_file.version)
-                try:
-                    ready = readiness(task, task_file, states, by_key, {f.version for f in left},
-                                      runner.condition_context(task_file))
-                except (SystemExit, KeyboardInterrupt) as exc:
-                    # A `when` condition that exits is one that cannot be checked: not met. It
-                    # must not end the run (readiness itself only catches Exception).
-                    raised = (f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit)
-                              else "KeyboardInterrupt")
-                    ready = Readiness(f"its condition raised {raised}")
+                ready = readiness(task, task_file, states, by_key, {f.version for f in left},
+                                  runner.condition_context(task_file))
                 if ready.later:
                     continue  # depends on a task of this run that has not run yet
                 left.remove(task_file)

@@ -107,7 +107,9 @@ def readiness(task: Task, task_file: TaskFile, states: dict[str, State],
         name = getattr(task.when, "__name__", "when")
         try:
             allowed = task.when(context())
-        except Exception as exc:  # a condition that cannot be checked is not met
+        # A condition that cannot be checked is not met; one that calls sys.exit() or raises
+        # KeyboardInterrupt itself must not end the run (a signal raises StoppedBySignal).
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
             return Readiness(f"condition {name} raised {type(exc).__name__}: {exc}")
         if not allowed:
             doc = (task.when.__doc__ or "").strip().split("\n")[0]
