@@ -20,7 +20,8 @@ from afterparty.backends.base import Database
 from afterparty.backends.url import parse_url
 from afterparty.errors import LockLostError
 from afterparty.lock import EnvironmentLock, LockOutcome
-from afterparty.recorder import LONG_TEXT_LIMIT, TEXT_LIMIT, Origin, Recorder, storable
+from afterparty.recorder import Recorder
+from afterparty.records import LONG_TEXT_LIMIT, TEXT_LIMIT, Origin, storable
 from afterparty.states import State
 from conftest import query, wait_until
 

@@ -207,7 +207,7 @@ def test_lock_session_outlives_an_idle_session_timeout(project: Project) -> None
 def create_tables_by_hand(project: Project, *roles: str) -> None:
     """Part of the records tables, as a first run killed between two CREATEs leaves them."""
     from afterparty.backends import mysql, postgresql, sqlite
-    from afterparty.recorder import TABLES
+    from afterparty.records import TABLES
 
     dialect = {"sqlite": sqlite.DIALECT, "postgresql": postgresql.DIALECT,
                "mysql": mysql.DIALECT}[backend_of(project)]

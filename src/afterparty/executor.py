@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from afterparty.attempt import AttemptRunner
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
-    from afterparty.recorder import Record
+    from afterparty.records import Record
 
 
 class Executor:
@@ -189,7 +189,7 @@ class Executor:
                 runner.interruptions.sleep(delay)
         assert outcome is not None
         if outcome.state is State.FAILED:
-            from afterparty.recorder import error_summary
+            from afterparty.records import error_summary
 
             self._notify(f"afterparty: release task {task_file.label} failed in "
                          f"{self.session.settings.environment}: {error_summary(outcome.error)}",

@@ -10,7 +10,7 @@ from afterparty.errors import UnknownTaskError
 if TYPE_CHECKING:
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
-    from afterparty.recorder import Record
+    from afterparty.records import Record
 
 
 @dataclass(frozen=True)

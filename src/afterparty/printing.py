@@ -37,7 +37,7 @@ class RunPrinter:
             return
         line = f"{outcome.version} {outcome.name} {outcome.state} in {outcome.duration:.2f}s"
         if outcome.error:
-            from afterparty.recorder import error_summary
+            from afterparty.records import error_summary
 
             summary = error_summary(outcome.error) or ""
             if len(summary) > SUMMARY_LIMIT:  # a 20 MB message belongs in `show`, not the deploy log

@@ -12,7 +12,7 @@ from afterparty.states import State, state_of
 if TYPE_CHECKING:
     from afterparty.facts import SourceFacts
     from afterparty.loader import TaskFile
-    from afterparty.recorder import Attempt, Record
+    from afterparty.records import Attempt, Record
     from afterparty.results import Awaiting, RunResult, TaskOutcome
     from afterparty.session import Session
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from afterparty.config import Settings, detect_release
 from afterparty.errors import DatabaseError
 from afterparty.lock import EnvironmentLock, LockOutcome
-from afterparty.recorder import NAME_LIMIT, Origin, Recorder, storable
+from afterparty.recorder import Recorder
+from afterparty.records import NAME_LIMIT, Origin, storable
 
 if TYPE_CHECKING:
     from afterparty.backends.base import Database

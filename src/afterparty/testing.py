@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from afterparty.config import Settings
 from afterparty.loader import TASK_FILE_NAME, TaskFile, load_checked
-from afterparty.recorder import Attempt
+from afterparty.records import Attempt
 from afterparty.results import SilentReporter
 from afterparty.session import Session
 from afterparty.states import State

@@ -1,0 +1,161 @@
+"""What the records hold: their tables and rows, and the text a column can keep."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from afterparty.states import State, run_state
+
+SCHEMA_VERSION = 1
+
+TASK_COLUMNS = (
+    "version", "name", "state", "description", "attempts", "checksum",
+    "first_started_at", "last_started_at", "finished_at", "last_error", "recurring",
+    "waiting_reason",
+)
+ATTEMPT_COLUMNS = (
+    "id", "version", "name", "action", "state", "started_at", "finished_at", "duration",
+    "host", "pid", "username", "release_id", "environment", "error", "output",
+    "tool_version", "note",
+)
+
+# Column roles map to each dialect's types (Dialect.column_types).
+TABLES = {
+    "meta": """CREATE TABLE IF NOT EXISTS {t} (
+        meta_key {key} NOT NULL PRIMARY KEY,
+        meta_value {text} NOT NULL)""",
+    "tasks": """CREATE TABLE IF NOT EXISTS {t} (
+        version {key} NOT NULL PRIMARY KEY,
+        name {name} NOT NULL,
+        state {name} NOT NULL,
+        description {text},
+        attempts {integer} NOT NULL,
+        checksum {name},
+        first_started_at {name},
+        last_started_at {name},
+        finished_at {name},
+        last_error {long_text},
+        recurring {integer} NOT NULL DEFAULT 0,
+        waiting_reason {text})""",
+    "attempts": """CREATE TABLE IF NOT EXISTS {t} (
+        id {id},
+        version {key} NOT NULL,
+        name {name} NOT NULL,
+        action {name} NOT NULL,
+        state {name} NOT NULL,
+        started_at {name} NOT NULL,
+        finished_at {name},
+        duration {real},
+        host {name},
+        pid {integer},
+        username {name},
+        release_id {name},
+        environment {name},
+        error {long_text},
+        output {long_text},
+        tool_version {name},
+        note {text})""",
+}
+# The longest text each kind of column takes, in characters, on every database: VARCHAR(255),
+# MySQL's TEXT (64 KiB of bytes, 4 bytes a character at most) and captured output's cap.
+NAME_LIMIT = 255
+TEXT_LIMIT = 16_000
+LONG_TEXT_LIMIT = 65 * 1024  # captured output is cut at 64 KiB, with a note after it
+CUT = "\n[cut: too long to keep]"
+
+
+_ASCII_ONLY: ContextVar[bool] = ContextVar("afterparty_ascii_only", default=False)
+
+
+def storable(text: str | None, limit: int) -> str | None:
+    """Text any database can keep: NUL bytes and lone surrogates (a task printing odd bytes)
+    written as escapes (in ``keeping_text``'s second try, every non-ASCII character), and at
+    most ``limit`` characters."""
+    if text is None:
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        encoding = "ascii" if _ASCII_ONLY.get() else "utf-8"
+        text = text.encode(encoding, "backslashreplace").decode(encoding)
+    if len(text) > limit:
+        text = text[:limit - len(CUT)] + CUT
+    return text
+
+
+@contextmanager
+def ascii_only() -> Iterator[None]:
+    """Inside: ``storable`` escapes every non-ASCII character too (a column that refuses it)."""
+    token = _ASCII_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _ASCII_ONLY.reset(token)
+
+
+
+@dataclass
+class Record:
+    """The database's memory of one task."""
+
+    version: str
+    name: str
+    state: str
+    description: str | None
+    attempts: int
+    checksum: str | None
+    first_started_at: str | None
+    last_started_at: str | None
+    finished_at: str | None
+    last_error: str | None
+    recurring: int = 0
+    waiting_reason: str | None = None
+
+    @property
+    def run_state(self) -> State:
+        """The state as ``run`` sees it: a recurring task is always pending."""
+        return run_state(self.state, self.recurring)
+
+
+@dataclass
+class Attempt:
+    """One try at a task, or one human action on it (mark-done, skip, forget, resolve)."""
+
+    id: int
+    version: str
+    name: str
+    action: str
+    state: str
+    started_at: str
+    finished_at: str | None
+    duration: float | None
+    host: str | None
+    pid: int | None
+    username: str | None
+    release_id: str | None
+    environment: str | None
+    error: str | None
+    output: str | None
+    tool_version: str | None
+    note: str | None
+
+
+@dataclass
+class Origin:
+    """Who and where an attempt comes from; stored with every attempt."""
+
+    host: str
+    pid: int
+    username: str
+    release_id: str | None
+    environment: str
+    tool_version: str
+
+
+def error_summary(error: str | None) -> str | None:
+    """The line of an error that says what went wrong: the last one of a traceback."""
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    return lines[-1] if lines else None
