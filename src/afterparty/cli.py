@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,11 @@ from afterparty.printing import (
     print_waiting,
 )
 
+if TYPE_CHECKING:
+    from afterparty.config import Settings
+    from afterparty.contrib import Framework
+    from afterparty.session import Session
+
 # Only what every command needs is imported up here: `run` with nothing to do must stay fast.
 
 
@@ -25,21 +30,21 @@ class _State:
     """What the group's options leave for the commands."""
 
     def __init__(self, flags: dict[str, str | None], connect_timeout: float, verbose: bool,
-                 framework: Any = None) -> None:
+                 framework: Framework | None = None) -> None:
         self.flags = flags
         self.connect_timeout = connect_timeout
         self.verbose = verbose
         # A web framework's integration (afterparty.contrib.Framework), if one runs us.
         self.framework = framework
 
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         if self.framework is not None:
             return self.framework.settings(self.flags)
         from afterparty.config import load_settings
 
         return load_settings(self.flags)
 
-    def session(self) -> Any:
+    def session(self) -> Session:
         if self.framework is not None:
             return self.framework.session(self.settings(), self.connect_timeout)
         from afterparty.session import Session
@@ -311,7 +316,8 @@ def rollback(state: _State, version: str, record_only: bool) -> int:
     return 0 if outcome.state is State.REVERTED else 1
 
 
-def main(argv: list[str] | None = None, prog_name: str = "afterparty", framework: Any = None) -> None:
+def main(argv: list[str] | None = None, prog_name: str = "afterparty",
+         framework: Framework | None = None) -> None:
     """Entry point: run the command and exit with the documented code.
 
     ``manage.py afterparty`` and ``flask afterparty`` come here too, with their ``framework``.

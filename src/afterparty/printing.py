@@ -5,9 +5,16 @@ what decisions changed."""
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from afterparty.decisions import Decision
+    from afterparty.loader import TaskFile
+    from afterparty.records import Attempt
+    from afterparty.report import TaskStatus
+    from afterparty.results import RunResult, TaskOutcome
 
 # The longest error shown on a task's line; `show` has the whole (stored) error.
 SUMMARY_LIMIT = 500
@@ -26,13 +33,13 @@ class RunPrinter:
     def waiting_for_lock(self, holder: str | None) -> None:
         print_waiting(holder)
 
-    def task_started(self, task_file: Any, description: str) -> None:
+    def task_started(self, task_file: TaskFile, description: str) -> None:
         """Nothing: the task's line comes when it ends, after anything it printed."""
 
     def task_output(self, text: str) -> None:
         self._write(text)
 
-    def task_finished(self, outcome: Any) -> None:
+    def task_finished(self, outcome: TaskOutcome) -> None:
         if self.quiet:
             return
         line = f"{outcome.version} {outcome.name} {outcome.state} in {outcome.duration:.2f}s"
@@ -45,7 +52,7 @@ class RunPrinter:
             line += f": {summary}"
         self._write(line + "\n")
 
-    def task_waiting(self, task_file: Any, reason: str) -> None:
+    def task_waiting(self, task_file: TaskFile, reason: str) -> None:
         if not self.quiet:
             self._write(f"{task_file.version} {task_file.name} waiting: {reason}\n")
 
@@ -60,10 +67,10 @@ class RunPrinter:
             self.out.write(text.encode(encoding, "backslashreplace").decode(encoding))
         self.out.flush()
 
-    def task_retrying(self, task_file: Any, delay: float) -> None:
+    def task_retrying(self, task_file: TaskFile, delay: float) -> None:
         click.echo(f"{task_file.version} {task_file.name} retrying in {delay:g}s", file=self.out)
 
-    def manual_step(self, task_file: Any, instructions: str) -> bool:
+    def manual_step(self, task_file: TaskFile, instructions: str) -> bool:
         """Show a human step; ask "done?" only at an interactive terminal."""
         click.echo(f"{task_file.version} {task_file.name} awaits a person:", file=self.out)
         for line in instructions.splitlines():
@@ -92,7 +99,7 @@ class RunPrinter:
             click.echo("Error: invalid input", file=self.out)
 
 
-def print_run_summary(result: Any, dry_run: bool, took: float) -> None:
+def print_run_summary(result: RunResult, dry_run: bool, took: float) -> None:
     if result.busy_skipped:
         click.echo("another runner holds the lock: skipped (--if-busy skip)")
         return
@@ -137,7 +144,7 @@ def print_run_summary(result: Any, dry_run: bool, took: float) -> None:
     print_awaiting(result)
 
 
-def print_awaiting(result: Any) -> None:
+def print_awaiting(result: RunResult) -> None:
     for step in result.awaiting:
         whom = step.owner or "a person"
         click.echo(f"awaiting {whom}: {step.version} {step.name}; when it is done: "
@@ -149,7 +156,7 @@ def print_waiting(holder: str | None) -> None:
     click.echo(f"waiting: another runner holds the lock{who}", err=True)
 
 
-def print_status(rows: list[Any], tasks_dir: str) -> None:
+def print_status(rows: list[TaskStatus], tasks_dir: str) -> None:
     """The ``status`` table: a line per task, then the count of each state."""
     if not rows:
         click.echo(f"no tasks in {tasks_dir}")
@@ -172,7 +179,7 @@ def print_status(rows: list[Any], tasks_dir: str) -> None:
     click.echo("\n".join(lines))  # one write: ten thousand echo calls cost more than the rest
 
 
-def print_attempt(number: int, attempt: Any) -> None:
+def print_attempt(number: int, attempt: Attempt) -> None:
     click.echo("")
     duration = f"{attempt.duration:.2f}s" if attempt.duration is not None else "-"
     click.echo(f"#{number} {attempt.action}: {attempt.state}")
@@ -190,7 +197,7 @@ def print_attempt(number: int, attempt: Any) -> None:
                 click.echo(f"    {line}")
 
 
-def print_decisions(decisions: list[Any], verb: str) -> None:
+def print_decisions(decisions: list[Decision], verb: str) -> None:
     for decision in decisions:
         if decision.changed:
             click.echo(f"{decision.version} {decision.name}: {decision.before} -> {decision.after}")
