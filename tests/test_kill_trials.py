@@ -27,7 +27,7 @@ def write_tasks(project: Project, prefix: str) -> None:
             ctx.db.cursor().execute("INSERT INTO {prefix}effects (version) VALUES ('{version}')")
             with open({str(ledger)!r}, "a") as fh:
                 fh.write(ctx.version + "\\n")
-            time.sleep(random.random() / 50)
+            time.sleep(random.random() / 10)
         """)
 
 
@@ -45,12 +45,14 @@ def test_runners_killed_at_random_moments_lose_and_repeat_no_database_work(proje
         for _ in range(2):
             runners = [project.popen("run", extra_env=env) for _ in range(2)]
             try:
-                deadline = time.monotonic() + rng.uniform(0.3, 1.5)
+                # A runner starts in about 0.15 s and needs about 0.6 s for the tasks: a
+                # moment in between lands before, inside or between tasks.
+                deadline = time.monotonic() + rng.uniform(0.1, 0.9)
                 while time.monotonic() < deadline and any(r.poll() is None for r in runners):
                     time.sleep(0.01)
-                victim = runners[rng.randrange(2)]
-                if victim.poll() is None:
-                    victim.send_signal(signal.SIGKILL)
+                alive = [r for r in runners if r.poll() is None]
+                if alive:
+                    rng.choice(alive).send_signal(signal.SIGKILL)
                     kills += 1
             finally:
                 for runner in runners:
