@@ -43,5 +43,7 @@ def open_database(url: DatabaseURL, connect_timeout: float = 30.0) -> Database:
 
 def refuse_memory_database(vendor: str, name: str, what: str, instead: str) -> None:
     """An in-memory SQLite database forgets what ran: refuse it, saying what to use instead."""
-    if vendor == "sqlite" and (not name or name == ":memory:" or "mode=memory" in name):
+    from afterparty.backends.url import is_memory_database
+
+    if vendor == "sqlite" and is_memory_database(name):
         raise ConfigError(f"{what} is an in-memory SQLite database: it would forget what ran; {instead}")

@@ -280,6 +280,11 @@ def _parse_server(text: str, scheme: str, backend: str, rest: str, source: str |
     )
 
 
+def is_memory_database(name: str) -> bool:
+    """Whether a SQLite database name (a path, or a URI's) is in memory: it forgets what ran."""
+    return not name or name == ":memory:" or name.startswith("file::memory:") or "mode=memory" in name
+
+
 def _parse_sqlite(text: str, rest: str, source: str | None) -> DatabaseURL:
     # sqlite:///rel.db -> "rel.db", sqlite:////abs/x.db -> "/abs/x.db"; no percent-decoding.
     path, _, query_string = (rest[1:] if rest.startswith("/") else rest).partition("?")
@@ -288,7 +293,7 @@ def _parse_sqlite(text: str, rest: str, source: str | None) -> DatabaseURL:
         raise _error(
             text, source, f"it names no file, and an in-memory database would forget what ran; {_SQLITE_FILE}"
         )
-    if path == ":memory:" or path.startswith("file::memory:") or query.get("mode") == "memory":
+    if is_memory_database(path) or query.get("mode") == "memory":
         raise _error(text, source, f"it names an in-memory database, which forgets what ran; {_SQLITE_FILE}")
     if not rest.startswith("/") and "@" in path:
         raise _error(text, source, f"SQLite takes no user, password or host; {_SQLITE_FILE}")
