@@ -14,6 +14,7 @@ from afterparty.backends.base import (
     DatabaseLock,
     Dialect,
     DriverConnection,
+    SessionLock,
     error_chain,
     open_with_retry,
 )
@@ -162,41 +163,21 @@ class MySQL(Dialect):
         return True
 
 
-class NamedLock(DatabaseLock):
-    """``GET_LOCK`` on a session of its own, kept out of the server's idle timeout."""
+class NamedLock(SessionLock):
+    """``GET_LOCK`` under the name ``afterparty:<database>:<prefix>`` (hashed below 64)."""
+
+    take = "SELECT GET_LOCK(%s, 0)"
+    owns = "SELECT IS_USED_LOCK(%s) = CONNECTION_ID()"
+    give_back = "SELECT RELEASE_ALL_LOCKS()"
+    keep_alive = (f"SET SESSION wait_timeout = {LOCK_SESSION_WAIT_TIMEOUT}",)
 
     def __init__(self, database: Database, prefix: str) -> None:
-        self.database = database
         name = f"afterparty:{database.url.database}:{prefix}"
         if len(name) >= LOCK_NAME_LIMIT:
             digest = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
             name = f"{name[:LOCK_NAME_LIMIT - 18]}:{digest}"
+        super().__init__(database, name)
         self.name = name
-        self.session: Database | None = None
-
-    def try_acquire(self) -> bool:
-        if self.session is None:
-            self.session = self.database.twin()
-            self.session.execute(f"SET SESSION wait_timeout = {LOCK_SESSION_WAIT_TIMEOUT}")
-        (got,), = self.session.query("SELECT GET_LOCK(%s, 0)", (self.name,))
-        return bool(got == 1)
-
-    def is_held(self) -> bool:
-        if self.session is None:
-            return False
-        try:
-            (mine,), = self.session.query("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,))
-        except DatabaseError:
-            return False
-        return bool(mine)
-
-    def release(self) -> None:
-        if self.session is None:
-            return
-        session, self.session = self.session, None
-        with contextlib.suppress(DatabaseError):
-            session.query("SELECT RELEASE_ALL_LOCKS()")
-        session.close()
 
     def holder(self) -> str | None:
         rows = self.database.query(

@@ -17,6 +17,7 @@ from afterparty.backends.base import (
     DatabaseLock,
     Dialect,
     DriverConnection,
+    SessionLock,
     error_chain,
     open_with_retry,
 )
@@ -179,48 +180,27 @@ class PostgreSQL(Dialect):
         return True
 
 
-class AdvisoryLock(DatabaseLock):
-    """``pg_try_advisory_lock`` on a session of its own, kept out of idle timeouts."""
+class AdvisoryLock(SessionLock):
+    """``pg_try_advisory_lock`` under a 64-bit key made of database, schema and prefix."""
+
+    take = "SELECT pg_try_advisory_lock(%s)"
+    owns = ("SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1")
+    give_back = "SELECT pg_advisory_unlock_all()"
+    # A DBA's idle timeouts must not end the session that holds the lock (the second one
+    # exists from PostgreSQL 14 on: set only where the server knows it).
+    keep_alive = (
+        "SET idle_in_transaction_session_timeout = 0",
+        "SELECT set_config('idle_session_timeout', '0', false) FROM pg_settings "
+        "WHERE name = 'idle_session_timeout'",
+    )
 
     def __init__(self, database: Database, prefix: str) -> None:
-        self.database = database
         (schema,), = database.query("SELECT current_schema()")
         database.rollback()
         identity = f"afterparty|{database.url.database}|{schema}|{prefix}".encode()
-        self.key = int.from_bytes(hashlib.blake2b(identity, digest_size=8).digest(), "big", signed=True)
-        self.session: Database | None = None
-
-    def try_acquire(self) -> bool:
-        if self.session is None:
-            self.session = self.database.twin()
-            # A DBA's idle timeout must not end the session that holds the lock.
-            self.session.execute("SET idle_in_transaction_session_timeout = 0")
-            (version,), = self.session.query("SELECT current_setting('server_version_num')::int")
-            if version >= 140000:
-                self.session.execute("SET idle_session_timeout = 0")
-        (got,), = self.session.query("SELECT pg_try_advisory_lock(%s)", (self.key,))
-        return bool(got)
-
-    def is_held(self) -> bool:
-        if self.session is None:
-            return False
-        classid, objid = self._ids()
-        try:
-            (count,), = self.session.query(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1",
-                (classid, objid))
-        except DatabaseError:
-            return False
-        return bool(count)
-
-    def release(self) -> None:
-        if self.session is None:
-            return
-        session, self.session = self.session, None
-        with contextlib.suppress(DatabaseError):
-            session.query("SELECT pg_advisory_unlock_all()")
-        session.close()
+        super().__init__(database, int.from_bytes(hashlib.blake2b(identity, digest_size=8).digest(),
+                                                  "big", signed=True))
 
     def holder(self) -> str | None:
         classid, objid = self._ids()
@@ -238,8 +218,12 @@ class AdvisoryLock(DatabaseLock):
         host = f"host {who}" if who else f"client {client}"
         return f"{host}, since {started:%Y-%m-%d %H:%M:%S %Z}"
 
+    def owns_params(self) -> tuple[object, ...]:
+        return self._ids()
+
     def _ids(self) -> tuple[int, int]:
         """The key as pg_locks shows it: two unsigned 32-bit halves."""
+        assert isinstance(self.key, int)
         unsigned = self.key & 0xFFFFFFFFFFFFFFFF
         return unsigned >> 32, unsigned & 0xFFFFFFFF
 
