@@ -185,7 +185,7 @@ def test_running_one_task_checks_its_dependency_among_all_task_files(project: Pr
     project.write_task("20260101000002", "second", options='depends_on=["first"]')
     plan = project.cli("run", "--dry-run", "second")
     assert plan.code == 0, plan.both
-    assert "would run 20260101000002 second" in plan.out
+    assert "would wait 20260101000002: depends on 20260101000001_first (pending)" in plan.out
     waits = project.cli("run", "second")
     assert waits.code == 0, waits.both
     assert "second waiting: depends on 20260101000001_first (pending)" in waits.out

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,10 +18,11 @@ WELCOME, TELL = "20261126093000", "20261126094500"
 ORM = "from django.db.models import F\nfrom shop.models import Customer"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Example:
-    """The example Django site, migrated, on SQLite or on a fresh PostgreSQL database."""
-    url = None if request.param == "sqlite" else str(request.getfixturevalue("postgresql_url"))
+    """The example Django site, migrated, on SQLite or on a fresh PostgreSQL or MariaDB database
+    (Django's MySQL backend over PyMySQL, as the example's settings set it up)."""
+    url = None if request.param == "sqlite" else str(request.getfixturevalue(f"{request.param}_url"))
     root, env = copy_example("django_site", tmp_path, url)
     example = Example(root, url or f"sqlite:///{root / 'db.sqlite3'}", env, [python(), "manage.py"])
     migrated = example.run("migrate", "--verbosity", "0")
@@ -156,3 +162,201 @@ def test_the_admin_shows_tasks_and_attempts_read_only(sqlite_site: Example) -> N
     assert lines["add"] == "403"
     assert lines["attempts"] == "200"
     assert site.query(f"SELECT state FROM afterparty_tasks WHERE version = '{WELCOME}'") == [("succeeded",)]
+
+
+def add_settings(site: Example, text: str) -> None:
+    with open(site.root / "shop_site" / "settings.py", "a") as fh:
+        fh.write("\n" + textwrap.dedent(text))
+
+
+def test_django_standard_options_are_accepted(sqlite_site: Example) -> None:
+    """What Django users type on any management command works on this one too."""
+    site = sqlite_site
+    ran = site.run("afterparty", "run", "--settings", "shop_site.settings", "--pythonpath", ".",
+                   "--no-color", "-v", "2", "--traceback")
+    assert ran.code == 0, ran.both
+    assert f"{WELCOME} welcome_points succeeded" in ran.out
+    assert "\\x1b[" not in ran.out
+    for options in (["--verbosity=0"], ["-v0"], ["--settings=shop_site.settings"], ["-v", "3"]):
+        status = site.run("afterparty", "status", *options)
+        assert status.code == 0, (options, status.both)
+        assert "welcome_points" in status.out
+    # A bare -v is still afterparty's --verbose (tracebacks), not a verbosity missing its level.
+    assert site.run("afterparty", "-v", "status").code == 0
+    level = site.run("afterparty", "status", "--verbosity", "5")
+    assert level.code == 2 and level.err.strip().splitlines() == [
+        "manage.py afterparty: error: --verbosity takes 0, 1, 2 or 3, not '5'"]
+    wrong = site.run("afterparty", "status", "--settings", "no_such.settings")
+    assert wrong.code != 0 and "no_such" in wrong.err
+
+    helped = site.run("help", "afterparty")
+    assert helped.code == 0, helped.both
+    for option in ("--settings", "--pythonpath", "--traceback", "--no-color", "--verbosity",
+                   "Usage: manage.py afterparty", "mark-done", "--database-url"):
+        assert option in helped.out, option
+    for missing in ("--force-color", "--skip-checks"):  # options that would be refused
+        assert missing not in helped.out, missing
+    assert site.run("afterparty", "--help").out == helped.out
+
+
+CALL_COMMAND = """
+import io
+from django.core.management import CommandError, call_command
+
+out, err = io.StringIO(), io.StringIO()
+call_command("afterparty", "run", stdout=out, stderr=err)
+print("RUN", repr(out.getvalue()))
+out = io.StringIO()
+call_command("afterparty", "status", "--json", stdout=out)
+print("STATUS", repr(out.getvalue()))
+try:
+    call_command("afterparty", "show", "no_such_task", stdout=out, stderr=err)
+except CommandError as exc:
+    print("ERROR", exc.returncode, repr(err.getvalue()))
+"""
+
+
+def test_call_command_writes_into_the_streams_it_is_given(sqlite_site: Example) -> None:
+    """call_command(..., stdout=buf) is how Django code and tests read a command's output."""
+    result = sqlite_site.run("shell", "-c", CALL_COMMAND)
+    assert result.code == 0, result.both
+    lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in result.out.splitlines()
+             if line.split(" ", 1)[0] in ("RUN", "STATUS", "ERROR")}
+    assert f"{WELCOME} welcome_points succeeded" in lines["RUN"]
+    assert '"state": "succeeded"' in lines["STATUS"]
+    code, err = lines["ERROR"].split(" ", 1)
+    assert code == "2" and "no_such_task" in err
+    assert "python manage.py afterparty status" in err  # the hint names the Django command
+    # Nothing leaked to the process's own stdout besides what the script printed.
+    assert "welcome_points succeeded" not in result.out.replace(lines["RUN"], "")
+
+
+def test_migrations_are_in_step_with_the_models(sqlite_site: Example) -> None:
+    checked = sqlite_site.run("makemigrations", "--check", "--dry-run")
+    assert checked.code == 0, checked.both
+    shown = sqlite_site.run("showmigrations", "afterparty")
+    assert "[X] 0001_initial" in shown.out
+
+
+def test_migrate_and_the_first_run_in_either_order(site: Example, tmp_path: Path) -> None:
+    """The migration creates afterparty's tables as afterparty does: migrate first (the fixture
+    did), then run; and on a database where runs came first, migrate, then run again."""
+    assert site.query("SELECT COUNT(*) FROM afterparty_tasks") == [(0,)]  # before any run
+    first = site.run("afterparty", "run")
+    assert first.code == 0, first.both
+    dumped = site.run("dumpdata", "afterparty", "--indent", "0")
+    assert dumped.code == 0, dumped.both
+    assert {(row["model"], row["fields"].get("state")) for row in json.loads(dumped.out)} >= {
+        ("afterparty.task", "succeeded"), ("afterparty.attempt", "succeeded")}
+
+    # The other order: the app's tables gone (migrate afterparty zero drops them, history and
+    # all), afterparty creates its own on its next run, and then Django migrates the app.
+    assert site.run("migrate", "afterparty", "zero", "-v", "0").code == 0
+    rerun = site.run("afterparty", "run")
+    assert rerun.code == 0, rerun.both
+    assert site.points() == {"ada": 200, "grace": 200}  # no records left: both ran again
+    migrated = site.run("migrate", "-v", "0")
+    assert migrated.code == 0, migrated.both
+    assert "[X] 0001_initial" in site.run("showmigrations", "afterparty").out
+    site.write_task("20261127000000_later.py", "", "ctx.log.info('later')")
+    again = site.run("afterparty", "run")
+    assert again.code == 0, again.both
+    assert "later succeeded" in again.out and "welcome_points" not in again.out
+    assert site.query("SELECT version, attempts FROM afterparty_tasks ORDER BY version") == [
+        (WELCOME, 1), (TELL, 1), ("20261127000000", 1)]
+    assert site.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [("1",)]
+
+
+def test_the_admin_smoke_test_runs_in_a_django_test_database(site: Example) -> None:
+    """`manage.py test`: the test database gets the records tables from the migration, and
+    the admin lists work on it before anything ran."""
+    tested = site.run("test", "shop", "-v", "2", timeout=300)
+    assert tested.code == 0, tested.both
+    assert "Ran 2 tests" in tested.err and "OK" in tested.err
+
+
+OPS_DATABASE = """
+DATABASES["ops"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "ops.sqlite3"}
+"""
+
+
+@pytest.mark.parametrize("how", ["router", "setting"])
+def test_records_on_another_database_alias(sqlite_site: Example, how: str) -> None:
+    """Records kept in an `ops` database: by DATABASE_ROUTERS or by AFTERPARTY["DATABASE"];
+    the command line writes there and the admin reads there, tests included."""
+    site = sqlite_site
+    add_settings(site, OPS_DATABASE + (
+        'DATABASE_ROUTERS = ["shop_site.routers.OpsRouter"]\n' if how == "router"
+        else 'AFTERPARTY["DATABASE"] = "ops"\n'))
+    if how == "router":  # the default database as it is migrated with the router in place
+        (site.root / "db.sqlite3").unlink()
+        assert site.run("migrate", "-v", "0").code == 0
+    assert site.run("migrate", "--database", "ops", "-v", "0").code == 0
+    ops = Example(site.root, f"sqlite:///{site.root / 'ops.sqlite3'}", site.env, site.command)
+    assert ops.query("SELECT COUNT(*) FROM afterparty_tasks") == [(0,)]
+
+    ran = site.run("afterparty", "run")
+    assert ran.code == 0, ran.both
+    assert ops.query("SELECT version, state FROM afterparty_tasks ORDER BY version") == [
+        (WELCOME, "succeeded"), (TELL, "succeeded")]
+    if how == "router":  # the router keeps the records tables out of the default database
+        assert site.query("SELECT name FROM sqlite_master WHERE name LIKE 'afterparty%'") == []
+    else:
+        assert site.query("SELECT COUNT(*) FROM afterparty_tasks") == [(0,)]
+
+    admin = site.run("shell", "-c", ADMIN_CHECK)
+    assert admin.code == 0, admin.both
+    assert "list 200 True True" in admin.out and "detail 200 True False" in admin.out
+    tested = site.run("test", "shop", timeout=300)
+    assert tested.code == 0, tested.both
+
+
+def test_the_tasks_directory_is_found_from_any_working_directory(sqlite_site: Example,
+                                                                 tmp_path: Path) -> None:
+    """`python /srv/shop/manage.py afterparty run` from / (cron, a deploy tool) finds the
+    project's tasks: relative to BASE_DIR, not to the shell's directory."""
+    site = sqlite_site
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for settings in ("", 'AFTERPARTY = {"TASKS_DIR": "release_tasks"}\n', "AFTERPARTY = {}\n"):
+        add_settings(site, settings)
+        done = subprocess.run([python(), str(site.root / "manage.py"), "afterparty", "status", "--json"],
+                              cwd=elsewhere, env=site.env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, (settings, done.stderr)
+        paths = [task["path"] for task in json.loads(done.stdout)["tasks"]]
+        assert len(paths) == 2 and all(p.startswith(str(site.root / "release_tasks")) for p in paths)
+    ran = subprocess.run([python(), str(site.root / "manage.py"), "afterparty", "run"], cwd=elsewhere,
+                         env=site.env, capture_output=True, text=True, timeout=120, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert site.points() == {"ada": 100, "grace": 100}
+    assert not (elsewhere / "release_tasks").exists()
+
+
+def run_in_pty(site: Example, *args: str) -> bytes:
+    """``manage.py`` at a terminal, as a person types it; what the terminal shows."""
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in site.env.items() if k != "NO_COLOR"}
+    try:
+        try:
+            done = subprocess.run([*site.command, *args], cwd=site.root, env=env,
+                                  stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary,
+                                  timeout=120, check=False)
+        finally:
+            os.close(secondary)
+        assert done.returncode == 0
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything written has been read
+            while chunk := os.read(primary, 65536):
+                shown += chunk
+        return shown
+    finally:
+        os.close(primary)
+
+
+def test_no_color_is_djangos_option_too(sqlite_site: Example) -> None:
+    """`manage.py afterparty status --no-color` at a terminal: no escape codes, as with every
+    Django command; without it, state words are colored."""
+    assert b"\x1b[" in run_in_pty(sqlite_site, "afterparty", "status")
+    plain = run_in_pty(sqlite_site, "afterparty", "status", "--no-color")
+    assert b"welcome_points" in plain and b"\x1b[" not in plain

@@ -93,7 +93,10 @@ def test_the_app_database_is_the_tracking_database(app: Example) -> None:
     refused = app.run("afterparty", "--database-url", "sqlite:///other.db", "run")
     assert refused.code == 2
     assert "SQLALCHEMY_DATABASE_URI" in refused.err
-    assert "Usage: flask afterparty" in app.run("afterparty", "--help").out
+    helped = app.run("afterparty", "--help")
+    assert helped.code == 0 and "Usage: flask afterparty" in helped.out and "mark-done" in helped.out
+    assert "Usage: flask afterparty run" in app.run("afterparty", "run", "--help").out
+    assert "afterparty" in app.run("--help").out  # listed among the app's commands
 
 
 PLAIN_APP = '''

@@ -120,7 +120,6 @@ class AttemptRunner:
         """One attempt: check the lock, record it running (committed), run the body inside the
         task's transaction, then commit the outcome with the work. StoppedBySignal after
         recording it interrupted; LockLostError when the lock is no longer ours."""
-        from afterparty.capture import OutputCapture
         from afterparty.facts import file_checksum
 
         session, recorder = self.session, self.session.recorder
@@ -130,7 +129,7 @@ class AttemptRunner:
                 task_file.version, task_file.name, task.description, file_checksum(task_file.path),
                 session.origin(), utc_now(), action=action, recurring=task.recurring)
         self.reporter.task_started(task_file, task.description)
-        capture = OutputCapture(f"afterparty.task.{task_file.label}", self.reporter.task_output)
+        capture = self._capture(task_file, attempt)
         ctx = self.context(task_file, attempt, capture.logger)
         started = time.monotonic()
         deadline = Deadline(task.timeout)
@@ -276,6 +275,19 @@ class AttemptRunner:
         from afterparty.capture import OutputCapture
 
         return OutputCapture(f"afterparty.task.{task_file.label}", self.reporter.task_output).logger
+
+    def _capture(self, task_file: TaskFile, attempt: int) -> OutputCapture:
+        """The body's capture: its stderr and its log records go to the reporter's methods for
+        them when it has them (optional, so that reporters written before them still work)."""
+        from afterparty.capture import OutputCapture
+
+        origin = self.session.origin()
+        return OutputCapture(
+            f"afterparty.task.{task_file.label}", self.reporter.task_output,
+            show_err=getattr(self.reporter, "task_error_output", None),
+            show_record=getattr(self.reporter, "task_log", None),
+            fields={"environment": origin.environment, "release": origin.release_id,
+                    "version": task_file.version, "name": task_file.name, "attempt": attempt})
 
     def context(self, task_file: TaskFile, attempt: int, log: logging.Logger) -> Context:
         """The ``ctx`` a task body (or its ``when`` condition) receives."""

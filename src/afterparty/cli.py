@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from afterparty.cli_options import CommandGroup, command_name, complete_tasks, global_options, pass_state
+from afterparty.cli_options import State as _State
 from afterparty.errors import AfterpartyError, StoppedBySignal, TaskFileError
 from afterparty.printing import (
     RunPrinter,
@@ -19,61 +21,21 @@ from afterparty.printing import (
 )
 
 if TYPE_CHECKING:
-    from afterparty.config import Settings
     from afterparty.contrib import Framework
     from afterparty.session import Session
 
 # Only what every command needs is imported up here: `run` with nothing to do must stay fast.
 
 
-class _State:
-    """What the group's options leave for the commands."""
-
-    def __init__(self, flags: dict[str, str | None], connect_timeout: float, verbose: bool,
-                 framework: Framework | None = None) -> None:
-        self.flags = flags
-        self.connect_timeout = connect_timeout
-        self.verbose = verbose
-        # A web framework's integration (afterparty.contrib.Framework), if one runs us.
-        self.framework = framework
-
-    def settings(self) -> Settings:
-        if self.framework is not None:
-            return self.framework.settings(self.flags)
-        from afterparty.config import load_settings
-
-        return load_settings(self.flags)
-
-    def session(self) -> Session:
-        if self.framework is not None:
-            return self.framework.session(self.settings(), self.connect_timeout)
-        from afterparty.session import Session
-
-        return Session(self.settings(), self.connect_timeout)
-
-
-pass_state = click.make_pass_decorator(_State)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--database-url", metavar="URL", help="Where records live (AFTERPARTY_DATABASE_URL).")
-@click.option("--tasks-dir", metavar="DIR", help="Task files directory (AFTERPARTY_TASKS_DIR).")
-@click.option("--env", "environment", metavar="NAME", help="Environment name (AFTERPARTY_ENV).")
-@click.option("--table-prefix", metavar="PREFIX", help="Records table prefix (AFTERPARTY_TABLE_PREFIX).")
-@click.option("--connect-timeout", type=float, default=30.0, show_default=True, metavar="SECONDS",
-              help="How long to keep trying an unreachable database.")
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of errors.")
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             params=global_options())
 @click.version_option(package_name="afterparty")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, tasks_dir: str | None,
-        environment: str | None, table_prefix: str | None, connect_timeout: float,
-        verbose: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """Run one-off release tasks exactly once per environment."""
-    ctx.obj = _State(
-        {"database_url": database_url, "tasks_dir": tasks_dir, "environment": environment,
-         "table_prefix": table_prefix},
-        connect_timeout, verbose, framework=ctx.obj,
-    )
+    state = _State.of(ctx)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
 
 
 @cli.command()
@@ -110,7 +72,7 @@ def new(state: _State, name: str, description: str | None, manual: bool, with_te
 
 
 @cli.command()
-@click.argument("versions", nargs=-1)
+@click.argument("versions", nargs=-1, shell_complete=complete_tasks)
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--keep-going", is_flag=True, help="Go on with later tasks after a failure.")
 @click.option("--wait", type=float, default=300.0, show_default=True, metavar="SECONDS",
@@ -130,14 +92,21 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
 
     started = time.monotonic()
     session = state.session()
-    reporter = RunPrinter(quiet=as_json, may_ask=not (no_input or as_json))
+    reporter = RunPrinter(quiet=as_json, may_ask=not (no_input or as_json),
+                          command=session.settings.command, log_format=state.log_format)
+    reporter.log_fields = {"environment": session.settings.environment}
     try:
+        if group is not None:
+            from afterparty.planner import check_group
+
+            check_group(session.settings.tasks_dir, group)
         executor = Executor(session, reporter)
         if dry_run:
             result = executor.dry_run(list(versions), group)
         else:
             result = executor.run(list(versions), keep_going, wait, if_busy, group)
     finally:
+        reporter.close()
         session.close()
     if as_json:
         from afterparty.report import RunReport
@@ -145,7 +114,7 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
         report = RunReport.of(result, session.settings.environment, dry_run)
         click.echo(_json(report.as_dict(), indent=2))
     else:
-        print_run_summary(result, dry_run, time.monotonic() - started)
+        print_run_summary(result, dry_run, time.monotonic() - started, session.settings.command)
     return int(result.exit_code)
 
 
@@ -169,23 +138,25 @@ def status(state: _State, as_json: bool) -> None:
     enabled = gc.isenabled()
     gc.disable()
     session = state.session()
+    problems: list[str] = []  # stray files: status still answers, and names them
     try:
-        rows = task_statuses(session)
+        rows = task_statuses(session, problems)
     finally:
         session.close()
         if enabled:
             gc.enable()
+    _say_what_is_not_there_yet(session, problems)
     if as_json:
         from afterparty.report import StatusReport
 
-        report = StatusReport(session.settings.environment, session.url.redacted, rows)
+        report = StatusReport(session.settings.environment, session.url.redacted, rows, problems)
         click.echo(_json(report.as_dict(), indent=2))
         return
-    print_status(rows, session.settings.tasks_dir)
+    print_status(rows, session.settings.tasks_dir, session.settings.command)
 
 
 @cli.command()
-@click.argument("version")
+@click.argument("version", shell_complete=complete_tasks)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_state
 def show(state: _State, version: str, as_json: bool) -> None:
@@ -194,10 +165,12 @@ def show(state: _State, version: str, as_json: bool) -> None:
     from afterparty.report import task_history
 
     session = state.session()
+    problems: list[str] = []
     try:
-        row, attempts = task_history(session, version)
+        row, attempts = task_history(session, version, problems)
     finally:
         session.close()
+    _say_what_is_not_there_yet(session, problems)
     if as_json:
         from afterparty.report import TaskHistory
 
@@ -213,6 +186,16 @@ def show(state: _State, version: str, as_json: bool) -> None:
         print_attempt(number, attempt)
 
 
+def _say_what_is_not_there_yet(session: Session, problems: list[str]) -> None:
+    """On stderr, for the commands that only look: no database file yet, files run refuses."""
+    missing = session.missing_database_file
+    if missing is not None:
+        click.echo(f"afterparty: no records yet: {missing} does not exist (nothing has run "
+                   "here; `run` creates it)", err=True)
+    for problem in problems:
+        click.echo(f"afterparty: warning: {problem} (`run` and `check` refuse it)", err=True)
+
+
 @cli.command()
 @pass_state
 def check(state: _State) -> None:
@@ -222,6 +205,33 @@ def check(state: _State) -> None:
     settings = state.settings()
     files = check_task_files(settings.tasks_dir, settings.project_root)
     click.echo(f"{len(files)} task file(s) OK in {settings.tasks_dir}")
+
+
+@cli.command()
+@click.option("--allow-pending", is_flag=True, help="Pending tasks do not fail the gate.")
+@click.option("--allow-awaiting", is_flag=True, help="Human steps awaiting a person do not fail it.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
+@pass_state
+def verify(state: _State, allow_pending: bool, allow_awaiting: bool, as_json: bool) -> int:
+    """Deploy gate: exit 6 while any task here is pending, failed, interrupted, awaiting or modified."""
+    from afterparty.gate import check_environment
+    from afterparty.report import task_statuses
+
+    session = state.session()
+    try:
+        rows = task_statuses(session)
+    finally:
+        session.close()
+    report = check_environment(rows, session.settings.environment, allow_pending=allow_pending,
+                               allow_awaiting=allow_awaiting)
+    if as_json:
+        click.echo(_json(report.as_dict(), indent=2))
+    else:
+        from afterparty.printing import for_command
+
+        for line in report.lines():
+            click.echo(for_command(line, session.settings.command))
+    return report.exit_code
 
 
 def _decide(state: _State, verb: str, decide: Callable[[Any], list[Any]]) -> None:
@@ -234,7 +244,7 @@ def _decide(state: _State, verb: str, decide: Callable[[Any], list[Any]]) -> Non
 
 
 @cli.command("mark-done")
-@click.argument("versions", nargs=-1)
+@click.argument("versions", nargs=-1, shell_complete=complete_tasks)
 @click.option("--all", "every", is_flag=True, help="Every task file (baseline an environment).")
 @pass_state
 def mark_done(state: _State, versions: tuple[str, ...], every: bool) -> None:
@@ -248,7 +258,7 @@ def mark_done(state: _State, versions: tuple[str, ...], every: bool) -> None:
 
 
 @cli.command()
-@click.argument("versions", nargs=-1, required=True)
+@click.argument("versions", nargs=-1, required=True, shell_complete=complete_tasks)
 @click.option("--reason", required=True, help="Why it is skipped; kept in the history.")
 @pass_state
 def skip(state: _State, versions: tuple[str, ...], reason: str) -> None:
@@ -259,7 +269,7 @@ def skip(state: _State, versions: tuple[str, ...], reason: str) -> None:
 
 
 @cli.command()
-@click.argument("versions", nargs=-1, required=True)
+@click.argument("versions", nargs=-1, required=True, shell_complete=complete_tasks)
 @pass_state
 def forget(state: _State, versions: tuple[str, ...]) -> None:
     """Make tasks pending again (their history is kept)."""
@@ -269,25 +279,30 @@ def forget(state: _State, versions: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("version")
-@click.option("--retry", "choice", flag_value="retry", help="Run it again on the next run.")
-@click.option("--done", "choice", flag_value="done", help="Record it as done without running it.")
-@click.option("--skip", "choice", flag_value="skip", help="Record it as skipped.")
+@click.argument("version", shell_complete=complete_tasks)
+@click.option("--retry", is_flag=True, help="Run it again on the next run.")
+@click.option("--done", is_flag=True, help="Record it as done without running it.")
+@click.option("--skip", is_flag=True, help="Record it as skipped.")
 @click.option("--note", help="Why; kept in the history.")
 @pass_state
-def resolve(state: _State, version: str, choice: str | None, note: str | None) -> None:
+def resolve(state: _State, version: str, retry: bool, done: bool, skip: bool,
+            note: str | None) -> None:
     """Settle an interrupted or failed task: --retry, --done or --skip."""
     from afterparty.decisions import resolve as record_resolution
     from afterparty.errors import UsageError
 
-    if choice is None:
-        raise UsageError("choose one of --retry, --done or --skip")
+    chosen = [name for name, given in (("retry", retry), ("done", done), ("skip", skip)) if given]
+    if len(chosen) != 1:
+        given = " and ".join(f"--{name}" for name in chosen)
+        raise UsageError(f"choose exactly one of --retry, --done or --skip (not {given})" if chosen
+                         else "choose one of --retry, --done or --skip")
+    choice = chosen[0]
     _decide(state, "resolved",
             lambda env: record_resolution(env, version, choice, note, print_waiting))
 
 
 @cli.command()
-@click.argument("version")
+@click.argument("version", shell_complete=complete_tasks)
 @click.option("--note", help="What was done; kept in the history.")
 @pass_state
 def confirm(state: _State, version: str, note: str | None) -> None:
@@ -298,7 +313,7 @@ def confirm(state: _State, version: str, note: str | None) -> None:
 
 
 @cli.command()
-@click.argument("version")
+@click.argument("version", shell_complete=complete_tasks)
 @click.option("--record-only", is_flag=True, help="Mark it reverted without running anything.")
 @pass_state
 def rollback(state: _State, version: str, record_only: bool) -> int:
@@ -308,7 +323,9 @@ def rollback(state: _State, version: str, record_only: bool) -> int:
 
     session = state.session()
     try:
-        outcome = Executor(session, RunPrinter(quiet=False)).rollback(version, record_only)
+        printer = RunPrinter(quiet=False, command=session.settings.command,
+                             log_format=state.log_format)
+        outcome = Executor(session, printer).rollback(version, record_only)
     finally:
         session.close()
     if record_only:
@@ -334,7 +351,7 @@ def main(argv: list[str] | None = None, prog_name: str = "afterparty",
     except click.exceptions.Abort:
         code = 130
     except AfterpartyError as exc:
-        _print_error(exc, verbose)
+        _print_error(exc, verbose, command_name(prog_name))
         code = exc.exit_code
     except OSError as exc:
         # A file afterparty must read or write: a tasks directory it may not write, a full disk.
@@ -361,8 +378,9 @@ def _print_traceback(exc: BaseException) -> None:
     click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
 
 
-def _print_error(exc: AfterpartyError, verbose: bool) -> None:
+def _print_error(exc: AfterpartyError, verbose: bool, command: str = "afterparty") -> None:
     from afterparty.backends.url import redact
+    from afterparty.printing import for_command
 
     if verbose:
         _print_traceback(exc)
@@ -370,7 +388,7 @@ def _print_error(exc: AfterpartyError, verbose: bool) -> None:
         click.echo(f"afterparty: error: {len(exc.problems)} problems in task files "
                    "(nothing was run):", err=True)
         for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
+            click.echo(f"  {for_command(str(problem), command)}", err=True)
         return
     # Every message is built without passwords; this is the last guard for a driver's text.
-    click.echo(f"afterparty: error: {redact(str(exc))}", err=True)
+    click.echo(f"afterparty: error: {for_command(redact(str(exc)), command)}", err=True)

@@ -50,6 +50,9 @@ class Settings:
     pyproject: str | None = None
     #: Where database_url came from, for messages about it.
     database_url_source: str | None = None
+    #: The command the user runs (``python manage.py afterparty``, ``flask afterparty``), for
+    #: every hint that tells them what to run next.
+    command: str = "afterparty"
 
 
 def find_pyproject(start: str) -> str | None:

@@ -38,6 +38,30 @@ REFUSED_SCRIPT = REFUSED_SQL.format(
          "with ctx.db.execute)")
 
 
+# The one parameter style of ctx.db.execute/query on every backend: %s (and %(name)s with a
+# dict), as psycopg, PyMySQL and Django use; sqlite3 takes ? and :name, so it is translated there.
+_FORMAT_PLACEHOLDERS = re.compile(r"%\((\w+)\)s|%([s%])")
+
+
+def _to_qmark(sql: Any) -> Any:
+    """``%s`` -> ``?``, ``%(name)s`` -> ``:name``, ``%%`` -> ``%`` for sqlite3."""
+    if not isinstance(sql, str):
+        return sql
+
+    def swap(match: re.Match[str]) -> str:
+        if match.group(1):
+            return ":" + match.group(1)
+        return "?" if match.group(2) == "s" else "%"
+
+    return _FORMAT_PLACEHOLDERS.sub(swap, sql)
+
+
+def _is_sqlite3(connection: Any) -> bool:
+    import sqlite3
+
+    return isinstance(connection, sqlite3.Connection)
+
+
 def refuse_transaction_control(sql: object) -> None:
     """Raise TransactionOwnedError when a statement would end the runner's transaction."""
     text = _sql_text(sql)
@@ -80,11 +104,20 @@ class TaskCursor:
 
     def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         refuse_transaction_control(sql)
-        return self._cursor.execute(sql, *args, **kwargs)
+        if args and args[0] is None and not kwargs:
+            args = ()  # sqlite3 refuses None for "no parameters"; the others take it
+        return self._cursor.execute(self._translated(sql, args or kwargs), *args, **kwargs)
 
     def executemany(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         refuse_transaction_control(sql)
-        return self._cursor.executemany(sql, *args, **kwargs)
+        return self._cursor.executemany(self._translated(sql, args or kwargs), *args, **kwargs)
+
+    def _translated(self, sql: Any, params: object) -> Any:
+        """The statement in the driver's placeholders: ``%s`` works on sqlite3 too. Without
+        parameters no driver reads placeholders, so the text is left alone."""
+        if params and _is_sqlite3(getattr(self._cursor, "connection", None)):
+            return _to_qmark(sql)
+        return sql
 
     def executescript(self, *args: Any, **kwargs: Any) -> Any:
         raise TransactionOwnedError(REFUSED_SCRIPT)
@@ -152,9 +185,33 @@ class TaskConnection:
     def __exit__(self, *exc: object) -> None:
         """Never reached: ``__enter__`` refuses."""
 
-    def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
-        refuse_transaction_control(sql)
-        return self._connection.execute(sql, *args, **kwargs)
+    # ctx.db.execute/query are the portable way to run SQL: %s placeholders on every backend.
+    paramstyle = "format"
+
+    @property
+    def raw(self) -> Any:
+        """The driver's own connection (sqlite3, psycopg, PyMySQL), for what only it offers;
+        its placeholders are the driver's (? for sqlite3)."""
+        return self._connection
+
+    def execute(self, sql: Any, params: Any = None) -> TaskCursor:
+        """Run one statement with ``%s`` placeholders (any backend); returns its cursor."""
+        cursor = self.cursor()
+        cursor.execute(sql, params)
+        return cursor
+
+    def executemany(self, sql: Any, seq_of_params: Any) -> TaskCursor:
+        cursor = self.cursor()
+        cursor.executemany(sql, seq_of_params)
+        return cursor
+
+    def query(self, sql: Any, params: Any = None) -> list[tuple[Any, ...]]:
+        """Run one statement with ``%s`` placeholders (any backend); returns its rows as tuples."""
+        cursor = self.execute(sql, params)
+        try:
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+        finally:
+            cursor.close()
 
     def executescript(self, *args: Any, **kwargs: Any) -> Any:
         raise TransactionOwnedError(REFUSED_SCRIPT)

@@ -16,6 +16,10 @@ Condition = Callable[["Context"], bool]
 ON_INTERRUPT_CHOICES = ("retry", "hold")
 DEFAULT_GROUP = "default"
 
+class TaskOptionError(TypeError):
+    """An option given to @task has the wrong type or value (the loader names file and line)."""
+
+
 # The loader sets this to a list while it imports one task file, so the decorator can
 # hand it the tasks that file declares (exactly one is allowed).
 _collected: list[Task] | None = None
@@ -76,7 +80,7 @@ def task(
     group: str = DEFAULT_GROUP,
     depends_on: Sequence[str] = (),
     when: Condition | None = None,
-    not_before: datetime | None = None,
+    not_before: datetime | str | None = None,
     recurring: bool = False,
     timeout: float | None = None,
     retries: int = 0,
@@ -96,7 +100,7 @@ def task(
     group: str = DEFAULT_GROUP,
     depends_on: Sequence[str] = (),
     when: Condition | None = None,
-    not_before: datetime | None = None,
+    not_before: datetime | str | None = None,
     recurring: bool = False,
     timeout: float | None = None,
     retries: int = 0,
@@ -108,7 +112,10 @@ def task(
 
     Every option is described in the README ("Task options").
     """
-    _check_options(on_interrupt, environments, depends_on, when, timeout, retries, retry_delay)
+    _check_options(description=description, on_interrupt=on_interrupt, environments=environments,
+                   group=group, depends_on=depends_on, when=when, not_before=not_before,
+                   recurring=recurring, timeout=timeout, retries=retries, retry_delay=retry_delay,
+                   manual=manual, owner=owner)
 
     def decorate(func: TaskBody) -> Task:
         if not callable(func):
@@ -121,9 +128,9 @@ def task(
             group=group,
             depends_on=tuple(depends_on),
             when=when,
-            not_before=_as_utc(not_before),
+            not_before=_as_utc(_as_datetime(not_before)),
             recurring=recurring,
-            timeout=timeout,
+            timeout=float(timeout) if timeout is not None else None,
             retries=retries,
             retry_delay=retry_delay,
             manual=manual,
@@ -138,22 +145,58 @@ def task(
     return decorate
 
 
-def _check_options(on_interrupt: str, environments: Sequence[str] | None,
-                   depends_on: Sequence[str], when: Condition | None, timeout: float | None,
-                   retries: int, retry_delay: float) -> None:
-    if on_interrupt not in ON_INTERRUPT_CHOICES:
-        raise ValueError(
-            f"on_interrupt must be one of {', '.join(ON_INTERRUPT_CHOICES)}, not {on_interrupt!r}"
-        )
-    for name, value in (("environments", environments), ("depends_on", depends_on)):
-        if isinstance(value, str):
-            raise TypeError(f"{name} takes a list of strings, not the string {value!r}")
-    if when is not None and not callable(when):
-        raise TypeError("when takes a function of ctx that returns True when the task may run")
-    if timeout is not None and timeout <= 0:
-        raise ValueError("timeout is a number of seconds greater than 0")
-    if retries < 0 or retry_delay < 0:
-        raise ValueError("retries and retry_delay cannot be negative")
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_options(**options: Any) -> None:
+    """Every option's type and range, so that a wrong one is a clear error where the task file
+    is imported (``check``, ``run``: exit 2 with file and line), never a TypeError mid-run."""
+    def wrong(name: str, expected: str) -> TaskOptionError:
+        return TaskOptionError(f"@task({name}=...) takes {expected}, not {options[name]!r}")
+
+    if options["on_interrupt"] not in ON_INTERRUPT_CHOICES:
+        raise wrong("on_interrupt", " or ".join(repr(c) for c in ON_INTERRUPT_CHOICES))
+    for name in ("description", "group"):
+        if not isinstance(options[name], str):
+            raise wrong(name, "a string")
+    if options["owner"] is not None and not isinstance(options["owner"], str):
+        raise wrong("owner", "a string")
+    for name in ("environments", "depends_on"):
+        value = options[name]
+        if value is None and name == "environments":
+            continue
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)) \
+                or not all(isinstance(item, str) for item in value):
+            raise wrong(name, "a list of strings")
+    if options["when"] is not None and not callable(options["when"]):
+        raise wrong("when", "a function of ctx that returns True when the task may run")
+    for name in ("recurring", "manual"):
+        if not isinstance(options[name], bool):
+            raise wrong(name, "True or False")
+    timeout = options["timeout"]
+    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+        raise wrong("timeout", "a number of seconds greater than 0")
+    if not isinstance(options["retries"], int) or isinstance(options["retries"], bool) \
+            or options["retries"] < 0:
+        raise wrong("retries", "a whole number, 0 or more")
+    if not _is_number(options["retry_delay"]) or options["retry_delay"] < 0:
+        raise wrong("retry_delay", "a number of seconds, 0 or more")
+    if options["not_before"] is not None:
+        _as_datetime(options["not_before"])
+
+
+def _as_datetime(moment: datetime | str | None) -> datetime | None:
+    """not_before as a datetime; an ISO 8601 string ("2030-01-01T09:00:00Z") is accepted too."""
+    if moment is None or isinstance(moment, datetime):
+        return moment
+    if isinstance(moment, str):
+        try:
+            return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    raise TaskOptionError(f"@task(not_before=...) takes a datetime or an ISO 8601 string such as "
+                    f"'2030-01-01T09:00:00Z', not {moment!r}")
 
 
 def _as_utc(moment: datetime | None) -> datetime | None:

@@ -10,12 +10,22 @@ from typing import TYPE_CHECKING
 from afterparty.errors import StoppedBySignal, UsageError
 from afterparty.lock import LockOutcome
 from afterparty.planner import Readiness, lock_free_look, pending_task_files, readiness
-from afterparty.results import Awaiting, RunReporter, RunResult, TaskOutcome, held_message
+from afterparty.results import (
+    Awaiting,
+    RunReporter,
+    RunResult,
+    TaskOutcome,
+    held_message,
+    tell_planned,
+)
 from afterparty.session import Session, utc_now
 from afterparty.states import Action, State, state_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from afterparty.attempt import AttemptRunner
+    from afterparty.context import Context
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
     from afterparty.records import Record
@@ -51,11 +61,55 @@ class Executor:
             return self._run_locked(files, keep_going, group)
 
     def dry_run(self, wanted: list[str], group: str | None = None) -> RunResult:
-        """What ``run`` would do now, checking the task files; changes nothing."""
+        """What ``run`` would do now, checking the task files; changes nothing. ``planned`` is
+        what would run, in the order it would (dependencies first), supposing each succeeds;
+        ``waiting`` is what would wait, and why (a dependency, ``not_before``, ``when``)."""
+        from afterparty.attempt import AttemptRunner
+        from afterparty.graph import by_version_or_name
+        from afterparty.loader import scan_tasks_dir
+
         files = self._selected_files(wanted)
         pending = self._pending_without_lock(files)
         tasks = self._load(pending)
-        return RunResult(planned=[f for f in pending if self._meant_for_here(tasks[f.version], group)])
+        candidates = [f for f in pending if self._meant_for_here(tasks[f.version], group)]
+        states = {v: state_of(r.state) for v, r in self.session.recorder.read_records().items()}
+        self.session.database.rollback()
+        by_key = by_version_or_name(scan_tasks_dir(self.session.settings.tasks_dir))
+        runner = AttemptRunner(self.session, self.reporter)
+        result = RunResult()
+        left, progress = list(candidates), True
+        while left and progress:  # the order of _run_in_order, without running anything
+            progress = False
+            for task_file in list(left):
+                task = tasks[task_file.version]
+                ready = readiness(task, task_file, states, by_key, {f.version for f in left},
+                                  self._dry_context(runner, task_file))
+                if ready.later:
+                    continue
+                left.remove(task_file)
+                if ready.reason:
+                    result.waiting[task_file.version] = ready.reason
+                    continue
+                result.planned.append(task_file)
+                # A human step is asked for, not done: what depends on it waits.
+                states[task_file.version] = State.AWAITING if task.manual else State.SUCCEEDED
+                progress = True
+        for task_file in left:
+            result.waiting[task_file.version] = (
+                f"depends on {', '.join(tasks[task_file.version].depends_on)}")
+        return result
+
+    def _dry_context(self, runner: AttemptRunner, task_file: TaskFile) -> Callable[[], Context]:
+        """A ``when`` condition's ctx in a dry run: it creates no records table (no idempotency
+        key) and notifies nobody."""
+        from afterparty.context import Context, TaskConnection
+
+        session = self.session
+        return lambda: Context(
+            version=task_file.version, name=task_file.name, env=session.settings.environment,
+            release=session.origin().release_id, attempt=0, idempotency_key="",
+            db=TaskConnection(session.database.connection.driver_connection),
+            log=runner.task_logger(task_file), notify_urls=[])
 
     def _selected_files(self, wanted: list[str]) -> list[TaskFile]:
         """Every task file, or those named; a name whose file is gone has nothing to run."""
@@ -106,6 +160,7 @@ class Executor:
         tasks = self._load(pending)
         to_run = [f for f in pending if self._meant_for_here(tasks[f.version], group)]
         result = RunResult(planned=to_run, interrupted_found=interrupted)
+        tell_planned(self.reporter, len(to_run))
         with Interruptions().installed() as interruptions:
             runner = AttemptRunner(self.session, self.reporter, interruptions)
             try:
@@ -148,7 +203,8 @@ class Executor:
                 if record is not None and state_of(record.state) is State.INTERRUPTED \
                         and task.on_interrupt == "hold":
                     result.held = task_file
-                    self._notify(f"afterparty: {held_message(task_file)}", "Release task held")
+                    self._notify(f"afterparty: {held_message(task_file, self.session.settings.command)}",
+                                 "Release task held")
                     return
                 state = self._run_one(runner, task_file, task, record, result)
                 states[task_file.version] = state
@@ -191,8 +247,11 @@ class Executor:
         if outcome.state is State.FAILED:
             from afterparty.records import error_summary
 
+            command = self.session.settings.command
             self._notify(f"afterparty: release task {task_file.label} failed in "
-                         f"{self.session.settings.environment}: {error_summary(outcome.error)}",
+                         f"{self.session.settings.environment}: {error_summary(outcome.error)}; "
+                         f"see `{command} show {task_file.version}`; the next `{command} run` "
+                         "tries it again",
                          "Release task failed")
         return outcome.state
 
@@ -206,10 +265,11 @@ class Executor:
         whom = task.owner or "a person"
         self._notify(f"Release step for {whom} in {self.session.settings.environment}: "
                      f"{task.description}\n\n{instructions}\n\n"
-                     f"When it is done: afterparty confirm {task_file.version}",
+                     f"When it is done: {self.session.settings.command} confirm {task_file.version}",
                      f"Release step awaits {whom}")
         with _stop_note(result, f"stopped at the question: {task_file.label} still awaits "
-                                f"confirmation (afterparty confirm {task_file.version})"), \
+                                f"confirmation ({self.session.settings.command} confirm "
+                                f"{task_file.version})"), \
                 runner.interruptions.at_once():
             confirmed = self.reporter.manual_step(task_file, instructions)
         if confirmed:
@@ -217,6 +277,8 @@ class Executor:
 
             record_decision(self.session, task_file.version, task_file.name, Action.CONFIRM,
                             State.SUCCEEDED, "confirmed at the prompt")
+            # Counted as done in the summary (not "still pending").
+            result.outcomes.append(TaskOutcome(task_file.version, task_file.name, State.SUCCEEDED, 0.0))
             return State.SUCCEEDED
         result.awaiting.append(Awaiting(task_file.version, task_file.name, task.owner))
         return State.AWAITING

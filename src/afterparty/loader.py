@@ -48,6 +48,12 @@ def scan_tasks_dir(tasks_dir: str) -> list[TaskFile]:
     return files
 
 
+def scan_tasks_dir_leniently(tasks_dir: str) -> tuple[list[TaskFile], list[str]]:
+    """The task files, and a line for each file that is not one: for the commands that only
+    look (status, show), which answer and name the problem instead of refusing."""
+    return _read_dir(tasks_dir)
+
+
 def list_task_files(tasks_dir: str) -> list[TaskFile] | None:
     """The task files as ``scan_tasks_dir`` finds them, or None where it would complain."""
     try:
@@ -155,6 +161,10 @@ def _describe_import_error(task_file: TaskFile, exc: Exception | SystemExit) -> 
     if isinstance(exc, SystemExit):
         called = "sys.exit()" if exc.code is None else f"sys.exit({exc.code!r})"
         return f"{task_file.path}{line}: cannot import: calls {called} while being imported"
+    from afterparty.definition import TaskOptionError
+
+    if isinstance(exc, TaskOptionError):
+        return f"{task_file.path}{line}: invalid option: {exc}"
     return f"{task_file.path}{line}: cannot import: {type(exc).__name__}: {exc}"
 
 

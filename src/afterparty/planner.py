@@ -115,3 +115,17 @@ def readiness(task: Task, task_file: TaskFile, states: dict[str, State],
             doc = (task.when.__doc__ or "").strip().split("\n")[0]
             return Readiness(f"condition {name} is not met yet" + (f" ({doc})" if doc else ""))
     return Readiness()
+
+
+def check_group(tasks_dir: str, group: str) -> None:
+    """``run --group NAME`` with a name no task file uses is a typo, not "nothing to do":
+    UsageError naming the groups there are (read from the files' syntax, no import)."""
+    from afterparty.errors import UsageError
+    from afterparty.facts import read_source_facts
+    from afterparty.loader import scan_tasks_dir
+
+    groups = {read_source_facts(f.path).group for f in scan_tasks_dir(tasks_dir)}
+    if group in groups or None in groups:  # None: a group only an import can tell
+        return
+    known = ", ".join(sorted(g for g in groups if g is not None)) or "none: there are no task files"
+    raise UsageError(f"unknown group {group!r}; the groups of the task files are: {known}")

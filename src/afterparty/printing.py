@@ -4,6 +4,8 @@ what decisions changed."""
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 from typing import IO, TYPE_CHECKING
 
@@ -12,67 +14,186 @@ import click
 if TYPE_CHECKING:
     from afterparty.decisions import Decision
     from afterparty.loader import TaskFile
+    from afterparty.progress import Ticker
     from afterparty.records import Attempt
     from afterparty.report import TaskStatus
     from afterparty.results import RunResult, TaskOutcome
 
 # The longest error shown on a task's line; `show` has the whole (stored) error.
 SUMMARY_LIMIT = 500
+# The state words, colored at a terminal.
+STATE_COLORS = {"succeeded": "green", "failed": "red", "interrupted": "red", "waiting": "yellow",
+                "awaiting": "yellow", "pending": "yellow"}
+# Hints name the command the user runs (`flask afterparty`, `python manage.py afterparty`).
+_HINT = re.compile(r"(?<![\w./-])afterparty (?=(init|new|run|status|show|check|mark-done|skip|"
+                   r"forget|resolve|confirm|rollback|verify|web)\b)")
+
+
+def for_command(text: str, command: str) -> str:
+    """``text`` with every ``afterparty <command>`` hint spelled as the user's command. The
+    library's messages say ``afterparty ...`` (right for the shell command and the Python API);
+    the command line says what was typed."""
+    return text if command == "afterparty" else _HINT.sub(f"{command} ", text)
+
+
+def use_color(stream: IO[str]) -> bool:
+    """Color for a terminal, unless --no-color or NO_COLOR says otherwise (--color forces it)."""
+    import os
+
+    context = click.get_current_context(silent=True)
+    if context is not None and context.color is not None:
+        return context.color
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 class RunPrinter:
-    """Prints the runner's progress: a line per task and the task's own output, live."""
+    """Prints the runner's progress: a line when a task starts and one when it ends, the task's
+    own output live (its stdout on stdout, its stderr on stderr), and while a task runs an
+    elapsed-time indicator at a terminal or a heartbeat line in a log."""
 
-    def __init__(self, quiet: bool, may_ask: bool = False) -> None:
+    def __init__(self, quiet: bool, may_ask: bool = False, command: str = "afterparty",
+                 color: bool | None = None, log_format: str = "text") -> None:
+        import threading
+
         self.quiet = quiet
         self.may_ask = may_ask
+        self.command = command
+        self.log_format = log_format
         # Task output goes to the real terminal: sys.stdout is captured while a task runs.
         self.out: IO[str] = sys.stderr if quiet else sys.stdout
         self.err: IO[str] = sys.stderr
+        self.color = use_color(self.out) if color is None else color
+        self.total: int | None = None
+        self.numbers: dict[str, int] = {}
+        #: What every JSON log line carries besides the record (environment, release).
+        self.log_fields: dict[str, object] = {}
+        # The ticker thread and the main thread write to the same terminal.
+        self._lock = threading.RLock()
+        self._indicator_shown = False
+        self._ticker: Ticker | None = None
+
+    def run_planned(self, count: int) -> None:
+        self.total = count
 
     def waiting_for_lock(self, holder: str | None) -> None:
+        self._clear()
         print_waiting(holder)
 
+    def _number(self, version: str) -> str:
+        number = self.numbers.setdefault(version, len(self.numbers) + 1)
+        return f"[{number}/{self.total}] " if self.total else ""
+
     def task_started(self, task_file: TaskFile, description: str) -> None:
-        """Nothing: the task's line comes when it ends, after anything it printed."""
+        label = f"{task_file.version} {task_file.name}"
+        if not self.quiet:
+            self._write(f"{self._number(task_file.version)}{label} ...\n")
+        self._stop_ticker()
+        from afterparty.progress import Ticker
+
+        self._ticker = Ticker(self, label)
+        self._ticker.start()
 
     def task_output(self, text: str) -> None:
         self._write(text)
 
+    def task_error_output(self, text: str) -> None:
+        """What a task wrote to its stderr: it stays on stderr."""
+        self._write(text, self.err)
+
+    def task_log(self, record: logging.LogRecord) -> None:
+        """A log record from the task (or the application while the task runs): a text line
+        with the task's output, or a JSON line on stderr with --log-format json."""
+        from afterparty.capture import json_log_line, text_log_line
+
+        if self.log_format == "json":
+            self._write(json_log_line(record, self.log_fields) + "\n", self.err)
+        else:
+            self._write(text_log_line(record, own=record.name.startswith("afterparty.task.")) + "\n")
+
     def task_finished(self, outcome: TaskOutcome) -> None:
+        self._stop_ticker()
         if self.quiet:
             return
-        line = f"{outcome.version} {outcome.name} {outcome.state} in {outcome.duration:.2f}s"
+        state = self.style(str(outcome.state), STATE_COLORS.get(str(outcome.state)))
+        line = f"{outcome.version} {outcome.name} {state} in {outcome.duration:.2f}s"
         if outcome.error:
             from afterparty.records import error_summary
 
             summary = error_summary(outcome.error) or ""
             if len(summary) > SUMMARY_LIMIT:  # a 20 MB message belongs in `show`, not the deploy log
-                summary = f"{summary[:SUMMARY_LIMIT]}... (cut; afterparty show {outcome.version})"
+                summary = (f"{summary[:SUMMARY_LIMIT]}... "
+                           f"(cut; {self.command} show {outcome.version})")
             line += f": {summary}"
         self._write(line + "\n")
 
     def task_waiting(self, task_file: TaskFile, reason: str) -> None:
         if not self.quiet:
-            self._write(f"{task_file.version} {task_file.name} waiting: {reason}\n")
+            self._number(task_file.version)
+            self._write(f"{task_file.version} {task_file.name} {self.style('waiting', 'yellow')}: "
+                        f"{reason}\n")
 
-    def _write(self, text: str) -> None:
+    def style(self, text: str, fg: str | None) -> str:
+        return click.style(text, fg=fg) if self.color and fg else text
+
+    def close(self) -> None:
+        """Stop the indicator of a task whose end never came (the run stopped with an error)."""
+        self._stop_ticker()
+
+    def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
+        self._clear()
+
+    def _clear(self) -> None:
+        """Take the elapsed-time indicator off the terminal before anything else is written."""
+        with self._lock:
+            if self._indicator_shown:
+                self._indicator_shown = False
+                self.err.write("\r\033[K")
+                self.err.flush()
+
+    def show_indicator(self, text: str) -> None:
+        # A timeout: the main thread may hold the lock forever if a signal stopped it mid-write.
+        if self._lock.acquire(timeout=1):
+            try:
+                self._indicator_shown = True
+                self.err.write(f"\r{text}\033[K")
+                self.err.flush()
+            finally:
+                self._lock.release()
+
+    def heartbeat(self, text: str) -> None:
+        if self._lock.acquire(timeout=1):
+            try:
+                self._write(text + "\n")
+            finally:
+                self._lock.release()
+
+    def _write(self, text: str, stream: IO[str] | None = None) -> None:
         """Show text that comes from a task. What the terminal's encoding cannot show (an emoji
         under LC_ALL=C, a lone surrogate from undecodable bytes) is shown escaped: failing there
         would fail the task, or stop the run, over how its output looks."""
-        try:
-            self.out.write(text)
-        except UnicodeEncodeError:
-            encoding = getattr(self.out, "encoding", None) or "utf-8"
-            self.out.write(text.encode(encoding, "backslashreplace").decode(encoding))
-        self.out.flush()
+        stream = stream or self.out
+        with self._lock:
+            self._clear()
+            try:
+                stream.write(text)
+            except UnicodeEncodeError:
+                encoding = getattr(stream, "encoding", None) or "utf-8"
+                stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+            stream.flush()
 
     def task_retrying(self, task_file: TaskFile, delay: float) -> None:
         click.echo(f"{task_file.version} {task_file.name} retrying in {delay:g}s", file=self.out)
 
     def manual_step(self, task_file: TaskFile, instructions: str) -> bool:
         """Show a human step; ask "done?" only at an interactive terminal."""
-        click.echo(f"{task_file.version} {task_file.name} awaits a person:", file=self.out)
+        self._number(task_file.version)
+        self._write(f"{task_file.version} {task_file.name} {self.style('awaits a person', 'yellow')}:\n")
         for line in instructions.splitlines():
             self._write(f"    {line}\n")
         if self.may_ask and sys.stdin.isatty() and sys.stdout.isatty():
@@ -99,32 +220,36 @@ class RunPrinter:
             click.echo("Error: invalid input", file=self.out)
 
 
-def print_run_summary(result: RunResult, dry_run: bool, took: float) -> None:
+def print_run_summary(result: RunResult, dry_run: bool, took: float,
+                      command: str = "afterparty") -> None:
     if result.busy_skipped:
         click.echo("another runner holds the lock: skipped (--if-busy skip)")
         return
     if dry_run:
         for task_file in result.planned:
             click.echo(f"would run {task_file.version} {task_file.name}")
-        click.echo(f"{len(result.planned)} pending task(s) would run; nothing was changed")
+        for version, reason in result.waiting.items():
+            click.echo(f"would wait {version}: {reason}")
+        waits = f", {len(result.waiting)} would wait" if result.waiting else ""
+        click.echo(f"{len(result.planned)} pending task(s) would run{waits}; nothing was changed")
         return
     for version in result.interrupted_found:
         click.echo(f"found {version} left running by a runner that died: marked interrupted")
     if result.held is not None:
         from afterparty.results import held_message
 
-        click.echo(held_message(result.held), err=True)
+        click.echo(held_message(result.held, command), err=True)
     if not result.planned and not result.outcomes:
         click.echo("no pending tasks")
-        print_awaiting(result)
+        print_awaiting(result, command)
         return
-    parts = [f"{len(result.succeeded)} succeeded"]
+    parts = [f"{len(result.succeeded)} {_styled('succeeded', 'green' if result.succeeded else None)}"]
     if result.failed:
-        parts.append(f"{len(result.failed)} failed")
+        parts.append(f"{len(result.failed)} {_styled('failed', 'red')}")
     if result.waiting:
-        parts.append(f"{len(result.waiting)} waiting")
+        parts.append(f"{len(result.waiting)} {_styled('waiting', 'yellow')}")
     if result.awaiting:
-        parts.append(f"{len(result.awaiting)} awaiting confirmation")
+        parts.append(f"{len(result.awaiting)} {_styled('awaiting', 'yellow')} confirmation")
     handled = {o.version for o in result.outcomes} | set(result.waiting) | {
         a.version for a in result.awaiting}
     left = sum(1 for f in result.planned if f.version not in handled)
@@ -133,22 +258,27 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float) -> None:
     click.echo(f"summary: {', '.join(parts)} in {took:.2f}s")
     if result.failed:
         first = result.failed[0]
-        click.echo(f"see the error with `afterparty show {first.version}`; "
-                   "the next `afterparty run` tries failed tasks again", err=True)
+        click.echo(f"see the error with `{command} show {first.version}`; "
+                   f"the next `{command} run` tries failed tasks again", err=True)
     if result.stopped_by is not None:
         import signal
 
         click.echo(f"stopped by {signal.Signals(result.stopped_by).name}: "
                    f"{result.stop_note or 'no task had started; nothing was left half-done'}",
                    err=True)
-    print_awaiting(result)
+    print_awaiting(result, command)
 
 
-def print_awaiting(result: RunResult) -> None:
+def print_awaiting(result: RunResult, command: str = "afterparty") -> None:
     for step in result.awaiting:
         whom = step.owner or "a person"
-        click.echo(f"awaiting {whom}: {step.version} {step.name}; when it is done: "
-                   f"afterparty confirm {step.version}")
+        click.echo(f"{_styled('awaiting', 'yellow')} {whom}: {step.version} {step.name}; "
+                   f"when it is done: {command} confirm {step.version}")
+
+
+def _styled(text: str, fg: str | None) -> str:
+    """A state word, colored when the command line's output is (click.echo strips it else)."""
+    return click.style(text, fg=fg) if fg and use_color(sys.stdout) else text
 
 
 def print_waiting(holder: str | None) -> None:
@@ -156,21 +286,25 @@ def print_waiting(holder: str | None) -> None:
     click.echo(f"waiting: another runner holds the lock{who}", err=True)
 
 
-def print_status(rows: list[TaskStatus], tasks_dir: str) -> None:
+def print_status(rows: list[TaskStatus], tasks_dir: str, command: str = "afterparty") -> None:
     """The ``status`` table: a line per task, then the count of each state."""
     if not rows:
         click.echo(f"no tasks in {tasks_dir}")
         return
     width = max(len(row.name) for row in rows)
+    color = use_color(sys.stdout)
     lines = []
     for row in rows:
         when = (row.last_run_at or row.finished_at or "-")[:19].replace("T", " ")
-        line = f"{row.version}  {row.name:<{width}}  {row.state:<11}  {when:<19}"
+        state = f"{row.state:<11}"
+        if color and str(row.state) in STATE_COLORS:
+            state = click.style(state, fg=STATE_COLORS[str(row.state)])
+        line = f"{row.version}  {row.name:<{width}}  {state}  {when:<19}"
         if row.file_missing or row.modified or row.reason:
             flags = [flag for flag, on in (("file missing", row.file_missing),
                                             ("modified since it ran", row.modified),
                                             (row.reason, row.reason)) if on]
-            line += f"  {', '.join(str(flag) for flag in flags)}"
+            line += f"  {for_command(', '.join(str(flag) for flag in flags), command)}"
         lines.append(line.rstrip())
     counts: dict[str, int] = {}
     for row in rows:

@@ -35,15 +35,31 @@ class TaskStatus:
     reason: str | None = None
 
 
-def task_statuses(session: Session) -> list[TaskStatus]:
-    """Every task file and every record, in version order."""
-    from afterparty.loader import scan_tasks_dir
-
-    files = {f.version: f for f in scan_tasks_dir(session.settings.tasks_dir)}
-    records = session.recorder.read_records()
+def task_statuses(session: Session, problems: list[str] | None = None) -> list[TaskStatus]:
+    """Every task file and every record, in version order. With a ``problems`` list, files that
+    are no task files are added to it instead of refusing (TaskFileError) to answer at all."""
+    files = {f.version: f for f in _task_files(session, problems)}
+    records = _records(session)
     environment = session.settings.environment
     return [_status_row(version, files.get(version), records.get(version), environment)
             for version in sorted(files.keys() | records.keys())]  # 14 digits: text order is numeric
+
+
+def _task_files(session: Session, problems: list[str] | None) -> list[TaskFile]:
+    from afterparty.loader import scan_tasks_dir, scan_tasks_dir_leniently
+
+    if problems is None:
+        return scan_tasks_dir(session.settings.tasks_dir)
+    files, found = scan_tasks_dir_leniently(session.settings.tasks_dir)
+    problems.extend(found)
+    return files
+
+
+def _records(session: Session) -> dict[str, Record]:
+    """The records; none, without creating it, where the SQLite file does not exist yet."""
+    if session.missing_database_file is not None:
+        return {}
+    return session.recorder.read_records()
 
 
 def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
@@ -96,16 +112,19 @@ def _reason(environment: str, facts: SourceFacts | None, record: Record | None) 
     return None
 
 
-def task_history(session: Session, wanted: str) -> tuple[TaskStatus, list[Attempt]]:
-    """One task's status row and every attempt and decision in its history."""
+def task_history(session: Session, wanted: str,
+                 problems: list[str] | None = None) -> tuple[TaskStatus, list[Attempt]]:
+    """One task's status row and every attempt and decision in its history (``problems`` as
+    for task_statuses)."""
     from afterparty.graph import find_tasks
-    from afterparty.loader import scan_tasks_dir
 
-    files = scan_tasks_dir(session.settings.tasks_dir)
-    records = session.recorder.read_records()
+    files = _task_files(session, problems)
+    records = _records(session)
     found = find_tasks(files, records, [wanted])[0]
     row = _status_row(found.version, found.task_file, records.get(found.version),
                       session.settings.environment)
+    if session.missing_database_file is not None:
+        return row, []
     return row, session.recorder.read_attempts(found.version)
 
 
@@ -115,6 +134,11 @@ class TaskRef:
 
     version: str
     name: str
+
+
+# The version of every --json shape: it changes only when a field changes meaning or goes away
+# (new fields may come without it), so that scripts can rely on it.
+SCHEMA = 1
 
 
 @dataclass
@@ -156,7 +180,7 @@ class RunReport:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        report = asdict(self)
+        report = {"schema": SCHEMA, **asdict(self)}
         for task in report["tasks"]:
             task["duration"] = round(task["duration"], 4)
             task["state"] = str(task["state"])
@@ -170,9 +194,11 @@ class StatusReport:
     environment: str
     database: str
     tasks: list[TaskStatus]
+    # Files in the tasks directory that are no task files (run and check refuse them).
+    problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"schema": SCHEMA, **asdict(self)}
 
 
 @dataclass
@@ -183,4 +209,4 @@ class TaskHistory:
     attempts: list[Attempt]
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"schema": SCHEMA, **asdict(self)}

@@ -23,6 +23,14 @@ class RunReporter(Protocol):
     def manual_step(self, task_file: TaskFile, instructions: str) -> bool: ...
 
 
+def tell_planned(reporter: RunReporter, count: int) -> None:
+    """Tell a reporter how many tasks the run will try, when it wants to know (``[3/12]``):
+    an optional method, so that reporters written before it keep working."""
+    planned = getattr(reporter, "run_planned", None)
+    if planned is not None:
+        planned(count)
+
+
 class SilentReporter:
     """Tells nothing: output is kept with the attempt (tests, the Python API)."""
 
@@ -98,10 +106,11 @@ class RunResult:
         return 5 if self.held is not None else 0
 
 
-def held_message(task_file: TaskFile) -> str:
-    """What a person must decide about an interrupted task marked ``on_interrupt="hold"``."""
+def held_message(task_file: TaskFile, command: str = "afterparty") -> str:
+    """What a person must decide about an interrupted task marked ``on_interrupt="hold"``;
+    ``command`` is how the user runs afterparty (``flask afterparty``)."""
     return (
         f"task {task_file.label} was interrupted and is marked on_interrupt=\"hold\": check what "
-        f"it did, then choose one: `afterparty resolve {task_file.version} --retry` (run it again), "
+        f"it did, then choose one: `{command} resolve {task_file.version} --retry` (run it again), "
         f"`--done` (record it as done) or `--skip`"
     )

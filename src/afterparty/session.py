@@ -50,6 +50,17 @@ class Session:
         return self._database
 
     @property
+    def missing_database_file(self) -> str | None:
+        """The SQLite file this environment would live in, when it does not exist yet: commands
+        that only read (status, show, verify) say "no records yet" instead of creating it."""
+        if self._database is not None or self.url.backend != "sqlite":
+            return None
+        path = self.url.database
+        if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+            return None
+        return path
+
+    @property
     def recorder(self) -> Recorder:
         if self._recorder is None:
             self._recorder = Recorder(self.database, self.settings.table_prefix)

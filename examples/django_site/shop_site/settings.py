@@ -37,13 +37,26 @@ TEMPLATES = [{
 }]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
+TIME_ZONE = "Europe/Paris"  # the admin shows afterparty's times in it
+
+
+ENGINES = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 
 
 def database_from_url(url):
-    """DATABASE_URL (postgresql://user:password@host:port/name) as a DATABASES entry."""
+    """DATABASE_URL (postgresql://, mysql:// or mariadb://user:password@host:port/name) as a
+    DATABASES entry."""
     parts = urlsplit(url)
+    engine = ENGINES[parts.scheme.split("+")[0]]
+    if engine == "mysql":
+        try:
+            import MySQLdb  # noqa: F401  (mysqlclient, Django's usual MySQL driver)
+        except ImportError:
+            import pymysql
+
+            pymysql.install_as_MySQLdb()  # PyMySQL, pure Python, serves as mysqlclient
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": f"django.db.backends.{engine}",
         "NAME": unquote(parts.path.lstrip("/")),
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),
@@ -57,9 +70,12 @@ DATABASES = {
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"},
 }
 
-# afterparty keeps its records in DATABASES["default"], next to the shop's own tables.
+# afterparty keeps its records in DATABASES["default"], next to the shop's own tables
+# (`python manage.py migrate` creates them; so does the first `manage.py afterparty run`).
+# To keep them elsewhere, name the alias here or route the "afterparty" app with
+# DATABASE_ROUTERS = ["shop_site.routers.OpsRouter"], then `migrate --database ops`.
 AFTERPARTY = {
-    "TASKS_DIR": BASE_DIR / "release_tasks",
-    # "DATABASE": "default",
+    "TASKS_DIR": BASE_DIR / "release_tasks",  # relative paths are relative to BASE_DIR too
+    # "DATABASE": "ops",
     # "NOTIFY": ["slack://..."],
 }

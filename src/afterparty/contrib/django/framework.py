@@ -45,14 +45,32 @@ class DjangoFramework:
     def session(self, settings: Settings, connect_timeout: float) -> Session:
         from afterparty.contrib.django.backend import django_database
 
-        alias = str(afterparty_setting().get(DATABASE, DEFAULT_DB_ALIAS))
-        return Session(settings, connect_timeout, database=django_database(alias))
+        return Session(settings, connect_timeout, database=django_database(records_alias()))
+
+
+def records_alias() -> str:
+    """The database alias of the records: ``AFTERPARTY["DATABASE"]``, else where the project's
+    ``DATABASE_ROUTERS`` send the app's writes (``default`` without routers).
+
+    The command line and the admin both use it, so the admin shows what runs recorded.
+    """
+    configured = afterparty_setting().get(DATABASE)
+    if configured is not None:
+        return str(configured)
+    from django.db import router
+
+    from afterparty.contrib.django.models import Task
+
+    return str(router.db_for_write(Task) or DEFAULT_DB_ALIAS)
 
 
 def django_afterparty_settings(flags: dict[str, str | None] | None = None) -> Settings:
     """Flags > environment variables > AFTERPARTY > pyproject.toml > defaults.
 
-    Relative paths in AFTERPARTY are relative to ``BASE_DIR`` when the project has one.
+    With a ``BASE_DIR``, relative paths in AFTERPARTY, in environment variables and the
+    default ``release_tasks`` are relative to it, and pyproject.toml is looked for from it:
+    ``manage.py`` finds the same tasks from whatever directory it is run. A ``--tasks-dir``
+    typed on the command line stays relative to the shell's directory.
     """
     configured = afterparty_setting()
     app_settings = {
@@ -60,5 +78,10 @@ def django_afterparty_settings(flags: dict[str, str | None] | None = None) -> Se
         for key, value in configured.items() if key in KEYS
     }
     base = getattr(django_settings, "BASE_DIR", None)
-    return load_settings(flags, app_settings=app_settings,
-                         app_base=os.fspath(base) if base is not None else None)
+    if base is None:
+        return load_settings(flags, app_settings=app_settings)
+    flags = dict(flags or {})
+    if flags.get("tasks_dir"):
+        flags["tasks_dir"] = os.path.abspath(str(flags["tasks_dir"]))
+    return load_settings(flags, cwd=os.fspath(base), app_settings=app_settings,
+                         app_base=os.fspath(base))

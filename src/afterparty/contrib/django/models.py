@@ -1,6 +1,8 @@
-"""The records tables as Django models, for the admin: read-only and never migrated by Django.
+"""The records tables as Django models, for the admin, ``dumpdata`` and test databases.
 
-afterparty creates these tables itself, under its lock, the first time it records anything.
+The app's migration creates the tables exactly as afterparty creates them itself (which it
+does, under its lock, the first time it records anything outside Django): either can come
+first. The table prefix is the one configured when the migration runs.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ class Task(models.Model):
     state = models.CharField(max_length=255)
     description = models.TextField(null=True)
     attempts = models.IntegerField()
+    checksum = models.CharField(max_length=255, null=True)
     first_started_at = models.CharField(max_length=255, null=True)
     last_started_at = models.CharField(max_length=255, null=True)
     finished_at = models.CharField(max_length=255, null=True)
     last_error = models.TextField(null=True)
+    recurring = models.IntegerField(default=0)
+    waiting_reason = models.TextField(null=True)
 
     class Meta:
-        managed = False
         db_table = f"{PREFIX}tasks"
         ordering = ("version",)
         verbose_name = "release task"
@@ -51,7 +55,8 @@ class Attempt(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     task = models.ForeignKey(Task, on_delete=models.DO_NOTHING, db_column="version",
-                             db_constraint=False, related_name="attempt_set")
+                             db_constraint=False, db_index=False, related_name="attempt_set")
+    # (afterparty indexes the column itself, as <prefix>attempts_version.)
     name = models.CharField(max_length=255)
     action = models.CharField(max_length=255)
     state = models.CharField(max_length=255)
@@ -69,7 +74,6 @@ class Attempt(models.Model):
     note = models.TextField(null=True)
 
     class Meta:
-        managed = False
         db_table = f"{PREFIX}attempts"
         ordering = ("id",)
         verbose_name = "attempt"

@@ -1,0 +1,111 @@
+"""The deploy gate (``afterparty verify``): is everything in this environment settled?
+
+It reads the same rows as ``status`` and never imports a task file, so a CI step or a
+readiness probe can call it as often as it likes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from afterparty.states import State
+
+if TYPE_CHECKING:
+    from afterparty.report import TaskStatus
+
+# Not 5 (`run`: a task waits for a human): verify also fails for pending and failed tasks, and a
+# deploy script that runs both must be able to tell "run stopped for a person" from "not settled".
+GATE_EXIT_CODE = 6
+SCHEMA = 1
+NOT_HERE = "not for this environment"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One task that keeps the environment from being settled, and what to do about it."""
+
+    version: str
+    name: str
+    problem: str  # pending, running, failed, interrupted, awaiting, modified
+    detail: str
+    next_step: str
+
+
+@dataclass
+class GateReport:
+    """What ``verify`` found: the problems that fail the gate, and those the options allow."""
+
+    environment: str
+    checked: int
+    problems: list[Finding] = field(default_factory=list)
+    allowed: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else GATE_EXIT_CODE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "environment": self.environment, "ok": self.ok,
+                "exit_code": self.exit_code, "checked": self.checked,
+                "problems": [asdict(f) for f in self.problems],
+                "allowed": [asdict(f) for f in self.allowed]}
+
+    def lines(self) -> list[str]:
+        """What ``verify`` prints: one line per finding, then the verdict."""
+        out = [f"{f.version} {f.name}: {f.problem}{' - ' + f.detail if f.detail else ''}"
+               f" ({f.next_step})" for f in self.problems]
+        out += [f"{f.version} {f.name}: {f.problem}, allowed" for f in self.allowed]
+        if self.ok:
+            out.append(f"verify: {self.environment} is settled ({self.checked} task(s) checked)")
+        else:
+            out.append(f"verify: {len(self.problems)} task(s) need attention in "
+                       f"{self.environment} (exit {GATE_EXIT_CODE})")
+        return out
+
+
+def check_environment(rows: list[TaskStatus], environment: str, *, allow_pending: bool = False,
+                      allow_awaiting: bool = False) -> GateReport:
+    """Sort every status row into settled, a problem, or a problem the team allows."""
+    report = GateReport(environment, len(rows))
+    for row in rows:
+        finding = _finding(row)
+        if finding is None:
+            continue
+        tolerated = (finding.problem == "pending" and allow_pending) or (
+            finding.problem == "awaiting" and allow_awaiting)
+        (report.allowed if tolerated else report.problems).append(finding)
+    return report
+
+
+def _finding(row: TaskStatus) -> Finding | None:
+    state = State(row.state)
+    version = row.version
+    if state.is_done:
+        if row.modified:
+            return Finding(version, row.name, "modified", "its file changed after it ran",
+                           f"restore the file, or `afterparty forget {version}` to run it again")
+        return None
+    if state is State.PENDING and row.reason == NOT_HERE:
+        return None
+    if row.file_missing and state in (State.PENDING, State.REVERTED):
+        return None  # a record of a task whose file is gone: nothing will ever run it
+    error_lines = (row.last_error or "").strip().splitlines()
+    detail = row.reason or (error_lines[-1] if error_lines else "")
+    if state is State.FAILED:
+        return Finding(version, row.name, "failed", detail,
+                       f"`afterparty show {version}`; fix it and run again, or skip it")
+    if state is State.INTERRUPTED:
+        return Finding(version, row.name, "interrupted", detail or "its runner stopped mid-task",
+                       f"`afterparty resolve {version} --retry|--done|--skip`, or run again")
+    if state is State.AWAITING:
+        return Finding(version, row.name, "awaiting", "a person's step",
+                       f"`afterparty confirm {version}` once it is done")
+    if state is State.RUNNING:
+        return Finding(version, row.name, "running", "a runner is running it now, or died",
+                       "wait for the run to end; the next run finds a dead runner's task")
+    return Finding(version, row.name, "pending", detail, "`afterparty run`")
