@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from enum import Enum
 
-from afterparty.backends.base import DatabaseLock
+from afterparty.backends.locks import DatabaseLock
 from afterparty.errors import ConfigError, LockBusyError, LockLostError
 from afterparty.recorder import Recorder
 

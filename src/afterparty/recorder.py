@@ -125,18 +125,28 @@ class Recorder:
                 return
         except MissingTableError:
             pass
-        dialect = self.database.dialect
-        types = {"name": "VARCHAR(255)", **dialect.column_types}
-        for role, ddl in TABLES.items():
-            self.database.execute(ddl.format(t=f"{self.prefix}{role}", **types) + dialect.table_options)
-        dialect.ensure_index(self.database, self.attempts_table, f"{self.prefix}attempts_version",
-                             "version")
+        self.create_tables()
         import uuid
 
         with self.database.transaction():
             for key, value in (("environment_id", uuid.uuid4().hex), ("lock_epoch", "0"),
                                ("schema", str(SCHEMA_VERSION))):
                 self._insert_meta_if_missing(key, value)
+
+    def create_tables(self) -> None:
+        """Create each records table and index that is missing (the meta rows are
+        ``ensure_schema``'s); a Django migration runs this too."""
+        dialect = self.database.dialect
+        types = {"name": "VARCHAR(255)", **dialect.column_types}
+        for role, ddl in TABLES.items():
+            self.database.execute(ddl.format(t=f"{self.prefix}{role}", **types) + dialect.table_options)
+        dialect.ensure_index(self.database, self.attempts_table, f"{self.prefix}attempts_version",
+                             "version")
+
+    def drop_tables(self) -> None:
+        """Drop the records tables and their whole history (``migrate afterparty zero``)."""
+        for table in (self.attempts_table, self.tasks_table, self.meta_table):
+            self.database.execute(f"DROP TABLE IF EXISTS {table}")
 
     def begin_epoch(self, holder: str) -> int:
         """Just after taking the lock: a new epoch, so that writes of any earlier holder that

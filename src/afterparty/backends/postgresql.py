@@ -14,13 +14,12 @@ from typing import Any, ClassVar
 from afterparty.backends.base import (
     Connection,
     Database,
-    DatabaseLock,
     Dialect,
     DriverConnection,
-    SessionLock,
     error_chain,
     open_with_retry,
 )
+from afterparty.backends.locks import DatabaseLock, SessionLock
 from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError
 

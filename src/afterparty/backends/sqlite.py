@@ -11,11 +11,11 @@ from typing import Any, ClassVar
 from afterparty.backends.base import (
     Connection,
     Database,
-    DatabaseLock,
     Dialect,
     DriverConnection,
     error_chain,
 )
+from afterparty.backends.locks import DatabaseLock
 from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError
 

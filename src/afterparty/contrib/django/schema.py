@@ -8,7 +8,7 @@ from afterparty.backends import dialect_for
 from afterparty.backends.base import Database
 from afterparty.backends.url import DatabaseURL
 from afterparty.contrib.django.backend import DjangoConnection
-from afterparty.records import TABLES
+from afterparty.recorder import Recorder
 
 
 def _database(schema_editor: Any) -> Database:
@@ -22,20 +22,15 @@ def create_records_tables(apps: Any, schema_editor: Any) -> None:
     """What afterparty's ``ensure_schema`` creates (CREATE TABLE IF NOT EXISTS, same types and
     index), so that migrating before or after the first ``afterparty run`` ends the same.
     The meta rows (schema version, lock epoch) are left to afterparty."""
-    from afterparty.contrib.django.models import PREFIX
-
-    database = _database(schema_editor)
-    dialect = database.dialect
-    types = {"name": "VARCHAR(255)", **dialect.column_types}
-    for role, ddl in TABLES.items():
-        database.execute(ddl.format(t=f"{PREFIX}{role}", **types) + dialect.table_options)
-    dialect.ensure_index(database, f"{PREFIX}attempts", f"{PREFIX}attempts_version", "version")
+    _recorder(schema_editor).create_tables()
 
 
 def drop_records_tables(apps: Any, schema_editor: Any) -> None:
     """``migrate afterparty zero``: the records and their history are gone."""
+    _recorder(schema_editor).drop_tables()
+
+
+def _recorder(schema_editor: Any) -> Recorder:
     from afterparty.contrib.django.models import PREFIX
 
-    database = _database(schema_editor)
-    for role in ("attempts", "tasks", "meta"):
-        database.execute(f"DROP TABLE IF EXISTS {PREFIX}{role}")
+    return Recorder(_database(schema_editor), PREFIX)
