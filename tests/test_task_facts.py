@@ -163,7 +163,7 @@ def test_ctrl_c_while_a_task_file_is_imported_still_stops(tmp_path: Path) -> Non
     path = tmp_path / "20260101000001_interrupted.py"
     path.write_text("raise KeyboardInterrupt\n")
     with pytest.raises(KeyboardInterrupt):
-        load_tasks([TaskFile("20260101000001", "interrupted", str(path))])
+        load_tasks([TaskFile("20260101000001", "interrupted", str(tmp_path))])
     assert definition._collected is None
 
 

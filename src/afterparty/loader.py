@@ -22,16 +22,27 @@ class TaskFile(NamedTuple):
 
     version: str
     name: str
-    path: str
+    # The directory, shared by every task file of a listing: ten thousand task files keep
+    # one string, and a path is made only for the few that are read.
+    directory: str
 
     @property
     def label(self) -> str:
         return f"{self.version}_{self.name}"
 
+    @property
+    def path(self) -> str:
+        return os.path.join(self.directory, f"{self.version}_{self.name}.py")
+
+
+# Hidden files, helpers starting with ``_`` and byte-code are not task files.
+IGNORED_PREFIXES = (".", "_")
+IGNORED_SUFFIXES = (".pyc", ".pyo")
+
 
 def is_ignored(entry_name: str) -> bool:
     """Hidden files, helpers starting with ``_`` and byte-code are not task files."""
-    return entry_name.startswith((".", "_")) or entry_name.endswith((".pyc", ".pyo"))
+    return entry_name.startswith(IGNORED_PREFIXES) or entry_name.endswith(IGNORED_SUFFIXES)
 
 
 # The task file name pattern applied to a whole listing, one name a line, in a single pass:
@@ -64,9 +75,14 @@ def list_task_files(tasks_dir: str) -> list[TaskFile] | None:
 
 
 def _read_dir(tasks_dir: str) -> tuple[list[TaskFile], list[str]]:
-    """The task files of a directory in version order, and what is wrong with the others."""
+    """The task files of a directory in version order, and what is wrong with the others.
+
+    Every deploy's no-op check lists the directory, so this is written for ten thousand names:
+    one pass of the pattern over the whole listing, and a look at the file system only for
+    names that are not task files (a sub-folder is ignored, anything else is a problem).
+    """
     try:
-        entries = list(os.scandir(tasks_dir))
+        entries = os.listdir(tasks_dir)
     except FileNotFoundError:
         raise ConfigError(
             f"tasks directory {tasks_dir!r} does not exist: run `afterparty init`, "
@@ -74,18 +90,20 @@ def _read_dir(tasks_dir: str) -> tuple[list[TaskFile], list[str]]:
         ) from None
     except NotADirectoryError:
         raise ConfigError(f"tasks directory {tasks_dir!r} is not a directory") from None
-    names = [entry.name for entry in entries if not (is_ignored(entry.name) or entry.is_dir())]
+    names = [name for name in entries
+             if not (name.startswith(IGNORED_PREFIXES) or name.endswith(IGNORED_SUFFIXES))]
     listing = "\n".join(names)
     pairs = _TASK_FILE_LINES.findall(listing)
     problems: list[str] = []
-    if len(pairs) != len(names) or any("\n" in name for name in names):
+    if len(pairs) != len(names) or listing.count("\n") != max(len(names) - 1, 0):
         pairs = [match.groups() for match in map(TASK_FILE_NAME.match, names) if match]
         problems = sorted(
             f"{os.path.join(tasks_dir, name)}: not a task file name: expected <14-digit "
             "version>_<name>.py with a name of lower-case letters, digits and _ (prefix helpers "
-            "with _)" for name in names if not TASK_FILE_NAME.match(name))
-    files = sorted(TaskFile(version, name, os.path.join(tasks_dir, f"{version}_{name}.py"))
-                   for version, name in pairs)  # 14-digit versions: text order is numeric order
+            "with _)" for name in names
+            if not TASK_FILE_NAME.match(name) and not os.path.isdir(os.path.join(tasks_dir, name)))
+    pairs.sort()  # 14-digit versions: text order is numeric order
+    files = [TaskFile(version, name, tasks_dir) for version, name in pairs]
     return files, problems + _duplicate_problems(files)
 
 

@@ -4,11 +4,10 @@ the lock; and whether a pending task may run now (no SQL, no running)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from afterparty.states import State, is_pending
+from afterparty.states import RUN_HAS_WORK, State
 
 if TYPE_CHECKING:
     from afterparty.definition import Task
@@ -25,24 +24,34 @@ def pending_task_files(files: list[TaskFile], states: dict[str, State],
     here is read from the decorator's syntax; a file whose options are not literals counts as
     pending here, and importing it decides (``Task.runs_in``).
     """
-    from afterparty.facts import read_source_facts
-
     pending = []
+    has_work = RUN_HAS_WORK
     for task_file in files:
         state = states.get(task_file.version)
         if state is not None:
-            if is_pending(state):
+            if state in has_work:
                 pending.append(task_file)
-            continue
-        facts = read_source_facts(task_file.path)
-        if facts.literal and facts.environments is not None and environment not in facts.environments:
-            continue
-        pending.append(task_file)
+        elif _meant_for(task_file, environment):
+            pending.append(task_file)
     return pending
 
 
-@dataclass(frozen=True)
-class Look:
+def _awaiting(files: list[TaskFile], states: dict[str, State]) -> list[TaskFile]:
+    """The task files whose human step awaits a person (most runs have none to look for)."""
+    waiting = {version for version, state in states.items() if state is State.AWAITING}
+    return [f for f in files if f.version in waiting] if waiting else []
+
+
+def _meant_for(task_file: TaskFile, environment: str) -> bool:
+    """Whether a task file without a record may run here, as far as its syntax tells."""
+    from afterparty.facts import read_source_facts
+
+    facts = read_source_facts(task_file.path)
+    return not (facts.literal and facts.environments is not None
+                and environment not in facts.environments)
+
+
+class Look(NamedTuple):
     """What a lock-free look found: every task file and what ``run`` has to do."""
 
     pending: list[TaskFile]
@@ -71,14 +80,13 @@ def lock_free_look(session: Session) -> Look | None:
         states = session.recorder.read_states()
         session.database.rollback()
         return Look(pending=pending_task_files(files, states, session.settings.environment),
-                    awaiting=[f for f in files if states.get(f.version) is State.AWAITING])
+                    awaiting=_awaiting(files, states))
     finally:
         if enabled:
             gc.enable()
 
 
-@dataclass(frozen=True)
-class Readiness:
+class Readiness(NamedTuple):
     """Whether a pending task may run now: ``reason`` says why not; ``later`` waits for this run."""
 
     reason: str | None = None

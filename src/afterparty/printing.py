@@ -4,14 +4,17 @@ what decisions changed."""
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from typing import IO, TYPE_CHECKING
 
 import click
 
+from afterparty.states import State
+
 if TYPE_CHECKING:
+    import logging
+
     from afterparty.decisions import Decision
     from afterparty.loader import TaskFile
     from afterparty.progress import Ticker
@@ -22,18 +25,19 @@ if TYPE_CHECKING:
 # The longest error shown on a task's line; `show` has the whole (stored) error.
 SUMMARY_LIMIT = 500
 # The state words, colored at a terminal.
-STATE_COLORS = {"succeeded": "green", "failed": "red", "interrupted": "red", "waiting": "yellow",
-                "awaiting": "yellow", "pending": "yellow"}
+STATE_COLORS = {State.SUCCEEDED.value: "green", State.FAILED.value: "red",
+                State.INTERRUPTED.value: "red", State.AWAITING.value: "yellow",
+                State.PENDING.value: "yellow", "waiting": "yellow"}
 # Hints name the command the user runs (`flask afterparty`, `python manage.py afterparty`).
-_HINT = re.compile(r"(?<![\w./-])afterparty (?=(init|new|run|status|show|check|mark-done|skip|"
-                   r"forget|resolve|confirm|rollback|verify|web)\b)")
+_HINT = r"(?<![\w./-])afterparty (?=(init|new|run|status|show|check|mark-done|skip|forget|resolve|" \
+        r"confirm|rollback|verify|web)\b)"
 
 
 def for_command(text: str, command: str) -> str:
     """``text`` with every ``afterparty <command>`` hint spelled as the user's command. The
     library's messages say ``afterparty ...`` (right for the shell command and the Python API);
     the command line says what was typed."""
-    return text if command == "afterparty" else _HINT.sub(f"{command} ", text)
+    return text if command == "afterparty" else re.sub(_HINT, f"{command} ", text)
 
 
 def use_color(stream: IO[str]) -> bool:

@@ -24,7 +24,7 @@ from afterparty.records import (
     error_summary,
     storable,
 )
-from afterparty.states import Action, State, run_state
+from afterparty.states import Action, State, state_of
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -77,7 +77,8 @@ class Recorder:
             rows = self.database.query(f"SELECT version, state, recurring FROM {self.tasks_table}")
         except MissingTableError:
             return {}
-        return {version: run_state(state, recurring) for version, state, recurring in rows}
+        pending, of = State.PENDING, state_of
+        return {version: pending if recurring else of(state) for version, state, recurring in rows}
 
     def read_records(self) -> dict[str, Record]:
         """Every record, in one query; empty before the first run."""

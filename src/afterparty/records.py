@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from afterparty.states import State, run_state
 
@@ -97,8 +97,7 @@ def ascii_only() -> Iterator[None]:
 
 
 
-@dataclass
-class Record:
+class Record(NamedTuple):
     """The database's memory of one task."""
 
     version: str
@@ -120,8 +119,7 @@ class Record:
         return run_state(self.state, self.recurring)
 
 
-@dataclass
-class Attempt:
+class Attempt(NamedTuple):
     """One try at a task, or one human action on it (mark-done, skip, forget, resolve)."""
 
     id: int
@@ -143,8 +141,7 @@ class Attempt:
     note: str | None
 
 
-@dataclass
-class Origin:
+class Origin(NamedTuple):
     """Who and where an attempt comes from; stored with every attempt."""
 
     host: str

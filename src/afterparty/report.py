@@ -209,4 +209,6 @@ class TaskHistory:
     attempts: list[Attempt]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, **asdict(self)}
+        # Attempts are named tuples (cheap to read by the thousand): each becomes an object.
+        return {"schema": SCHEMA, "task": asdict(self.task),
+                "attempts": [attempt._asdict() for attempt in self.attempts]}

@@ -39,7 +39,7 @@ def run_task(path: str | os.PathLike[str], *, database_url: str, env: str = "tes
     match = TASK_FILE_NAME.match(os.path.basename(path))
     if match is None:
         raise ValueError(f"{path} is not named <14-digit version>_<name>.py")
-    task_file = TaskFile(match.group(1), match.group(2), path)
+    task_file = TaskFile(match.group(1), match.group(2), os.path.dirname(path))
     settings = Settings(
         database_url=database_url, tasks_dir=os.path.dirname(path), environment=env,
         table_prefix=table_prefix, project_root=os.getcwd(), release=release,

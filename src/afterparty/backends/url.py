@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote
+from typing import NamedTuple
 
 from afterparty.errors import ConfigError
 
@@ -42,37 +43,60 @@ _UNCHECKED = "<text hidden: it could not be checked for passwords>"
 _MAX_AT = 64
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-# The userinfo before an '@': the user name runs to the first ':'; the password is all the rest.
-_USERINFO = re.compile(r"(?P<username>[^:/?]*)(?::(?P<password>.*))?", re.S)
-# What follows the userinfo: host or [ipv6], :port, /database, ?query (SQLAlchemy's make_url layout).
-_HOSTPART = re.compile(
-    r"""
-    (?: \[ (?P<ipv6> [^\]/?@]* ) \] | (?P<host> [^\[\]/?@:]* ) )
-    (?: : (?P<port> [^/?@]* ) )?
-    (?: / (?P<database> [^?]* ) )?
-    (?: \? (?P<query> .* ) )?
-    """,
-    re.X | re.S,
-)
-# In free text: the start of a URL up to the ':' that opens its password (any scheme, even none).
-_URL_HEAD = re.compile(r"(?<![A-Za-z0-9+.\-])[A-Za-z0-9+.\-]*://[^\s:/?#]*:")
 _SPACE = re.compile(r"\s")
 _NEWLINE = re.compile(r"[\r\n]")
 # password=..., PGPASSWORD=..., 'password': '...', "passwd": "..." (libpq, query strings, dict reprs).
 _SECRET_NAME = r"[\w\-]*(?:password|passwd|passphrase|pwd)"
-_KEY_VALUE = re.compile(
-    rf"""
-    (?<![\w\-]) (?P<quote>['"]?) (?P<key>{_SECRET_NAME}) (?P=quote)
-    (?: \s*=\s* | (?<=['"]) \s*:\s* )
-    (?P<value>
-        '(?:[^'\\\r\n]|\\.)*'?          # quoted, as libpq and Python write it
-      | "(?:[^"\\\r\n]|\\.)*"?
-      | (?:[^\s&]|&(?![\w.\-]+=))*      # bare: up to a space or the next &key=
+
+# The other patterns are compiled on first use: a SQLite deploy's no-op run needs none of them.
+
+
+@functools.cache
+def _userinfo() -> re.Pattern[str]:
+    """The userinfo before an '@': the user name runs to the first ':'; the password is the rest."""
+    return re.compile(r"(?P<username>[^:/?]*)(?::(?P<password>.*))?", re.S)
+
+
+@functools.cache
+def _hostpart() -> re.Pattern[str]:
+    """What follows the userinfo: host or [ipv6], :port, /database, ?query (as make_url)."""
+    return re.compile(
+        r"""
+        (?: \[ (?P<ipv6> [^\]/?@]* ) \] | (?P<host> [^\[\]/?@:]* ) )
+        (?: : (?P<port> [^/?@]* ) )?
+        (?: / (?P<database> [^?]* ) )?
+        (?: \? (?P<query> .* ) )?
+        """,
+        re.X | re.S,
     )
-    """,
-    re.X | re.I,
-)
-_SECRET_KEY = re.compile(_SECRET_NAME, re.I)
+
+
+@functools.cache
+def _url_head() -> re.Pattern[str]:
+    """In free text: the start of a URL up to the ':' that opens its password (any scheme)."""
+    return re.compile(r"(?<![A-Za-z0-9+.\-])[A-Za-z0-9+.\-]*://[^\s:/?#]*:")
+
+
+@functools.cache
+def _key_value() -> re.Pattern[str]:
+    """A secret as ``key=value`` or ``'key': 'value'``."""
+    return re.compile(
+        rf"""
+        (?<![\w\-]) (?P<quote>['"]?) (?P<key>{_SECRET_NAME}) (?P=quote)
+        (?: \s*=\s* | (?<=['"]) \s*:\s* )
+        (?P<value>
+            '(?:[^'\\\r\n]|\\.)*'?          # quoted, as libpq and Python write it
+          | "(?:[^"\\\r\n]|\\.)*"?
+          | (?:[^\s&]|&(?![\w.\-]+=))*      # bare: up to a space or the next &key=
+        )
+        """,
+        re.X | re.I,
+    )
+
+
+@functools.cache
+def _secret_key() -> re.Pattern[str]:
+    return re.compile(_SECRET_NAME, re.I)
 
 
 @dataclass(frozen=True)
@@ -158,8 +182,7 @@ def redact_url(url: str) -> str:
 # Parsing
 
 
-@dataclass(frozen=True)
-class _Split:
+class _Split(NamedTuple):
     """One way to read what follows ``scheme://``; offsets index that text."""
 
     at: int  # the '@' ending the userinfo, -1 when there is none
@@ -200,14 +223,14 @@ def _splits(rest: str) -> list[_Split]:
     tries = 0
     while at >= 0 and tries < _MAX_AT:
         tries += 1
-        user = _USERINFO.fullmatch(rest, 0, at)
+        user = _userinfo().fullmatch(rest, 0, at)
         if user is None:
             break  # the user name holds '/' or '?': so would any longer one
-        hostpart = _HOSTPART.fullmatch(rest, at + 1)
+        hostpart = _hostpart().fullmatch(rest, at + 1)
         if hostpart is not None:
             found.append(_make_split(rest, at, user, hostpart))
         at = rest.find("@", at + 1)
-    hostpart = _HOSTPART.fullmatch(rest)
+    hostpart = _hostpart().fullmatch(rest)
     if hostpart is not None:
         found.append(_make_split(rest, -1, None, hostpart))
     return found
@@ -264,6 +287,8 @@ def _parse_server(text: str, scheme: str, backend: str, rest: str, source: str |
         raise _error(text, source, f"it names no database; add its name after the host, as in {example}")
 
     split = valid[0]
+    from urllib.parse import parse_qsl, unquote  # server URLs only: not on SQLite's no-op path
+
     query = dict(parse_qsl(split.query or ""))
     password = unquote(rest[slice(*split.password)]) if split.password is not None else None
     if not password and "password" in query:
@@ -288,7 +313,11 @@ def is_memory_database(name: str) -> bool:
 def _parse_sqlite(text: str, rest: str, source: str | None) -> DatabaseURL:
     # sqlite:///rel.db -> "rel.db", sqlite:////abs/x.db -> "/abs/x.db"; no percent-decoding.
     path, _, query_string = (rest[1:] if rest.startswith("/") else rest).partition("?")
-    query = dict(parse_qsl(query_string))
+    query: dict[str, str] = {}
+    if query_string:
+        from urllib.parse import parse_qsl
+
+        query = dict(parse_qsl(query_string))
     if not path:
         raise _error(
             text, source, f"it names no file, and an in-memory database would forget what ran; {_SQLITE_FILE}"
@@ -354,7 +383,7 @@ def _hide(rest: str, splits: list[_Split]) -> str:
             offset = split.query_start
             for pair in split.query.split("&"):
                 key, equals, value = pair.partition("=")
-                if equals and value and _SECRET_KEY.fullmatch(unquote(key.replace("+", " "))):
+                if equals and value and _secret_key().fullmatch(_unquote(key.replace("+", " "))):
                     start = offset + len(key) + 1
                     spans.append((start, start + len(value)))
                 offset += len(pair) + 1
@@ -374,7 +403,7 @@ def _hide_url_passwords(text: str) -> str:
     pieces: list[str] = []
     done = 0  # text[:done] is in pieces
     token_end = line_end = next_at = last_at_in_token = -1
-    for head in _URL_HEAD.finditer(text):
+    for head in _url_head().finditer(text):
         start = head.end()
         if head.start() < done:
             continue  # inside a password already hidden
@@ -403,4 +432,10 @@ def _hide_url_passwords(text: str) -> str:
 
 
 def _hide_key_values(text: str) -> str:
-    return _KEY_VALUE.sub(lambda m: m.group(0)[: m.start("value") - m.start()] + "***", text)
+    return _key_value().sub(lambda m: m.group(0)[: m.start("value") - m.start()] + "***", text)
+
+
+def _unquote(text: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(text)
