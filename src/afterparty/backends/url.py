@@ -432,6 +432,9 @@ def _hide_url_passwords(text: str) -> str:
 
 
 def _hide_key_values(text: str) -> str:
+    lowered = text.lower()
+    if not any(word in lowered for word in ("password", "passwd", "passphrase", "pwd")):
+        return text  # the common case, and no pattern to compile for it
     return _key_value().sub(lambda m: m.group(0)[: m.start("value") - m.start()] + "***", text)
 
 
