@@ -158,3 +158,60 @@ def test_a_held_task_is_notified(sqlite_project: Project, receiver: Receiver) ->
     held = sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": receiver.url})
     assert held.code == 5
     assert any("afterparty resolve 20260101000001" in b for b in receiver.bodies())
+
+
+def test_notices_carry_their_kind_where_they_come_from_and_the_next_command(
+        sqlite_project: Project, receiver: Receiver) -> None:
+    """A chat shows a failure red and a waiting step yellow; the message says where, which
+    release, on which host, what broke and what to type next; the owner stays in reminders."""
+    import socket
+
+    env = {"AFTERPARTY_NOTIFY": receiver.url, "AFTERPARTY_ENV": "production",
+           "AFTERPARTY_NOTIFY_SUMMARY": "true", "AFTERPARTY_RELEASE": "v42"}
+    sqlite_project.write_task("20260101000001", "step", "return 'Rotate the API key'",
+                              options='manual=True, owner="ops"')
+    sqlite_project.write_task("20260101000002", "breaks", "raise RuntimeError('kaput')")
+    assert sqlite_project.cli("run", "--keep-going", extra_env=env).code == 1
+    by_title = {m["title"]: m for m in receiver.messages}
+    failed = by_title["Release task failed"]
+    assert failed["type"] == "failure"
+    for part in ("breaks failed in production", "release v42", f"host {socket.gethostname()}",
+                 "RuntimeError: kaput", "afterparty show 20260101000002", "afterparty run"):
+        assert part in failed["message"], part
+    assert by_title["Release step awaits ops"]["type"] == "warning"
+    assert by_title["Release tasks ran"]["type"] == "failure"
+
+    sqlite_project.write_task("20260101000002", "breaks", "pass")
+    receiver.messages.clear()
+    assert sqlite_project.cli("run", extra_env=env).code == 0
+    (summary,) = receiver.messages
+    assert summary["type"] == "warning"  # the step still waits for a person
+    assert "breaks: succeeded" in summary["message"]
+    assert "step: awaits ops (afterparty confirm 20260101000001)" in summary["message"]
+
+
+def test_the_summary_after_a_held_task_says_what_to_decide(sqlite_project: Project,
+                                                            receiver: Receiver) -> None:
+    import signal
+
+    from conftest import wait_until
+
+    started = sqlite_project.root / "started"
+    sqlite_project.write_task("20260101000001", "charge", f"""
+        import time
+        open({str(started)!r}, "w").close()
+        time.sleep(60)
+    """, options='on_interrupt="hold"')
+    runner = sqlite_project.popen("run")
+    try:
+        wait_until(started.exists, "the task starting")
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+    env = {"AFTERPARTY_NOTIFY": receiver.url, "AFTERPARTY_NOTIFY_SUMMARY": "true"}
+    assert sqlite_project.cli("run", extra_env=env).code == 5
+    by_title = {m["title"]: m for m in receiver.messages}
+    assert by_title["Release task held"]["type"] == "warning"
+    summary = by_title["Release tasks ran"]
+    assert summary["type"] == "warning"
+    assert "afterparty resolve 20260101000001 --retry" in summary["message"]

@@ -48,7 +48,7 @@ class Executor:
         if not wanted and group is None:
             look = lock_free_look(self.session)
             if look is not None and not look.pending:
-                return RunResult(awaiting=[Awaiting(f.version, f.name, None) for f in look.awaiting])
+                return RunResult(awaiting=[_awaiting(f) for f in look.awaiting])
         files = self._selected_files(wanted)
         if not self._pending_without_lock(files):
             return RunResult(awaiting=self._awaiting_steps(files))
@@ -135,8 +135,7 @@ class Executor:
     def _awaiting_steps(self, files: list[TaskFile]) -> list[Awaiting]:
         """The human steps among ``files`` that await a person."""
         states = self.session.recorder.read_states()
-        return [Awaiting(f.version, f.name, None) for f in files
-                if states.get(f.version) is State.AWAITING]
+        return [_awaiting(f) for f in files if states.get(f.version) is State.AWAITING]
 
     def _meant_for_here(self, task: Task, group: str | None) -> bool:
         return task.runs_in(self.session.settings.environment) and group in (None, task.group)
@@ -170,7 +169,7 @@ class Executor:
             if result.stopped_by is None:
                 result.stopped_by = interruptions.signal
         asked_now = {a.version for a in result.awaiting}
-        result.awaiting += [Awaiting(f.version, f.name, None) for f in files
+        result.awaiting += [_awaiting(f) for f in files
                             if state_of(records[f.version].state if f.version in records else None)
                             is State.AWAITING and f.version not in asked_now]
         self._notify_run(result)
@@ -203,8 +202,9 @@ class Executor:
                 if record is not None and state_of(record.state) is State.INTERRUPTED \
                         and task.on_interrupt == "hold":
                     result.held = task_file
-                    self._notify(f"afterparty: {held_message(task_file, self.session.settings.command)}",
-                                 "Release task held")
+                    self._notify(f"afterparty in {self._where()}: "
+                                 f"{held_message(task_file, self.session.settings.command)}",
+                                 "Release task held", "warning")
                     return
                 state = self._run_one(runner, task_file, task, record, result)
                 states[task_file.version] = state
@@ -248,11 +248,10 @@ class Executor:
             from afterparty.records import error_summary
 
             command = self.session.settings.command
-            self._notify(f"afterparty: release task {task_file.label} failed in "
-                         f"{self.session.settings.environment}: {error_summary(outcome.error)}; "
-                         f"see `{command} show {task_file.version}`; the next `{command} run` "
-                         "tries it again",
-                         "Release task failed")
+            self._notify(f"afterparty: release task {task_file.label} failed in {self._where()}: "
+                         f"{error_summary(outcome.error)}\nSee it: {command} show "
+                         f"{task_file.version}\nThe next `{command} run` tries it again.",
+                         "Release task failed", "failure")
         return outcome.state
 
     def _ask_a_person(self, runner: AttemptRunner, task_file: TaskFile, task: Task, attempt: int,
@@ -263,10 +262,10 @@ class Executor:
             result.outcomes.append(instructions)
             return instructions.state
         whom = task.owner or "a person"
-        self._notify(f"Release step for {whom} in {self.session.settings.environment}: "
+        self._notify(f"Release step for {whom} in {self._where()}: "
                      f"{task.description}\n\n{instructions}\n\n"
                      f"When it is done: {self.session.settings.command} confirm {task_file.version}",
-                     f"Release step awaits {whom}")
+                     f"Release step awaits {whom}", "warning")
         with _stop_note(result, f"stopped at the question: {task_file.label} still awaits "
                                 f"confirmation ({self.session.settings.command} confirm "
                                 f"{task_file.version})"), \
@@ -318,25 +317,49 @@ class Executor:
                     task_file, task, record.attempts + 1, body=task.undo_body,
                     action=Action.ROLLBACK, success_state=State.REVERTED, failure_state=before)
 
-    def _notify(self, message: str, title: str) -> None:
-        """A runner's notice (failure, hold, summary): a failure to send it is only logged."""
+    def _notify(self, message: str, title: str, kind: str) -> None:
+        """A runner's notice (failure, hold, human step, summary), of a kind a chat shows by its
+        color; a failure to send it is only logged."""
         if not self.session.settings.notify:
             return
         import logging
 
         from afterparty.notify import send_notification
 
-        send_notification(self.session.settings.notify, message, title, logging.getLogger("afterparty"))
+        send_notification(self.session.settings.notify, message, title,
+                          logging.getLogger("afterparty"), kind)
+
+    def _where(self) -> str:
+        """Environment, release and host, for a notice read away from the deploy's log."""
+        origin = self.session.origin()
+        release = f"release {origin.release_id}" if origin.release_id else "no release id"
+        return f"{self.session.settings.environment} ({release}, host {origin.host})"
 
     def _notify_run(self, result: RunResult) -> None:
+        """The summary of a run that did something (``notify_summary``)."""
         if not (self.session.settings.notify_summary and result.did_something):
             return
+        command = self.session.settings.command
         lines = [f"{o.version} {o.name}: {o.state}" for o in result.outcomes]
-        lines += [f"{a.version} {a.name}: awaits confirmation" for a in result.awaiting]
+        lines += [f"{a.version} {a.name}: awaits {a.owner or 'a person'} "
+                  f"({command} confirm {a.version})" for a in result.awaiting]
         lines += [f"{v}: waiting ({reason})" for v, reason in result.waiting.items()]
-        self._notify(f"afterparty run in {self.session.settings.environment}:\n" + "\n".join(lines),
-                     "Release tasks ran")
+        if result.held is not None:
+            lines.append(held_message(result.held, command))
+        if result.stop_note:
+            lines.append(result.stop_note)
+        kind = ("failure" if result.failed else "warning" if result.held or result.awaiting
+                or result.stopped_by is not None else "success")
+        self._notify(f"afterparty run in {self._where()}:\n" + "\n".join(lines),
+                     "Release tasks ran", kind)
 
+
+
+def _awaiting(task_file: TaskFile) -> Awaiting:
+    """A human step found awaiting, with its owner as its file names it (not imported)."""
+    from afterparty.facts import read_source_facts
+
+    return Awaiting(task_file.version, task_file.name, read_source_facts(task_file.path).owner)
 
 
 @contextmanager

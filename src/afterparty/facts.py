@@ -32,11 +32,12 @@ class SourceFacts:
     file tells (callers fall back to it, never guess). ``description`` is for display only.
     """
 
-    __slots__ = ("checksum", "description", "environments", "group", "literal", "manual", "recurring")
+    __slots__ = ("checksum", "description", "environments", "group", "literal", "manual", "owner",
+                 "recurring")
 
     def __init__(self, checksum: str, description: str, environments: tuple[str, ...] | None,
                  group: str | None, *, literal: bool = False, manual: bool | None = None,
-                 recurring: bool | None = None) -> None:
+                 recurring: bool | None = None, owner: str | None = None) -> None:
         self.checksum = checksum
         # The literal description=, else the first line of the function's docstring, else "".
         self.description = description
@@ -48,6 +49,8 @@ class SourceFacts:
         # The literal manual= / recurring=, False when absent; None: not known without an import.
         self.manual = manual
         self.recurring = recurring
+        # The literal owner= of a human step, for reminders (None: absent or not a literal).
+        self.owner = owner
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
@@ -256,7 +259,15 @@ def _facts_of(checksum: str, decorator: ast.expr, function: ast.stmt) -> SourceF
         literal=environments_known and group is not None,
         manual=_literal_flag(keywords.get("manual")),
         recurring=_literal_flag(keywords.get("recurring")),
+        owner=_literal_text(keywords.get("owner")),
     )
+
+
+def _literal_text(value: ast.expr | None) -> str | None:
+    """A literal string option (``owner="ops"``); None when absent or not a literal."""
+    import ast
+
+    return value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
 
 
 def _literal_environments(value: ast.expr | None) -> tuple[tuple[str, ...] | None, bool]:

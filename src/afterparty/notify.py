@@ -13,10 +13,14 @@ class NotificationError(AfterpartyError):
     exit_code = 1
 
 
+# The kinds of message, as Apprise's notify types: a chat shows each with its color or icon.
+KINDS = ("info", "success", "warning", "failure")
+
+
 def send_notification(urls: list[str], message: str, title: str | None,
-                      log: logging.Logger) -> str | None:
-    """Send a message to every URL; returns None when it was delivered (or no URL is set),
-    else what went wrong, which is also logged as a warning."""
+                      log: logging.Logger, kind: str = "info") -> str | None:
+    """Send a message of one kind (``KINDS``) to every URL; returns None when it was delivered
+    (or no URL is set), else what went wrong, which is also logged as a warning."""
     if not urls:
         log.info("notification (no notify URL configured): %s", message)
         return None
@@ -29,7 +33,7 @@ def send_notification(urls: list[str], message: str, title: str | None,
     for url in urls:
         if not sender.add(url):
             log.warning("notification URL not understood by Apprise: %s", url.split("://")[0] + "://…")
-    if not sender.notify(body=message, title=title or "afterparty"):
+    if not sender.notify(body=message, title=title or "afterparty", notify_type=kind):
         return _problem(log, "notification not delivered: no notification service accepted it", message)
     return None
 
