@@ -364,7 +364,8 @@ def test_hints_name_the_framework_command(request: pytest.FixtureRequest, framew
     assert f"see the error with `{command} show 20270101000000`" in failed.err
     assert f"the next `{command} run` tries failed tasks again" in failed.err
     assert f"{command} resolve" not in failed.both and "`afterparty " not in failed.both
-    assert any(f"see `{command} show 20270101000000`" in body for body in notified.bodies())
+    assert any(f"See it: {command} show 20270101000000" in body
+               and f"The next `{command} run` tries it again" in body for body in notified.bodies())
 
     (app.root / "release_tasks" / "20270101000000_breaks.py").unlink()
     app.write_task("20270101000001_flip_switch.py", "", 'return "Flip the switch"')
