@@ -207,6 +207,9 @@ class FrozenServer:
 # then giving the lock back does); the margin is for starting Python on a loaded machine.
 CONNECT_TIMEOUT = 2
 FROZEN_BOUND = 2 * CONNECT_TIMEOUT
+# Mid-run, the README's bound: the record write, a new session to record the outcome, and
+# giving the lock back may each wait --connect-timeout.
+FROZEN_MID_RUN_BOUND = 4 * CONNECT_TIMEOUT
 MARGIN = 4
 
 
@@ -267,4 +270,4 @@ def test_server_frozen_mid_run_gives_exit_4(sqlite_project: Project, request: py
     # outcome, connecting does: either way one line that says the server did not answer.
     assert any(word in lines[0] for word in ("no answer", "timed out", "timeout expired")), lines[0]
     assert "Traceback" not in out + err
-    assert elapsed < FROZEN_BOUND + MARGIN, elapsed
+    assert elapsed < FROZEN_MID_RUN_BOUND + MARGIN, elapsed
