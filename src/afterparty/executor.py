@@ -37,6 +37,7 @@ class Executor:
     def __init__(self, session: Session, reporter: RunReporter) -> None:
         self.session = session
         self.reporter = reporter
+        self._task_files: list[TaskFile] | None = None
 
     def run(self, wanted: list[str], keep_going: bool = False, wait: float = 300.0,
             if_busy: str = "wait", group: str | None = None) -> RunResult:
@@ -66,7 +67,6 @@ class Executor:
         ``waiting`` is what would wait, and why (a dependency, ``not_before``, ``when``)."""
         from afterparty.attempt import AttemptRunner
         from afterparty.graph import by_version_or_name
-        from afterparty.loader import scan_tasks_dir
 
         files = self._selected_files(wanted)
         pending = self._pending_without_lock(files)
@@ -74,7 +74,7 @@ class Executor:
         candidates = [f for f in pending if self._meant_for_here(tasks[f.version], group)]
         states = {v: state_of(r.state) for v, r in self.session.recorder.read_records().items()}
         self.session.database.rollback()
-        by_key = by_version_or_name(scan_tasks_dir(self.session.settings.tasks_dir))
+        by_key = by_version_or_name(self._every_task_file())
         runner = AttemptRunner(self.session, self.reporter)
         result = RunResult()
         left, progress = list(candidates), True
@@ -111,12 +111,19 @@ class Executor:
             db=TaskConnection(session.database.connection.driver_connection),
             log=runner.task_logger(task_file), notify_urls=[])
 
+    def _every_task_file(self) -> list[TaskFile]:
+        """The tasks directory, listed once per command (a run used to list it four times)."""
+        if self._task_files is None:
+            from afterparty.loader import scan_tasks_dir
+
+            self._task_files = scan_tasks_dir(self.session.settings.tasks_dir)
+        return self._task_files
+
     def _selected_files(self, wanted: list[str]) -> list[TaskFile]:
         """Every task file, or those named; a name whose file is gone has nothing to run."""
         from afterparty.graph import find_tasks
-        from afterparty.loader import scan_tasks_dir
 
-        files = scan_tasks_dir(self.session.settings.tasks_dir)
+        files = self._every_task_file()
         if not wanted:
             return files
         chosen = {found.version for found in find_tasks(files, {}, wanted)}
@@ -141,9 +148,9 @@ class Executor:
         return task.runs_in(self.session.settings.environment) and group in (None, task.group)
 
     def _load(self, task_files: list[TaskFile]) -> dict[str, Task]:
-        from afterparty.loader import load_checked, scan_tasks_dir
+        from afterparty.loader import load_checked
 
-        return load_checked(task_files, scan_tasks_dir(self.session.settings.tasks_dir),
+        return load_checked(task_files, self._every_task_file(),
                             self.session.settings.project_root)
 
     def _run_locked(self, files: list[TaskFile], keep_going: bool, group: str | None) -> RunResult:
@@ -179,10 +186,9 @@ class Executor:
                       records: dict[str, Record], result: RunResult, keep_going: bool) -> None:
         """Version order; a task waiting on another of this run is tried again after it ran."""
         from afterparty.graph import by_version_or_name
-        from afterparty.loader import scan_tasks_dir
 
         states = {version: state_of(record.state) for version, record in records.items()}
-        by_key = by_version_or_name(scan_tasks_dir(self.session.settings.tasks_dir))
+        by_key = by_version_or_name(self._every_task_file())
         left = list(to_run)
         progress = True
         while left and progress:
@@ -287,14 +293,13 @@ class Executor:
         from afterparty.attempt import AttemptRunner, Interruptions
         from afterparty.decisions import decide
         from afterparty.graph import find_tasks
-        from afterparty.loader import scan_tasks_dir
         from afterparty.states import ROLLBACK_FROM
 
         if record_only:
             (decision,) = decide(self.session, [wanted], Action.ROLLBACK_RECORD_ONLY, None,
                                  self.reporter.waiting_for_lock)
             return TaskOutcome(decision.version, decision.name, State.REVERTED, 0.0)
-        files = scan_tasks_dir(self.session.settings.tasks_dir)
+        files = self._every_task_file()
         with self.session.locked(wait, "wait", self.reporter.waiting_for_lock):
             records = self.session.recorder.read_records()
             found = find_tasks(files, records, [wanted])[0]
