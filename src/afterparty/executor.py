@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from afterparty.errors import StoppedBySignal, UsageError
 from afterparty.lock import LockOutcome
+from afterparty.notices import Notices
 from afterparty.planner import Readiness, lock_free_look, pending_task_files, readiness
 from afterparty.results import (
     Awaiting,
@@ -38,6 +39,7 @@ class Executor:
         self.session = session
         self.reporter = reporter
         self._task_files: list[TaskFile] | None = None
+        self.notices = Notices(session)
 
     def run(self, wanted: list[str], keep_going: bool = False, wait: float = 300.0,
             if_busy: str = "wait", group: str | None = None) -> RunResult:
@@ -66,7 +68,6 @@ class Executor:
         what would run, in the order it would (dependencies first), supposing each succeeds;
         ``waiting`` is what would wait, and why (a dependency, ``not_before``, ``when``)."""
         from afterparty.attempt import AttemptRunner
-        from afterparty.graph import by_version_or_name
 
         files = self._selected_files(wanted)
         pending = self._pending_without_lock(files)
@@ -74,29 +75,17 @@ class Executor:
         candidates = [f for f in pending if self._meant_for_here(tasks[f.version], group)]
         states = {v: state_of(r.state) for v, r in self.session.recorder.read_records().items()}
         self.session.database.rollback()
-        by_key = by_version_or_name(self._every_task_file())
         runner = AttemptRunner(self.session, self.reporter)
         result = RunResult()
-        left, progress = list(candidates), True
-        while left and progress:  # the order of _run_in_order, without running anything
-            progress = False
-            for task_file in list(left):
-                task = tasks[task_file.version]
-                ready = readiness(task, task_file, states, by_key, {f.version for f in left},
-                                  self._dry_context(runner, task_file))
-                if ready.later:
-                    continue
-                left.remove(task_file)
-                if ready.reason:
-                    result.waiting[task_file.version] = ready.reason
-                    continue
-                result.planned.append(task_file)
-                # A human step is asked for, not done: what depends on it waits.
-                states[task_file.version] = State.AWAITING if task.manual else State.SUCCEEDED
-                progress = True
-        for task_file in left:
-            result.waiting[task_file.version] = (
-                f"depends on {', '.join(tasks[task_file.version].depends_on)}")
+        for task_file, ready in self._in_dependency_order(
+                candidates, tasks, states, lambda task_file: self._dry_context(runner, task_file)):
+            if ready.reason:
+                result.waiting[task_file.version] = ready.reason
+                continue
+            result.planned.append(task_file)
+            # A human step is asked for, not done: what depends on it waits.
+            states[task_file.version] = State.AWAITING if tasks[task_file.version].manual \
+                else State.SUCCEEDED
         return result
 
     def _dry_context(self, runner: AttemptRunner, task_file: TaskFile) -> Callable[[], Context]:
@@ -179,47 +168,59 @@ class Executor:
         result.awaiting += [_awaiting(f) for f in files
                             if state_of(records[f.version].state if f.version in records else None)
                             is State.AWAITING and f.version not in asked_now]
-        self._notify_run(result)
+        self.notices.run_summary(result)
         return result
 
-    def _run_in_order(self, runner: AttemptRunner, to_run: list[TaskFile], tasks: dict[str, Task],
-                      records: dict[str, Record], result: RunResult, keep_going: bool) -> None:
-        """Version order; a task waiting on another of this run is tried again after it ran."""
+    def _in_dependency_order(
+            self, to_run: list[TaskFile], tasks: dict[str, Task], states: dict[str, State],
+            context_for: Callable[[TaskFile], Callable[[], Context]],
+            stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[TaskFile, Readiness]]:
+        """Each task with its readiness, in version order, except that a task waiting on another
+        of this run comes after it. The caller puts the outcome of each task into ``states``
+        before asking for the next; what still waits at the end waits on a dependency."""
         from afterparty.graph import by_version_or_name
 
-        states = {version: state_of(record.state) for version, record in records.items()}
         by_key = by_version_or_name(self._every_task_file())
         left = list(to_run)
         progress = True
         while left and progress:
             progress = False
             for task_file in list(left):
-                if runner.interruptions.signal is not None or result.held is not None:
+                if stop():
                     return
-                task, record = tasks[task_file.version], records.get(task_file.version)
-                ready = readiness(task, task_file, states, by_key, {f.version for f in left},
-                                  runner.condition_context(task_file))
+                ready = readiness(tasks[task_file.version], task_file, states, by_key,
+                                  {f.version for f in left}, context_for(task_file))
                 if ready.later:
                     continue  # depends on a task of this run that has not run yet
                 left.remove(task_file)
-                if ready.reason:
-                    self._wait(task_file, task, ready, result)
-                    continue
-                if record is not None and state_of(record.state) is State.INTERRUPTED \
-                        and task.on_interrupt == "hold":
-                    result.held = task_file
-                    self._notify(f"afterparty in {self._where()}: "
-                                 f"{held_message(task_file, self.session.settings.command)}",
-                                 "Release task held", "warning")
-                    return
-                state = self._run_one(runner, task_file, task, record, result)
-                states[task_file.version] = state
-                progress = True
-                if state is State.FAILED and not keep_going:
-                    return
+                progress = progress or ready.reason is None
+                yield task_file, ready
         for task_file in left:
-            reason = f"depends on {', '.join(tasks[task_file.version].depends_on)}"
-            self._wait(task_file, tasks[task_file.version], Readiness(reason=reason), result)
+            yield task_file, Readiness(f"depends on {', '.join(tasks[task_file.version].depends_on)}")
+
+    def _run_in_order(self, runner: AttemptRunner, to_run: list[TaskFile], tasks: dict[str, Task],
+                      records: dict[str, Record], result: RunResult, keep_going: bool) -> None:
+        """Run the tasks in dependency order, until one fails (unless ``keep_going``), a held
+        task stops the run, or a signal does."""
+        states = {version: state_of(record.state) for version, record in records.items()}
+        for task_file, ready in self._in_dependency_order(
+                to_run, tasks, states, runner.condition_context,
+                stop=lambda: runner.interruptions.signal is not None):
+            task, record = tasks[task_file.version], records.get(task_file.version)
+            if ready.reason:
+                self._wait(task_file, task, ready, result)
+                continue
+            if record is not None and state_of(record.state) is State.INTERRUPTED \
+                    and task.on_interrupt == "hold":
+                result.held = task_file
+                self.notices.send(f"afterparty in {self.notices.where()}: "
+                             f"{held_message(task_file, self.session.settings.command)}",
+                             "Release task held", "warning")
+                return
+            state = self._run_one(runner, task_file, task, record, result)
+            states[task_file.version] = state
+            if state is State.FAILED and not keep_going:
+                return
 
     def _wait(self, task_file: TaskFile, task: Task, ready: Readiness, result: RunResult) -> None:
         assert ready.reason is not None
@@ -254,7 +255,7 @@ class Executor:
             from afterparty.records import error_summary
 
             command = self.session.settings.command
-            self._notify(f"afterparty: release task {task_file.label} failed in {self._where()}: "
+            self.notices.send(f"afterparty: release task {task_file.label} failed in {self.notices.where()}: "
                          f"{error_summary(outcome.error)}\nSee it: {command} show "
                          f"{task_file.version}\nThe next `{command} run` tries it again.",
                          "Release task failed", "failure")
@@ -268,7 +269,7 @@ class Executor:
             result.outcomes.append(instructions)
             return instructions.state
         whom = task.owner or "a person"
-        self._notify(f"Release step for {whom} in {self._where()}: "
+        self.notices.send(f"Release step for {whom} in {self.notices.where()}: "
                      f"{task.description}\n\n{instructions}\n\n"
                      f"When it is done: {self.session.settings.command} confirm {task_file.version}",
                      f"Release step awaits {whom}", "warning")
@@ -321,43 +322,6 @@ class Executor:
                 return AttemptRunner(self.session, self.reporter, interruptions).run(
                     task_file, task, record.attempts + 1, body=task.undo_body,
                     action=Action.ROLLBACK, success_state=State.REVERTED, failure_state=before)
-
-    def _notify(self, message: str, title: str, kind: str) -> None:
-        """A runner's notice (failure, hold, human step, summary), of a kind a chat shows by its
-        color; a failure to send it is only logged."""
-        if not self.session.settings.notify:
-            return
-        import logging
-
-        from afterparty.notify import send_notification
-
-        send_notification(self.session.settings.notify, message, title,
-                          logging.getLogger("afterparty"), kind)
-
-    def _where(self) -> str:
-        """Environment, release and host, for a notice read away from the deploy's log."""
-        origin = self.session.origin()
-        release = f"release {origin.release_id}" if origin.release_id else "no release id"
-        return f"{self.session.settings.environment} ({release}, host {origin.host})"
-
-    def _notify_run(self, result: RunResult) -> None:
-        """The summary of a run that did something (``notify_summary``)."""
-        if not (self.session.settings.notify_summary and result.did_something):
-            return
-        command = self.session.settings.command
-        lines = [f"{o.version} {o.name}: {o.state}" for o in result.outcomes]
-        lines += [f"{a.version} {a.name}: awaits {a.owner or 'a person'} "
-                  f"({command} confirm {a.version})" for a in result.awaiting]
-        lines += [f"{v}: waiting ({reason})" for v, reason in result.waiting.items()]
-        if result.held is not None:
-            lines.append(held_message(result.held, command))
-        if result.stop_note:
-            lines.append(result.stop_note)
-        kind = ("failure" if result.failed else "warning" if result.held or result.awaiting
-                or result.stopped_by is not None else "success")
-        self._notify(f"afterparty run in {self._where()}:\n" + "\n".join(lines),
-                     "Release tasks ran", kind)
-
 
 
 def _awaiting(task_file: TaskFile) -> Awaiting:
