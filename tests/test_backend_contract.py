@@ -268,3 +268,56 @@ def test_the_task_transaction_is_undone_by_rollback_and_by_reopen(pair: Pair) ->
     runner.finish(runner.start("20260101000001"), "20260101000001", "kept")
     assert reader.versions() == {"20260101000001"}
     assert pair.notes() == [("kept",)]
+
+
+def test_a_long_task_commits_each_batch_with_its_checkpoint_and_reports_progress_aside(
+        pair: Pair) -> None:
+    """``atomic=False``: work outside a batch commits by itself; a batch's work and its
+    checkpoint commit together, fenced (a batch of a runner that lost the lock commits
+    nothing); progress is written on a session of its own while a batch is open (SQLite's
+    one writer is busy then: the report is kept with the outcome instead)."""
+    from types import SimpleNamespace
+
+    from afterparty.attempt import Interruptions
+    from afterparty.long_tasks import LongTask
+
+    runner, reader = pair.runner(), pair.runner()
+    database = runner.database
+    create_notes(database)
+    assert runner.acquire() is LockOutcome.ACQUIRED
+    version = "20260101000001"
+    attempt = runner.start(version)
+    session = SimpleNamespace(database=database, recorder=runner.recorder)
+    long_task = LongTask(session, version, False, Interruptions())  # type: ignore[arg-type]
+    database.rollback()
+    database.connection.set_autocommit(True)
+
+    insert_note(database, "a by itself")
+    assert pair.notes() == [("a by itself",)]
+    with long_task.batch(SimpleNamespace(), checkpoint={"after": 1}):  # type: ignore[arg-type]
+        insert_note(database, "b in batch 1")
+        long_task.progress(1, total=2, note="half")
+        assert pair.notes() == [("a by itself",)]
+        if pair.dialect != "sqlite":
+            assert reader.recorder.read_progress()[version].done == 1
+            reader.database.rollback()
+    assert pair.notes() == [("a by itself",), ("b in batch 1",)]
+    assert reader.recorder.read_checkpoints() == {version: '{"after": 1}'}
+    reader.database.rollback()
+
+    with pytest.raises(RuntimeError), long_task.batch(SimpleNamespace(), checkpoint=2):  # type: ignore[arg-type]
+        insert_note(database, "c rolled back")
+        raise RuntimeError("the task failed mid-batch")
+    assert pair.notes() == [("a by itself",), ("b in batch 1",)]
+    assert long_task.checkpoint_text == '{"after": 1}'
+
+    runner.lock.release()
+    assert reader.acquire() is LockOutcome.ACQUIRED
+    with pytest.raises(LockLostError), long_task.batch(SimpleNamespace(), checkpoint=3):  # type: ignore[arg-type]
+        insert_note(database, "d of a runner that lost the lock")
+    assert pair.notes() == [("a by itself",), ("b in batch 1",)]
+    assert reader.recorder.read_checkpoints() == {version: '{"after": 1}'}
+    reader.database.rollback()
+    database.connection.set_autocommit(False)
+    long_task.close()
+    assert attempt > 0

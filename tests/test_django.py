@@ -264,7 +264,7 @@ def test_migrate_and_the_first_run_in_either_order(site: Example, tmp_path: Path
     assert "later succeeded" in again.out and "welcome_points" not in again.out
     assert site.query("SELECT version, attempts FROM afterparty_tasks ORDER BY version") == [
         (WELCOME, 1), (TELL, 1), ("20261127000000", 1)]
-    assert site.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [("1",)]
+    assert site.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [("2",)]
 
 
 def test_the_admin_smoke_test_runs_in_a_django_test_database(site: Example) -> None:
@@ -360,3 +360,196 @@ def test_no_color_is_djangos_option_too(sqlite_site: Example) -> None:
     assert b"\x1b[" in run_in_pty(sqlite_site, "afterparty", "status")
     plain = run_in_pty(sqlite_site, "afterparty", "status", "--no-color")
     assert b"welcome_points" in plain and b"\x1b[" not in plain
+
+
+STEP, BREAKS, LATER = "20261127000000", "20261127000001", "20261127000002"
+DECISION_TASKS = {
+    f"{STEP}_tell_customer.py": '''
+from afterparty import task
+
+
+@task(description="Tell customer X that issue 111 is fixed", manual=True, owner="support")
+def run(ctx):
+    """Call customer X and tell them issue 111 is fixed."""
+''',
+    f"{BREAKS}_breaks.py": '''
+from afterparty import task
+
+
+@task(description="Call the partner API")
+def run(ctx):
+    raise RuntimeError("the partner API said no")
+''',
+    f"{LATER}_later.py": '''
+from afterparty import task
+
+
+@task(description="Not before the next century", not_before="2999-01-01T00:00:00+00:00")
+def run(ctx):
+    pass
+''',
+}
+
+# Two staff members in the admin: "ops" may confirm, resolve and skip, "viewer" may only look.
+ADMIN_DECISIONS = """
+import json
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.test.utils import setup_test_environment
+
+setup_test_environment()
+LIST = "/admin/afterparty/task/"
+STEP, BREAKS, LATER = %r
+results = {}
+
+
+def staff(name, *codenames):
+    user = User.objects.create_user(name, password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="afterparty",
+                                                        codename__in=["view_task", *codenames]))
+    client = Client()
+    assert client.login(username=name, password="pw")
+    return client
+
+
+def act(client, action, version, **fields):
+    form = {"action": action, "_selected_action": [version], **fields}
+    if "post" not in fields:
+        form["index"] = "0"  # the action chosen on the list, as the list's form sends it
+    response = client.post(LIST, form, follow=True)
+    return {"status": response.status_code, "text": response.text,
+            "messages": [str(m) for m in response.context["messages"]] if response.context else []}
+
+
+viewer = staff("viewer")
+results["viewer_list"] = viewer.get(LIST).text
+results["viewer_confirm"] = act(viewer, "confirm_steps", STEP)
+results["viewer_confirm_post"] = act(viewer, "confirm_steps", STEP, post="yes",
+                                     note="sneaky", **{"seen_" + STEP: "awaiting"})
+
+ops = staff("ops", "confirm_task", "resolve_task", "skip_task")
+results["ops_list"] = ops.get(LIST).text
+results["page"] = act(ops, "confirm_steps", STEP)
+results["confirmed"] = act(ops, "confirm_steps", STEP, post="yes", note="told them by phone",
+                           **{"seen_" + STEP: "awaiting"})
+results["stale"] = act(ops, "confirm_steps", STEP, post="yes", note="again",
+                       **{"seen_" + STEP: "awaiting"})
+results["wrong_state"] = act(ops, "confirm_steps", BREAKS)
+results["resolve_page"] = act(ops, "resolve_tasks", BREAKS)
+results["resolved"] = act(ops, "resolve_tasks", BREAKS, post="yes", choice="skip",
+                          note="the partner does it by hand", **{"seen_" + BREAKS: "failed"})
+results["skip_without_reason"] = act(ops, "skip_tasks", LATER, post="yes", note=" ",
+                                     **{"seen_" + LATER: "pending"})
+results["skipped"] = act(ops, "skip_tasks", LATER, post="yes", note="not needed any more",
+                         **{"seen_" + LATER: "pending"})
+print("RESULTS " + json.dumps(results))
+"""
+
+
+@pytest.mark.parametrize("site", ["sqlite", "postgresql"], indirect=True)
+def test_the_admin_confirms_resolves_and_skips_with_django_permissions(site: Example) -> None:
+    """The admin as the console of a Django project: a staff member with the permissions
+    confirms a human step with a note, resolves a failed task and skips one that has not run,
+    each through a page that asks for the note; one without them is refused, and so is a
+    decision on a task whose state changed meanwhile. The history says who decided, via the
+    admin."""
+    for file_name, text in DECISION_TASKS.items():
+        (site.root / "release_tasks" / file_name).write_text(text)
+    ran = site.run("afterparty", "run", "--keep-going", "--no-input")
+    assert ran.code == 1, ran.both
+    states = "SELECT version, state FROM afterparty_tasks WHERE version >= '2026112700' ORDER BY version"
+    before = [(STEP, "awaiting"), (BREAKS, "failed"), (LATER, "pending")]
+    assert site.query(states) == before
+
+    script = site.run("shell", "-c", ADMIN_DECISIONS % ((STEP, BREAKS, LATER),))
+    assert script.code == 0, script.both
+    (line,) = [line for line in script.out.splitlines() if line.startswith("RESULTS ")]
+    results = json.loads(line.removeprefix("RESULTS "))
+
+    assert 'value="confirm_steps"' not in results["viewer_list"]  # no action is offered to a viewer
+    for refused in ("viewer_confirm", "viewer_confirm_post"):
+        assert results[refused]["messages"] == [
+            "You may not confirm release tasks: it takes the permission afterparty.confirm_task. "
+            "Nothing was changed."], refused
+
+    assert 'value="confirm_steps"' in results["ops_list"]
+    page = results["page"]
+    assert page["status"] == 200 and page["messages"] == []
+    for part in ("Confirm human steps", f"{STEP} tell_customer — awaiting",
+                 "Call customer X and tell them issue 111 is fixed.", 'name="note"',
+                 f'name="seen_{STEP}" value="awaiting"', 'name="csrfmiddlewaretoken"'):
+        assert part in page["text"], part
+    assert results["confirmed"]["messages"] == [
+        f"{STEP} tell_customer: awaiting → succeeded, recorded as decided by ops."]
+    (stale,) = results["stale"]["messages"]
+    assert f"task {STEP} tell_customer is succeeded now, not awaiting as shown" in stale
+    assert stale.endswith("Nothing was changed.")
+    assert results["wrong_state"]["messages"] == [
+        f"task {BREAKS} is failed, not awaiting: there is nothing to confirm. Nothing was changed."]
+    assert 'name="choice" value="retry"' in results["resolve_page"]["text"]
+    assert "the partner API said no" in results["resolve_page"]["text"]  # the error, to decide on
+    assert results["resolved"]["messages"] == [
+        f"{BREAKS} breaks: failed → skipped, recorded as decided by ops."]
+    assert "Write why: it is kept in the history." in results["skip_without_reason"]["text"]
+    assert results["skip_without_reason"]["messages"] == []
+    assert results["skipped"]["messages"] == [
+        f"{LATER} later: pending → skipped, recorded as decided by ops."]
+
+    assert site.query(states) == [(STEP, "succeeded"), (BREAKS, "skipped"), (LATER, "skipped")]
+    shown = json.loads(site.run("afterparty", "show", STEP, "--json").out)
+    confirmation = shown["attempts"][-1]
+    assert confirmation["action"] == "confirm" and confirmation["note"] == "told them by phone"
+    assert confirmation["username"] == "ops via Django admin"
+    assert len(shown["attempts"]) == 2  # the step's question, then the one confirmation
+    decided = site.query("SELECT action, username, note FROM afterparty_attempts "
+                         f"WHERE version IN ('{BREAKS}', '{LATER}') AND action <> 'run' ORDER BY id")
+    assert decided == [("resolve --skip", "ops via Django admin", "the partner does it by hand"),
+                       ("skip", "ops via Django admin", "not needed any more")]
+
+
+ADMIN_CONFIRM_WHILE_BUSY = """
+from django.contrib.auth.models import User
+from django.test import Client
+from django.test.utils import setup_test_environment
+
+setup_test_environment()
+User.objects.create_superuser("admin", "admin@example.com", "pw")
+client = Client()
+client.login(username="admin", password="pw")
+response = client.post("/admin/afterparty/task/", {
+    "action": "confirm_steps", "_selected_action": [%r], "post": "yes", "note": "done",
+    "seen_%s": "awaiting"}, follow=True)
+for message in response.context["messages"]:
+    print("MESSAGE", message)
+"""
+
+
+@pytest.mark.parametrize("site", ["sqlite", "postgresql"], indirect=True)
+def test_the_admin_does_not_decide_while_a_run_holds_the_lock(site: Example) -> None:
+    """A person confirming during a deploy is told to try again after it; the request does not
+    wait for the run."""
+    from conftest import stop, wait_until
+
+    (site.root / "release_tasks" / f"{STEP}_tell_customer.py").write_text(
+        DECISION_TASKS[f"{STEP}_tell_customer.py"])
+    assert site.run("afterparty", "run", "--no-input").code == 0
+    started, finish = site.root / "started", site.root / "finish"
+    site.write_task(f"{BREAKS}_slow.py", "import os, time", f"""
+        open({str(started)!r}, "w").close()
+        deadline = time.monotonic() + 120
+        while not os.path.exists({str(finish)!r}) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    """)
+    runner = site.popen("afterparty", "run", "--no-input")
+    try:
+        wait_until(started.exists, "the slow task starting")
+        confirming = site.run("shell", "-c", ADMIN_CONFIRM_WHILE_BUSY % (STEP, STEP))
+        assert confirming.code == 0, confirming.both
+        (message,) = [line for line in confirming.out.splitlines() if line.startswith("MESSAGE ")]
+        assert message.startswith("MESSAGE a run holds the lock of this environment")
+        assert message.endswith(": try again when it is over. Nothing was changed.")
+        finish.touch()
+        assert runner.wait(timeout=120) == 0
+    finally:
+        stop(runner)
+    assert site.query(f"SELECT state FROM afterparty_tasks WHERE version = '{STEP}'") == [("awaiting",)]

@@ -8,6 +8,8 @@ import sys
 from conftest import Project
 
 NEVER_ON_THE_NO_OP_PATH = ("afterparty_tasks", "apprise", "django", "flask", "sqlalchemy",
+                           "starlette", "jinja2", "celery", "afterparty.web",
+                           "afterparty.contrib.celery", "afterparty.long_tasks",
                            # the runner and what it needs only when there is work to do
                            "afterparty.attempt", "afterparty.graph", "afterparty.definition",
                            "afterparty.context",

@@ -216,7 +216,8 @@ def create_tables_by_hand(project: Project, *roles: str) -> None:
         project.query(TABLES[role].format(t=f"afterparty_{role}", **types) + dialect.table_options)
 
 
-@pytest.mark.parametrize("made", [("meta", "tasks"), ("meta", "tasks", "attempts")])
+@pytest.mark.parametrize("made", [("meta", "tasks"), ("meta", "tasks", "attempts"),
+                                  ("meta", "tasks", "attempts", "checkpoints")])
 def test_run_heals_a_half_made_schema(project: Project, made: tuple[str, ...]) -> None:
     """A first run was killed while it created the tables (MySQL commits each CREATE by
     itself): some tables exist, no schema version. The next run makes the rest and runs."""
@@ -230,7 +231,7 @@ def test_run_heals_a_half_made_schema(project: Project, made: tuple[str, ...]) -
     assert result.code == 0, result.both
     assert ledger.read_text() == "ran\n"
     meta = dict(project.query("SELECT meta_key, meta_value FROM afterparty_meta"))
-    assert meta["schema"] == "1"
+    assert meta["schema"] == "2"
     if "attempts" in made:
         assert meta["environment_id"] == "e1"  # idempotency keys are made from it: kept
     assert project.query("SELECT state FROM afterparty_attempts") == [("succeeded",)]

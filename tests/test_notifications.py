@@ -215,3 +215,58 @@ def test_the_summary_after_a_held_task_says_what_to_decide(sqlite_project: Proje
     summary = by_title["Release tasks ran"]
     assert summary["type"] == "warning"
     assert "afterparty resolve 20260101000001 --retry" in summary["message"]
+
+
+def test_notices_link_to_the_task_page_in_the_web_console(sqlite_project: Project,
+                                                          receiver: Receiver) -> None:
+    """With AFTERPARTY_WEB_URL, the failure, the waiting step and the summary carry the link to
+    the task's page (environment and version quoted); the task's own ctx.notify does not."""
+    env = {"AFTERPARTY_NOTIFY": receiver.url, "AFTERPARTY_ENV": "eu west/prod",
+           "AFTERPARTY_NOTIFY_SUMMARY": "true",
+           "AFTERPARTY_WEB_URL": "https://ops.example.com/afterparty/"}
+    sqlite_project.write_task("20260101000001", "step", "return 'Rotate the API key'",
+                              options='manual=True, owner="ops"')
+    sqlite_project.write_task("20260101000002", "breaks",
+                              "ctx.notify('about to break')\nraise RuntimeError('kaput')")
+    assert sqlite_project.cli("run", "--keep-going", extra_env=env).code == 1
+    page = "https://ops.example.com/afterparty/env/eu%20west%2Fprod/tasks/"
+    by_title = {m["title"]: m["message"] for m in receiver.messages}
+    assert f"afterparty show 20260101000002 or {page}20260101000002\n" in by_title["Release task failed"]
+    assert (f"afterparty confirm 20260101000001 or {page}20260101000001"
+            in by_title["Release step awaits ops"])
+    summary = by_title["Release tasks ran"]
+    assert f"breaks: failed {page}20260101000002" in summary
+    assert f"(afterparty confirm 20260101000001) {page}20260101000001" in summary
+    assert "about to break" in receiver.bodies()  # the task's own message, as it wrote it
+
+    receiver.messages.clear()
+    del env["AFTERPARTY_WEB_URL"]
+    sqlite_project.write_task("20260101000002", "breaks", "raise RuntimeError('kaput')")
+    assert sqlite_project.cli("run", extra_env=env).code == 1
+    assert receiver.messages and not any("/tasks/" in b for b in receiver.bodies())
+
+
+def test_the_held_notice_links_to_the_task_page(sqlite_project: Project, receiver: Receiver) -> None:
+    import signal
+
+    from conftest import wait_until
+
+    started = sqlite_project.root / "started"
+    sqlite_project.write_task("20260101000001", "charge", f"""
+        import time
+        open({str(started)!r}, "w").close()
+        time.sleep(60)
+    """, options='on_interrupt="hold"')
+    runner = sqlite_project.popen("run")
+    try:
+        wait_until(started.exists, "the task starting")
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+    env = {"AFTERPARTY_NOTIFY": receiver.url, "AFTERPARTY_NOTIFY_SUMMARY": "true",
+           "AFTERPARTY_ENV": "production", "AFTERPARTY_WEB_URL": "http://127.0.0.1:8765"}
+    assert sqlite_project.cli("run", extra_env=env).code == 5
+    by_title = {m["title"]: m["message"] for m in receiver.messages}
+    link = "http://127.0.0.1:8765/env/production/tasks/20260101000001"
+    assert by_title["Release task held"].endswith("`--skip`\n" + link)
+    assert by_title["Release tasks ran"].endswith(f"`--skip` {link}")

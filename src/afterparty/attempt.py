@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from afterparty.errors import DatabaseError, StoppedBySignal
+from afterparty.errors import DatabaseError, LockLostError, StoppedBySignal
 from afterparty.results import RunReporter, TaskOutcome
 from afterparty.session import Session, utc_now
 from afterparty.states import Action, State
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from afterparty.context import Context
     from afterparty.definition import Task, TaskBody
     from afterparty.loader import TaskFile
+    from afterparty.long_tasks import LongTask
 
 # The savepoint that opens the task's transaction before its body runs: the task's own
 # transaction blocks nest inside it, and its absence afterwards shows that the task ended
@@ -129,19 +130,33 @@ class AttemptRunner:
                 task_file.version, task_file.name, task.description, file_checksum(task_file.path),
                 session.origin(), utc_now(), action=action, recurring=task.recurring)
         self.reporter.task_started(task_file, task.description)
+        long_task = self._long_task(task_file, task)
+        try:
+            return self._attempt(task_file, task, attempt, attempt_id, body or task.body,
+                                 success_state, failure_state, long_task)
+        finally:
+            long_task.close()
+
+    def _attempt(self, task_file: TaskFile, task: Task, attempt: int, attempt_id: int,
+                 body: TaskBody, success_state: State, failure_state: State | None,
+                 long_task: LongTask) -> TaskOutcome:
         capture = self._capture(task_file, attempt)
-        ctx = self.context(task_file, attempt, capture.logger)
+        ctx = self.context(task_file, attempt, capture.logger, long_task)
         started = time.monotonic()
         deadline = Deadline(task.timeout)
-        raised = self._run_body(body or task.body, ctx, capture, deadline)
+        raised = self._run_body(body, ctx, capture, deadline, task.atomic)
 
         def finish(state: State, error: str | None) -> TaskOutcome:
-            self._record_end(attempt_id, task_file, state, started, error, capture.text, failure_state)
+            self._record_end(attempt_id, task_file, state, started, error, capture.text, failure_state,
+                             long_task)
             outcome = TaskOutcome(task_file.version, task_file.name, state, time.monotonic() - started,
                                   error)
             self.reporter.task_finished(outcome)
             return outcome
 
+        if isinstance(raised, LockLostError):  # a batch found the lock gone: nothing more is ours
+            self.session.database.rollback()
+            raise raised
         if self.interruptions.signal is not None:
             self._abandon_transaction()
             finish(State.INTERRUPTED, f"stopped by {signal.Signals(self.interruptions.signal).name}")
@@ -152,7 +167,11 @@ class AttemptRunner:
         if raised is not None:
             self.session.database.rollback()
             return finish(State.FAILED, describe_failure(raised, task_file))
-        error = self._commit_success(attempt_id, task_file, started, capture, success_state)
+        error = self._commit_success(attempt_id, task_file, started, capture, success_state,
+                                     long_task if task.atomic else None)
+        if error is None and not task.atomic:
+            error = self._record_success(attempt_id, task_file, started, capture, success_state,
+                                         long_task)
         if error is not None:
             return finish(State.FAILED, error)
         outcome = TaskOutcome(task_file.version, task_file.name, success_state,
@@ -161,11 +180,16 @@ class AttemptRunner:
         return outcome
 
     def _run_body(self, body: TaskBody, ctx: Context, capture: OutputCapture,
-                  deadline: Deadline) -> BaseException | None:
-        """Run the body in the task's transaction; whatever it raises is returned, not raised."""
+                  deadline: Deadline, atomic: bool = True) -> BaseException | None:
+        """Run the body in the task's transaction (``atomic=False``: with each statement
+        committing by itself, outside its batches); whatever it raises is returned, not raised."""
         database = self.session.database
-        database.begin()
-        database.execute(f"SAVEPOINT {SAVEPOINT}")
+        if atomic:
+            database.begin()
+            database.execute(f"SAVEPOINT {SAVEPOINT}")
+        else:
+            database.rollback()  # nothing is open (the running record was committed), reads aside
+            database.connection.set_autocommit(True)
         try:
             with capture, database.connection.long_statements(), \
                     database.dialect.signals_reach_statements(database), \
@@ -173,7 +197,18 @@ class AttemptRunner:
                 body(ctx)
         except BaseException as exc:  # a task may raise anything, SystemExit included
             return exc
+        finally:
+            if not atomic:
+                self._end_autocommit()
         return None
+
+    def _end_autocommit(self) -> None:
+        connection = self.session.database.connection
+        errors: tuple[type[BaseException], ...] = (DatabaseError, *connection.driver_errors)
+        try:
+            connection.set_autocommit(False)
+        except errors:
+            self.session.database.reopen()  # a session that ended: the next write needs a new one
 
     def _abandon_transaction(self) -> None:
         """A signal or the timeout came: stop any statement still running, then roll back."""
@@ -184,9 +219,13 @@ class AttemptRunner:
             database.rollback()
 
     def _commit_success(self, attempt_id: int, task_file: TaskFile, started: float,
-                        capture: OutputCapture, success_state: State) -> str | None:
+                        capture: OutputCapture, success_state: State,
+                        long_task: LongTask | None) -> str | None:
         """Write the success record in the task's own transaction and commit both together
-        (fenced); the error to record instead when that cannot be done."""
+        (fenced); the error to record instead when that cannot be done. ``long_task`` None: the
+        task was not atomic, its work is committed already (``_record_success``)."""
+        if long_task is None:
+            return None
         database, recorder = self.session.database, self.session.recorder
         try:
             note = self._release_savepoint()
@@ -195,6 +234,7 @@ class AttemptRunner:
                 database.query("SELECT 1")  # a session that ended (DatabaseError) ended no work
                 return note
             output = capture.text + (f"\n[afterparty] {note}\n" if note else "")
+            long_task.keep_latest()
             recorder.record_finish(attempt_id, task_file.version, State.SUCCEEDED, utc_now(),
                                    time.monotonic() - started, None, output, task_state=success_state)
             recorder.commit()
@@ -203,6 +243,21 @@ class AttemptRunner:
             return (f"the task's body finished, but its work and its success record could not be "
                     f"committed ({exc}): its database work was rolled back and the next run runs "
                     "it again; check any outside effect it had before that")
+        return None
+
+    def _record_success(self, attempt_id: int, task_file: TaskFile, started: float,
+                        capture: OutputCapture, success_state: State, long_task: LongTask) -> str | None:
+        """An ``atomic=False`` task's success record (its work committed as it went)."""
+        recorder = self.session.recorder
+        try:
+            with recorder.writing():
+                long_task.keep_latest()
+                recorder.record_finish(attempt_id, task_file.version, State.SUCCEEDED, utc_now(),
+                                       time.monotonic() - started, None, capture.text,
+                                       task_state=success_state)
+        except DatabaseError as exc:
+            return (f"the task's body finished, but its success record could not be committed "
+                    f"({exc}): the next run runs it again (from its last checkpoint, if it keeps one)")
         return None
 
     def _release_savepoint(self) -> str | None:
@@ -226,11 +281,14 @@ class AttemptRunner:
         return None
 
     def _record_end(self, attempt_id: int, task_file: TaskFile, state: State, started: float,
-                    error: str | None, output: str, task_state: State | None) -> None:
+                    error: str | None, output: str, task_state: State | None,
+                    long_task: LongTask | None = None) -> None:
         recorder = self.session.recorder
 
         def write() -> None:
             with recorder.writing():
+                if long_task is not None:
+                    long_task.keep_latest()
                 recorder.record_finish(attempt_id, task_file.version, state, utc_now(),
                                        time.monotonic() - started, error, output, task_state=task_state)
 
@@ -289,7 +347,14 @@ class AttemptRunner:
             fields={"environment": origin.environment, "release": origin.release_id,
                     "version": task_file.version, "name": task_file.name, "attempt": attempt})
 
-    def context(self, task_file: TaskFile, attempt: int, log: logging.Logger) -> Context:
+    def _long_task(self, task_file: TaskFile, task: Task) -> LongTask:
+        from afterparty.long_tasks import LongTask
+
+        return LongTask(self.session, task_file.version, task.atomic, self.interruptions,
+                        task.throttle, getattr(self.reporter, "task_progress", None))
+
+    def context(self, task_file: TaskFile, attempt: int, log: logging.Logger,
+                long_task: LongTask | None = None) -> Context:
         """The ``ctx`` a task body (or its ``when`` condition) receives."""
         from afterparty.context import Context, TaskConnection
 
@@ -302,6 +367,7 @@ class AttemptRunner:
             idempotency_key=idempotency_key(session.recorder.environment_id(), task_file.version),
             db=TaskConnection(database.connection.driver_connection), log=log,
             notify_urls=session.settings.notify, open_session=database.connection.orm_session,
+            long_task=long_task,
         )
 
     def condition_context(self, task_file: TaskFile) -> Callable[[], Context]:

@@ -14,7 +14,10 @@ from afterparty.errors import AfterpartyError, StoppedBySignal, TaskFileError
 from afterparty.printing import (
     RunPrinter,
     print_attempt,
+    print_background_outcome,
+    print_background_wait,
     print_decisions,
+    print_long_task,
     print_run_summary,
     print_status,
     print_waiting,
@@ -22,6 +25,7 @@ from afterparty.printing import (
 
 if TYPE_CHECKING:
     from afterparty.contrib import Framework
+    from afterparty.results import RunResult
     from afterparty.session import Session
 
 # Only what every command needs is imported up here: `run` with nothing to do must stay fast.
@@ -81,10 +85,12 @@ def new(state: _State, name: str, description: str | None, manual: bool, with_te
               show_default=True, help="What to do when another runner holds the lock.")
 @click.option("--group", metavar="NAME", help="Run only the tasks of this group.")
 @click.option("--no-input", is_flag=True, help="Never ask at the terminal (human steps wait).")
+@click.option("--wait-background", is_flag=True,
+              help="Wait for the background tasks this run queued (see README).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
 @pass_state
 def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: bool, wait: float,
-        if_busy: str, group: str | None, no_input: bool, as_json: bool) -> int:
+        if_busy: str, group: str | None, no_input: bool, wait_background: bool, as_json: bool) -> int:
     """Run pending tasks (or only VERSIONS) in version order."""
     import time
 
@@ -108,14 +114,37 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
     finally:
         reporter.close()
         session.close()
+    if not as_json:
+        print_run_summary(result, dry_run, time.monotonic() - started, session.settings.command)
+    code = int(result.exit_code)
+    if wait_background and result.background and result.stopped_by is None:
+        try:
+            code = _wait_background(session, result, as_json) or code
+        finally:
+            session.close()
     if as_json:
         from afterparty.report import RunReport
 
         report = RunReport.of(result, session.settings.environment, dry_run)
+        report.exit_code = code
         click.echo(_json(report.as_dict(), indent=2))
-    else:
-        print_run_summary(result, dry_run, time.monotonic() - started, session.settings.command)
-    return int(result.exit_code)
+    return code
+
+
+def _wait_background(session: Session, result: RunResult, as_json: bool) -> int:
+    """``run --wait-background``: the exit code as if the background tasks had run here."""
+    from afterparty.background import exit_code_of, wait_for
+
+    command = session.settings.command
+    if not as_json:
+        print_background_wait(len(result.background))
+    stopped = wait_for(session, result.background,
+                       lambda task: None if as_json else print_background_outcome(task, command))
+    if stopped is not None:
+        click.echo("stopped waiting: the background tasks go on on their workers; see "
+                   f"`{command} status`", err=True)
+        return 128 + stopped
+    return exit_code_of(result.background)
 
 
 def _json(data: Any, indent: int = 2) -> str:
@@ -180,6 +209,7 @@ def show(state: _State, version: str, as_json: bool) -> None:
     if row.description:
         click.echo(f"  {row.description}")
     click.echo(f"  file: {row.path or 'missing'}" + ("  (modified since it ran)" if row.modified else ""))
+    print_long_task(row)
     if not attempts:
         click.echo("  no attempts yet")
     for number, attempt in enumerate(attempts, 1):
@@ -331,6 +361,24 @@ def rollback(state: _State, version: str, record_only: bool) -> int:
     if record_only:
         click.echo(f"{outcome.version} {outcome.name}: marked reverted; the next run runs it again")
     return 0 if outcome.state is State.REVERTED else 1
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8765, show_default=True, help="Port to listen on.")
+@click.option("--no-auth", is_flag=True,
+              help="Serve without users (only with --host 127.0.0.1 or localhost).")
+@pass_state
+def web(state: _State, host: str, port: int, no_auth: bool) -> None:
+    """Serve the web console (needs afterparty[web]; see README "Web console")."""
+    from afterparty.errors import ConfigError
+
+    try:
+        from afterparty.web.server import serve
+    except ImportError as exc:
+        raise ConfigError(f"the web console needs {exc.name}: pip install 'afterparty[web]'") from None
+    timeout = state.options.get("connect_timeout")
+    serve(state.settings(), host, port, no_auth, 5.0 if timeout is None else float(timeout))
 
 
 def main(argv: list[str] | None = None, prog_name: str = "afterparty",

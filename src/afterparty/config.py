@@ -23,8 +23,11 @@ ENV_VARS = {
     "release": ("AFTERPARTY_RELEASE",),
     "notify": ("AFTERPARTY_NOTIFY",),
     "notify_summary": ("AFTERPARTY_NOTIFY_SUMMARY",),
+    "celery_app": ("AFTERPARTY_CELERY_APP",),
 }
 KNOWN_KEYS = frozenset(ENV_VARS)
+# Tables inside [tool.afterparty] that their own code reads (web: the console, afterparty.web).
+KNOWN_TABLES = frozenset({"web"})
 # Variables that platforms and CI services set to the commit or release being deployed.
 RELEASE_VARS = (
     "HEROKU_SLUG_COMMIT", "HEROKU_RELEASE_VERSION", "GITHUB_SHA", "CI_COMMIT_SHA",
@@ -53,6 +56,8 @@ class Settings:
     #: The command the user runs (``python manage.py afterparty``, ``flask afterparty``), for
     #: every hint that tells them what to run next.
     command: str = "afterparty"
+    #: ``module:attribute`` of the Celery app that runs ``@task(background=True)`` tasks.
+    celery_app: str | None = None
 
 
 def find_pyproject(start: str) -> str | None:
@@ -84,11 +89,11 @@ def read_pyproject_table(path: str) -> dict[str, object]:
     table = document.get("tool", {}).get("afterparty", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.afterparty] must be a table")
-    unknown = sorted(set(table) - KNOWN_KEYS)
+    unknown = sorted(set(table) - KNOWN_KEYS - KNOWN_TABLES)
     if unknown:
         raise ConfigError(
             f"{path}: unknown key {unknown[0]!r} in [tool.afterparty]; "
-            f"known keys: {', '.join(sorted(KNOWN_KEYS))}"
+            f"known keys: {', '.join(sorted(KNOWN_KEYS | KNOWN_TABLES))}"
         )
     return table
 
@@ -152,6 +157,7 @@ def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = 
         notify_summary=_as_bool("notify_summary", values["notify_summary"][0]),
         pyproject=pyproject,
         database_url_source=url_source,
+        celery_app=_str_or_none(values["celery_app"][0]),
     )
 
 

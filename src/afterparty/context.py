@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from afterparty.errors import AfterpartyError
+
+if TYPE_CHECKING:
+    from afterparty.long_tasks import Checkpoint, LongTask
 
 
 class TransactionOwnedError(AfterpartyError):
@@ -225,6 +229,10 @@ class TaskConnection:
         return getattr(self._connection, name)
 
 
+# ``ctx.batch()`` without ``checkpoint=``: the checkpoint stays as it is (None is a value).
+KEEP_CHECKPOINT: Any = object()
+
+
 class Context:
     """Everything a task body may use; passed as its only argument."""
 
@@ -241,6 +249,7 @@ class Context:
         log: logging.Logger,
         notify_urls: list[str],
         open_session: Callable[[], Any] | None = None,
+        long_task: LongTask | None = None,
     ) -> None:
         self.version = version
         self.name = name
@@ -253,6 +262,32 @@ class Context:
         self.notify_urls = notify_urls
         self._open_session = open_session
         self._session: Any = None
+        self._long_task = long_task
+
+    def _running(self, what: str) -> LongTask:
+        if self._long_task is None:
+            raise AfterpartyError(f"ctx.{what} is only available while the task's body runs")
+        return self._long_task
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """A small JSON value kept across attempts: ``ctx.checkpoint.get(default)``,
+        ``ctx.checkpoint.save(value)``; ``forget`` clears it."""
+        from afterparty.long_tasks import Checkpoint
+
+        return Checkpoint(self._running("checkpoint"))
+
+    def batch(self, checkpoint: Any = KEEP_CHECKPOINT,
+              pause: float | None = None) -> AbstractContextManager[None]:
+        """In an ``atomic=False`` task: the block's ``ctx.db`` work and ``checkpoint`` commit
+        together (after the task's ``throttle`` lets it start); then wait ``pause`` seconds.
+        Without ``checkpoint=`` the checkpoint is left as it is."""
+        return self._running("batch()").batch(self, checkpoint, pause)
+
+    def progress(self, done: float, total: float | None = None, note: str | None = None) -> None:
+        """Say how far the task got; ``status``, ``show`` and the console show it at once."""
+        if self._long_task is not None:
+            self._long_task.progress(done, total, note)
 
     @property
     def session(self) -> Any:

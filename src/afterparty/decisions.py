@@ -17,6 +17,10 @@ def _no_report(holder: str | None) -> None:
     """Waiting for the lock silently."""
 
 
+class StateChanged(UsageError):
+    """The task is no longer in the state the person deciding saw (someone decided meanwhile)."""
+
+
 @dataclass
 class Decision:
     """What a decision did to one task."""
@@ -38,9 +42,9 @@ def mark_done(session: Session, wanted: list[str], every: bool = False,
 
 
 def skip(session: Session, wanted: list[str], reason: str,
-         on_wait: OnWait = _no_report) -> list[Decision]:
+         on_wait: OnWait = _no_report, expected: State | None = None) -> list[Decision]:
     """Record tasks as skipped: they will not run, and the reason is kept."""
-    return decide(session, wanted, Action.SKIP, reason, on_wait)
+    return decide(session, wanted, Action.SKIP, reason, on_wait, expected=expected)
 
 
 def forget(session: Session, wanted: list[str], on_wait: OnWait = _no_report) -> list[Decision]:
@@ -49,17 +53,17 @@ def forget(session: Session, wanted: list[str], on_wait: OnWait = _no_report) ->
 
 
 def resolve(session: Session, wanted: str, choice: str, note: str | None = None,
-            on_wait: OnWait = _no_report) -> list[Decision]:
+            on_wait: OnWait = _no_report, expected: State | None = None) -> list[Decision]:
     """Settle an interrupted or failed task: run it again, record it done, or skip it."""
     if choice not in RESOLVE_ACTIONS:
         raise UsageError(f"choose one of --{' / --'.join(RESOLVE_ACTIONS)}")
-    return decide(session, [wanted], RESOLVE_ACTIONS[choice], note, on_wait)
+    return decide(session, [wanted], RESOLVE_ACTIONS[choice], note, on_wait, expected=expected)
 
 
 def confirm(session: Session, wanted: str, note: str | None = None,
-            on_wait: OnWait = _no_report) -> list[Decision]:
+            on_wait: OnWait = _no_report, expected: State | None = None) -> list[Decision]:
     """Record a human step that awaited confirmation as done, with who, when and the note."""
-    return decide(session, [wanted], Action.CONFIRM, note, on_wait)
+    return decide(session, [wanted], Action.CONFIRM, note, on_wait, expected=expected)
 
 
 def record_decision(session: Session, version: str, name: str, action: Action, state: State,
@@ -72,8 +76,10 @@ def record_decision(session: Session, version: str, name: str, action: Action, s
 
 
 def decide(session: Session, wanted: list[str], action: Action, note: str | None,
-           on_wait: OnWait = _no_report, every: bool = False) -> list[Decision]:
-    """Apply one decision to tasks under the lock, all of them or none (states.MOVES)."""
+           on_wait: OnWait = _no_report, every: bool = False,
+           expected: State | None = None) -> list[Decision]:
+    """Apply one decision to tasks under the lock, all of them or none (states.MOVES); with
+    ``expected``, only to tasks still in that state (what the person deciding saw)."""
     from afterparty.facts import read_source_facts
     from afterparty.graph import FoundTask, find_tasks
     from afterparty.loader import scan_tasks_dir
@@ -90,6 +96,10 @@ def decide(session: Session, wanted: list[str], action: Action, note: str | None
             for target in targets:
                 record = records.get(target.version)
                 before = state_of(record.state if record else None)
+                if expected is not None and before is not expected:
+                    raise StateChanged(f"task {target.version} {target.name} is {before} now, not "
+                                       f"{expected} as shown: someone changed it meanwhile; nothing "
+                                       "was changed, look at it again before deciding")
                 try:
                     after = next_state(action, before)
                 except MoveRefused as refused:
@@ -102,5 +112,7 @@ def decide(session: Session, wanted: list[str], action: Action, note: str | None
                                          facts.description if facts else "", action, after,
                                          session.origin(), now, note,
                                          facts.checksum if facts else None)
+                if action is Action.FORGET:
+                    recorder.clear_progress(target.version)
                 decisions.append(Decision(target.version, target.name, before, after))
     return decisions

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 TaskBody = Callable[["Context"], Any]
 Condition = Callable[["Context"], bool]
+#: A task's ``throttle``: how many seconds its next batch should wait (0 or None: go now).
+Throttle = Callable[["Context"], "float | None"]
 
 ON_INTERRUPT_CHOICES = ("retry", "hold")
 DEFAULT_GROUP = "default"
@@ -43,6 +45,9 @@ class Task:
     retry_delay: float = 1.0
     manual: bool = False
     owner: str | None = None
+    atomic: bool = True
+    throttle: Throttle | None = None
+    background: bool = False
     undo_body: TaskBody | None = field(default=None, repr=False)
 
     def __call__(self, ctx: Context) -> Any:
@@ -87,6 +92,9 @@ def task(
     retry_delay: float = 1.0,
     manual: bool = False,
     owner: str | None = None,
+    atomic: bool = True,
+    throttle: Throttle | None = None,
+    background: bool = False,
 ) -> Callable[[TaskBody], Task]: ...
 
 
@@ -107,6 +115,9 @@ def task(
     retry_delay: float = 1.0,
     manual: bool = False,
     owner: str | None = None,
+    atomic: bool = True,
+    throttle: Throttle | None = None,
+    background: bool = False,
 ) -> Task | Callable[[TaskBody], Task]:
     """Declare the function a task file runs; use as ``@task`` or ``@task(description=...)``.
 
@@ -115,7 +126,8 @@ def task(
     _check_options(description=description, on_interrupt=on_interrupt, environments=environments,
                    group=group, depends_on=depends_on, when=when, not_before=not_before,
                    recurring=recurring, timeout=timeout, retries=retries, retry_delay=retry_delay,
-                   manual=manual, owner=owner)
+                   manual=manual, owner=owner, atomic=atomic, throttle=throttle,
+                   background=background)
 
     def decorate(func: TaskBody) -> Task:
         if not callable(func):
@@ -135,6 +147,9 @@ def task(
             retry_delay=retry_delay,
             manual=manual,
             owner=owner,
+            atomic=atomic,
+            throttle=throttle,
+            background=background,
         )
         if _collected is not None:
             _collected.append(declared)
@@ -171,7 +186,9 @@ def _check_options(**options: Any) -> None:
             raise wrong(name, "a list of strings")
     if options["when"] is not None and not callable(options["when"]):
         raise wrong("when", "a function of ctx that returns True when the task may run")
-    for name in ("recurring", "manual"):
+    if options["throttle"] is not None and not callable(options["throttle"]):
+        raise wrong("throttle", "a function of ctx that returns how many seconds to wait")
+    for name in ("recurring", "manual", "atomic", "background"):
         if not isinstance(options[name], bool):
             raise wrong(name, "True or False")
     timeout = options["timeout"]
@@ -184,6 +201,9 @@ def _check_options(**options: Any) -> None:
         raise wrong("retry_delay", "a number of seconds, 0 or more")
     if options["not_before"] is not None:
         _as_datetime(options["not_before"])
+    if options["background"] and options["manual"]:
+        raise TaskOptionError("@task(background=True) runs on a worker: a human step "
+                              "(manual=True) cannot be one")
 
 
 def _as_datetime(moment: datetime | str | None) -> datetime | None:

@@ -16,7 +16,6 @@ from afterparty.results import (
     RunReporter,
     RunResult,
     TaskOutcome,
-    held_message,
     tell_planned,
 )
 from afterparty.session import Session, utc_now
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from afterparty.attempt import AttemptRunner
+    from afterparty.background import Sender
     from afterparty.context import Context
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
@@ -40,6 +40,7 @@ class Executor:
         self.reporter = reporter
         self._task_files: list[TaskFile] | None = None
         self.notices = Notices(session)
+        self._sender: Sender | None = None
 
     def run(self, wanted: list[str], keep_going: bool = False, wait: float = 300.0,
             if_busy: str = "wait", group: str | None = None) -> RunResult:
@@ -145,15 +146,23 @@ class Executor:
     def _run_locked(self, files: list[TaskFile], keep_going: bool, group: str | None) -> RunResult:
         """Pending is decided again here, under the lock, from records read now."""
         from afterparty.attempt import AttemptRunner, Interruptions
+        from afterparty.lease import orphans_of
 
         recorder = self.session.recorder
-        with recorder.writing():
-            interrupted = recorder.mark_orphans_interrupted(utc_now())
+        running = [v for v, r in recorder.read_records().items() if r.state == State.RUNNING.value]
+        self.session.database.rollback()
+        with orphans_of(self.session, running) as orphans, recorder.writing():
+            interrupted = recorder.mark_orphans_interrupted(utc_now(), orphans)
         records = recorder.read_records()
         pending = pending_task_files(files, {v: r.run_state for v, r in records.items()},
                                      self.session.settings.environment)
         tasks = self._load(pending)
         to_run = [f for f in pending if self._meant_for_here(tasks[f.version], group)]
+        if any(tasks[f.version].background for f in to_run):
+            from afterparty.background import Sender
+
+            self._sender = Sender(self.session)
+            self._sender.check_configured()  # a configuration error before anything runs
         result = RunResult(planned=to_run, interrupted_found=interrupted)
         tell_planned(self.reporter, len(to_run))
         with Interruptions().installed() as interruptions:
@@ -213,11 +222,12 @@ class Executor:
             if record is not None and state_of(record.state) is State.INTERRUPTED \
                     and task.on_interrupt == "hold":
                 result.held = task_file
-                self.notices.send(f"afterparty in {self.notices.where()}: "
-                             f"{held_message(task_file, self.session.settings.command)}",
-                             "Release task held", "warning")
+                self.notices.task_held(task_file)
                 return
-            state = self._run_one(runner, task_file, task, record, result)
+            if task.background:
+                state = self._send_to_worker(task_file, task, record, result)
+            else:
+                state = self.run_attempts(runner, task_file, task, record, result)
             states[task_file.version] = state
             if state is State.FAILED and not keep_going:
                 return
@@ -230,9 +240,34 @@ class Executor:
         with recorder.writing():
             recorder.record_waiting(task_file.version, task_file.name, task.description, ready.reason)
 
-    def _run_one(self, runner: AttemptRunner, task_file: TaskFile, task: Task,
-                 record: Record | None, result: RunResult) -> State:
-        """A task's attempts: one, or more as its ``retries`` allow; a human step is asked."""
+    def _send_to_worker(self, task_file: TaskFile, task: Task, record: Record | None,
+                        result: RunResult) -> State:
+        """A background task is sent to a worker (recorded ``queued``), not run here; one
+        still running on a live worker (it holds the task's lease) is left to it. A task
+        found queued is sent again: a second delivery does nothing (the lease, the record)."""
+        from afterparty.background import Background
+
+        assert self._sender is not None  # made, and its configuration checked, before the run
+        entry = Background(task_file.version, task_file.name, task.on_interrupt == "hold")
+        if record is not None and state_of(record.state) is State.RUNNING:
+            entry.state = State.RUNNING
+        else:
+            failed = self._sender.send(task_file, task)
+            if failed is not None:
+                result.outcomes.append(failed)
+                self.reporter.task_finished(failed)
+                self.notices.task_failed(task_file, failed.error)
+                return State.FAILED
+        result.background.append(entry)
+        told = getattr(self.reporter, "task_sent_to_worker", None)
+        if told is not None:
+            told(task_file, entry.state)
+        return entry.state
+
+    def run_attempts(self, runner: AttemptRunner, task_file: TaskFile, task: Task,
+                     record: Record | None, result: RunResult) -> State:
+        """A task's attempts: one, or more as its ``retries`` allow; a human step is asked
+        (a worker runs a background task's attempts through this too)."""
         attempt = record.attempts if record else 0
         if task.manual:
             return self._ask_a_person(runner, task_file, task, attempt + 1, result)
@@ -252,13 +287,7 @@ class Executor:
                 runner.interruptions.sleep(delay)
         assert outcome is not None
         if outcome.state is State.FAILED:
-            from afterparty.records import error_summary
-
-            command = self.session.settings.command
-            self.notices.send(f"afterparty: release task {task_file.label} failed in {self.notices.where()}: "
-                         f"{error_summary(outcome.error)}\nSee it: {command} show "
-                         f"{task_file.version}\nThe next `{command} run` tries it again.",
-                         "Release task failed", "failure")
+            self.notices.task_failed(task_file, outcome.error)
         return outcome.state
 
     def _ask_a_person(self, runner: AttemptRunner, task_file: TaskFile, task: Task, attempt: int,
@@ -268,11 +297,7 @@ class Executor:
         if isinstance(instructions, TaskOutcome):  # its body failed to give instructions
             result.outcomes.append(instructions)
             return instructions.state
-        whom = task.owner or "a person"
-        self.notices.send(f"Release step for {whom} in {self.notices.where()}: "
-                     f"{task.description}\n\n{instructions}\n\n"
-                     f"When it is done: {self.session.settings.command} confirm {task_file.version}",
-                     f"Release step awaits {whom}", "warning")
+        self.notices.step_awaits(task_file, task, instructions)
         with _stop_note(result, f"stopped at the question: {task_file.label} still awaits "
                                 f"confirmation ({self.session.settings.command} confirm "
                                 f"{task_file.version})"), \

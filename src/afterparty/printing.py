@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -15,10 +15,11 @@ from afterparty.states import State
 if TYPE_CHECKING:
     import logging
 
+    from afterparty.background import Background
     from afterparty.decisions import Decision
     from afterparty.loader import TaskFile
     from afterparty.progress import Ticker
-    from afterparty.records import Attempt
+    from afterparty.records import Attempt, Progress
     from afterparty.report import TaskStatus
     from afterparty.results import RunResult, TaskOutcome
 
@@ -27,7 +28,8 @@ SUMMARY_LIMIT = 500
 # The state words, colored at a terminal.
 STATE_COLORS = {State.SUCCEEDED.value: "green", State.FAILED.value: "red",
                 State.INTERRUPTED.value: "red", State.AWAITING.value: "yellow",
-                State.PENDING.value: "yellow", "waiting": "yellow"}
+                State.PENDING.value: "yellow", "waiting": "yellow", State.QUEUED.value: "cyan",
+                State.RUNNING.value: "cyan"}
 # Hints name the command the user runs (`flask afterparty`, `python manage.py afterparty`).
 _HINT = r"(?<![\w./-])afterparty (?=(init|new|run|status|show|check|mark-done|skip|forget|resolve|" \
         r"confirm|rollback|verify|web)\b)"
@@ -103,6 +105,13 @@ class RunPrinter:
     def task_output(self, text: str) -> None:
         self._write(text)
 
+    def task_progress(self, progress: Progress) -> None:
+        """A long task's report: on the live line at a terminal, in the heartbeat in a log."""
+        if self._ticker is not None:
+            self._ticker.detail = describe_progress(
+                {**progress._asdict(), "percent": progress.percent, "rate": progress.rate,
+                 "seconds_left": progress.seconds_left})
+
     def task_error_output(self, text: str) -> None:
         """What a task wrote to its stderr: it stays on stderr."""
         self._write(text, self.err)
@@ -132,6 +141,13 @@ class RunPrinter:
                            f"(cut; {self.command} show {outcome.version})")
             line += f": {summary}"
         self._write(line + "\n")
+
+    def task_sent_to_worker(self, task_file: TaskFile, state: State) -> None:
+        """A background task: sent to a Celery worker (queued), or running on one already."""
+        if not self.quiet:
+            said = "queued for a Celery worker" if state is State.QUEUED else "running on a worker"
+            self._write(f"{self._number(task_file.version)}{task_file.version} {task_file.name} "
+                        f"{self.style(said, STATE_COLORS.get(str(state)))}\n")
 
     def task_waiting(self, task_file: TaskFile, reason: str) -> None:
         if not self.quiet:
@@ -254,8 +270,13 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
         parts.append(f"{len(result.waiting)} {_styled('waiting', 'yellow')}")
     if result.awaiting:
         parts.append(f"{len(result.awaiting)} {_styled('awaiting', 'yellow')} confirmation")
+    queued = [b for b in result.background if b.state is State.QUEUED]
+    if queued:
+        parts.append(f"{len(queued)} queued for Celery workers ({', '.join(b.version for b in queued)})")
+    if len(queued) < len(result.background):
+        parts.append(f"{len(result.background) - len(queued)} running on workers")
     handled = {o.version for o in result.outcomes} | set(result.waiting) | {
-        a.version for a in result.awaiting}
+        a.version for a in result.awaiting} | {b.version for b in result.background}
     left = sum(1 for f in result.planned if f.version not in handled)
     if left:
         parts.append(f"{left} still pending")
@@ -271,6 +292,23 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
                    f"{result.stop_note or 'no task had started; nothing was left half-done'}",
                    err=True)
     print_awaiting(result, command)
+
+
+def print_background_wait(count: int) -> None:
+    click.echo(f"waiting for {count} background task(s) on Celery workers (Ctrl-C stops waiting; "
+               "they go on)", err=True)
+
+
+def print_background_outcome(task: Background, command: str = "afterparty") -> None:
+    """How a background task ended, once ``run --wait-background`` saw it end."""
+    state = _styled(str(task.state), STATE_COLORS.get(str(task.state)))
+    took = f" in {task.duration:.2f}s" if task.duration is not None else ""
+    line = f"{task.version} {task.name} {state} on worker {task.worker or '?'}{took}"
+    if task.state is State.INTERRUPTED:
+        line += f": it is on_interrupt=\"hold\"; choose with `{command} resolve {task.version}`"
+    elif task.error:
+        line += f": {task.error}"
+    click.echo(line)
 
 
 def print_awaiting(result: RunResult, command: str = "afterparty") -> None:
@@ -304,10 +342,13 @@ def print_status(rows: list[TaskStatus], tasks_dir: str, command: str = "afterpa
         if color and str(row.state) in STATE_COLORS:
             state = click.style(state, fg=STATE_COLORS[str(row.state)])
         line = f"{row.version}  {row.name:<{width}}  {state}  {when:<19}"
-        if row.file_missing or row.modified or row.reason:
-            flags = [flag for flag, on in (("file missing", row.file_missing),
-                                            ("modified since it ran", row.modified),
-                                            (row.reason, row.reason)) if on]
+        shows_progress = row.progress is not None and not State(row.state).is_done
+        if row.file_missing or row.modified or row.reason or shows_progress:
+            flags = [flag for flag, on in (
+                ("file missing", row.file_missing), ("modified since it ran", row.modified),
+                (row.reason, row.reason),
+                (shows_progress and describe_progress(row.progress or {}, row.state == "running"),
+                 shows_progress)) if on]
             line += f"  {for_command(', '.join(str(flag) for flag in flags), command)}"
         lines.append(line.rstrip())
     counts: dict[str, int] = {}
@@ -315,6 +356,50 @@ def print_status(rows: list[TaskStatus], tasks_dir: str, command: str = "afterpa
         counts[row.state] = counts.get(row.state, 0) + 1
     lines.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     click.echo("\n".join(lines))  # one write: ten thousand echo calls cost more than the rest
+
+
+def describe_progress(progress: dict[str, Any], running: bool = True) -> str:
+    """A long task's progress in a few words: ``45% (4,500/10,000), 380/s, about 15 s left``
+    while it runs, ``stopped at 45% (4,500/10,000)`` after."""
+    done, total = progress["done"], progress["total"]
+    amount = f"{_number_text(done)}/{_number_text(total)}" if total is not None else _number_text(done)
+    parts = [f"{progress['percent']:.0f}% ({amount})" if progress.get("percent") is not None
+             else amount]
+    if not running:
+        parts[0] = f"reached {parts[0]}"
+    elif progress.get("rate"):
+        parts.append(f"{_number_text(progress['rate'])}/s")
+    if running and progress.get("seconds_left") is not None and progress["percent"] != 100:
+        parts.append(f"about {_duration_text(progress['seconds_left'])} left")
+    text = ", ".join(parts)
+    return f"{text}: {progress['note']}" if progress.get("note") else text
+
+
+def _number_text(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:,.0f}" if value >= 10 or float(value).is_integer() else f"{value:.1f}"
+
+
+def _duration_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def print_long_task(row: TaskStatus) -> None:
+    """``show``: a long task's last progress report and its checkpoint."""
+    import json
+
+    if row.progress is not None:
+        worker = f" on {row.progress['worker']}" if row.progress.get("worker") else ""
+        running = row.state == State.RUNNING.value
+        click.echo(f"  progress: {describe_progress(row.progress, running)} "
+                   f"(reported {str(row.progress['updated_at'])[:19].replace('T', ' ')}{worker})")
+    if row.checkpoint is not None:
+        click.echo(f"  checkpoint: {json.dumps(row.checkpoint)}")
 
 
 def print_attempt(number: int, attempt: Attempt) -> None:

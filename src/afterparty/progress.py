@@ -1,4 +1,5 @@
-"""While a task runs: how long it has been running, at a terminal and in a log."""
+"""While a task runs: how long it has been running (and how far it got, when it says), at a
+terminal and in a log."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class Ticker:
     def __init__(self, printer: RunPrinter, label: str) -> None:
         self.printer = printer
         self.label = label
+        #: The task's last progress report, in words (``ctx.progress``).
+        self.detail: str | None = None
         self.stopped = threading.Event()
         self.live = _isatty(printer.err)
         self.beat = None if _isatty(printer.out) else _heartbeat_seconds()
@@ -56,10 +59,11 @@ class Ticker:
             if self.stopped.wait(min(waits)):
                 return
             elapsed = time.monotonic() - started
+            detail = f": {self.detail}" if self.detail else ""
             if self.live and elapsed >= INDICATOR_AFTER:
-                self.printer.show_indicator(f"{self.label} running for {elapsed:.0f}s")
+                self.printer.show_indicator(f"{self.label} running for {elapsed:.0f}s{detail}")
             if next_beat is not None and time.monotonic() >= next_beat:
-                self.printer.heartbeat(f"{self.label} still running after {elapsed:.0f}s")
+                self.printer.heartbeat(f"{self.label} still running after {elapsed:.0f}s{detail}")
                 assert self.beat is not None
                 next_beat += self.beat
 

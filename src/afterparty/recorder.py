@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -13,12 +13,14 @@ from afterparty.records import (
     ATTEMPT_COLUMNS,
     LONG_TEXT_LIMIT,
     NAME_LIMIT,
+    PROGRESS_COLUMNS,
     SCHEMA_VERSION,
     TABLES,
     TASK_COLUMNS,
     TEXT_LIMIT,
     Attempt,
     Origin,
+    Progress,
     Record,
     ascii_only,
     error_summary,
@@ -26,6 +28,7 @@ from afterparty.records import (
 )
 from afterparty.states import Action, State, state_of
 
+LOCK_EPOCH = "lock_epoch"
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -65,7 +68,12 @@ class Recorder:
         self.tasks_table = f"{prefix}tasks"
         self.attempts_table = f"{prefix}attempts"
         self.meta_table = f"{prefix}meta"
+        self.progress_table = f"{prefix}progress"
+        self.checkpoints_table = f"{prefix}checkpoints"
         self.epoch: int | None = None
+        #: The meta row whose epoch fences this recorder's commits: the environment lock's, or
+        #: on a worker its task's lease (``lease.fence_key``).
+        self.fence = LOCK_EPOCH
         self._environment_id: str | None = None
 
     # --- reading (no lock needed) -------------------------------------------------------
@@ -100,6 +108,26 @@ class Recorder:
             return []
         return [Attempt(*row) for row in rows]
 
+    def read_progress(self, version: str | None = None) -> dict[str, Progress]:
+        """Checkpoints and progress of long tasks (or of one), in one query."""
+        where, params = ("WHERE version = %s", (version,)) if version is not None else ("", ())
+        try:
+            rows = self.database.query(
+                f"SELECT {', '.join(PROGRESS_COLUMNS)} FROM {self.progress_table} {where}", params)
+        except MissingTableError:
+            return {}
+        return {row[0]: Progress(*row) for row in rows}
+
+    def read_checkpoints(self, version: str | None = None) -> dict[str, str]:
+        """Version -> checkpoint (JSON text) of long tasks (or of one), in one query."""
+        where, params = ("WHERE version = %s", (version,)) if version is not None else ("", ())
+        try:
+            rows = self.database.query(
+                f"SELECT version, checkpoint FROM {self.checkpoints_table} {where}", params)
+        except MissingTableError:
+            return {}
+        return {row[0]: str(row[1]) for row in rows}
+
     def environment_id(self) -> str:
         """A random identifier made with the tables: this environment's identity (read once)."""
         if self._environment_id is None:
@@ -122,10 +150,11 @@ class Recorder:
         last, so a first run cut short (MySQL commits each CREATE by itself) is healed by the
         next one."""
         try:
-            if self._meta("schema") is not None:
-                return
+            schema = self._meta("schema")
         except MissingTableError:
-            pass
+            schema = None
+        if schema is not None and schema.isdigit() and int(schema) >= SCHEMA_VERSION:
+            return
         self.create_tables()
         import uuid
 
@@ -133,6 +162,10 @@ class Recorder:
             for key, value in (("environment_id", uuid.uuid4().hex), ("lock_epoch", "0"),
                                ("schema", str(SCHEMA_VERSION))):
                 self._insert_meta_if_missing(key, value)
+            # An older schema: its tables were kept, the missing ones were just created.
+            self.database.execute(
+                f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = 'schema'",
+                (str(SCHEMA_VERSION),))
 
     def create_tables(self) -> None:
         """Create each records table and index that is missing (the meta rows are
@@ -146,28 +179,36 @@ class Recorder:
 
     def drop_tables(self) -> None:
         """Drop the records tables and their whole history (``migrate afterparty zero``)."""
-        for table in (self.attempts_table, self.tasks_table, self.meta_table):
+        for table in (self.checkpoints_table, self.progress_table, self.attempts_table,
+                      self.tasks_table, self.meta_table):
             self.database.execute(f"DROP TABLE IF EXISTS {table}")
 
-    def begin_epoch(self, holder: str) -> int:
-        """Just after taking the lock: a new epoch, so that writes of any earlier holder that
-        lost the lock without knowing can no longer commit; and who holds it, for waiters."""
+    def begin_epoch(self, holder: str | None, fence: str = LOCK_EPOCH) -> int:
+        """Just after taking the lock (or a task's lease: ``fence`` is its meta key, and no
+        ``holder`` is kept): a new epoch, so that writes of any earlier holder that lost it
+        without knowing can no longer commit; and who holds it, for waiters."""
         # A read transaction left open from before the lock was taken would show, under
         # repeatable read, an epoch that a runner since then has already moved on.
         self.database.rollback()
         with self.database.transaction():
-            self._insert_meta_if_missing("lock_epoch", "0")
-            current = int(self._meta("lock_epoch") or 0)
+            epoch = self.next_epoch(fence)
             self._environment_id = self._meta("environment_id")
-            self.database.execute(
-                f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = 'lock_epoch'",
-                (str(current + 1),))
-            if not self.database.execute(
+            if holder is not None and not self.database.execute(
                     f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = 'lock_holder'",
                     (holder,)):
                 self._insert_meta_if_missing("lock_holder", holder)
-        self.epoch = current + 1
-        return self.epoch
+        self.epoch, self.fence = epoch, fence
+        return epoch
+
+    def next_epoch(self, fence: str) -> int:
+        """Inside a transaction: move the epoch kept under ``fence`` on, and return it (a runner
+        that takes a dead worker's lease moves it on too, so that worker can commit nothing)."""
+        self._insert_meta_if_missing(fence, "0")
+        current = int(self._meta(fence) or 0)
+        self.database.execute(
+            f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = %s",
+            (str(current + 1), fence))
+        return current + 1
 
     def commit(self) -> None:
         """Commit the open transaction if this runner's epoch is still the current one;
@@ -180,12 +221,13 @@ class Recorder:
         if self.epoch is None:
             raise LockLostError("afterparty wrote a record without holding the lock")
         current = self.database.query(
-            f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = 'lock_epoch'"
-            f"{self.database.dialect.locking_read}")
+            f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s"
+            f"{self.database.dialect.locking_read}", (self.fence,))
         if current != [(str(self.epoch),)]:
             self.database.rollback()
+            what = "environment lock" if self.fence == LOCK_EPOCH else "task's lease"
             raise LockLostError(
-                "this runner lost the environment lock (its database session ended: killed, an "
+                f"this runner lost the {what} (its database session ended: killed, an "
                 "idle timeout, the network) and another runner took it: nothing more was "
                 "recorded and the current task's database work was rolled back; see "
                 "`afterparty status`")
@@ -258,8 +300,9 @@ class Recorder:
     @keeping_text
     def record_decision(self, version: str, name: str, description: str, action: Action,
                         state: State, origin: Origin, now: str, note: str | None,
-                        checksum: str | None = None) -> None:
-        """Record a person's decision (mark-done, skip, forget, resolve, confirm) as an attempt."""
+                        checksum: str | None = None) -> int:
+        """Record a person's decision (mark-done, skip, forget, resolve, confirm), or a task sent
+        to a worker, as an attempt; returns the attempt's id."""
         changed = self.database.execute(
             f"UPDATE {self.tasks_table} SET name = %s, state = %s, "
             "description = COALESCE(%s, description), checksum = COALESCE(%s, checksum), "
@@ -274,23 +317,50 @@ class Recorder:
             f"UPDATE {self.attempts_table} SET finished_at = %s, duration = 0 WHERE id = %s",
             (now, attempt_id),
         )
+        return attempt_id
 
-    def mark_orphans_interrupted(self, now: str) -> list[str]:
-        """Turn records left ``running`` by a dead runner into ``interrupted``; returns versions."""
-        running = State.RUNNING.value
-        rows = self.database.query(f"SELECT version FROM {self.tasks_table} WHERE state = %s",
-                                   (running,))
-        orphans = [row[0] for row in rows]
-        if not orphans:
-            return []
-        message = "interrupted: the runner stopped before the task finished (killed or crashed)"
-        for table in (self.attempts_table, self.tasks_table):
-            error_column = "error" if table == self.attempts_table else "last_error"
+    def write_checkpoint(self, version: str, checkpoint: str, now: str) -> None:
+        """Keep a long task's checkpoint (JSON text), in the open transaction."""
+        self._upsert(self.checkpoints_table, version, {"checkpoint": checkpoint, "saved_at": now})
+
+    def write_progress(self, progress: Progress) -> None:
+        """Keep a long task's last reported progress."""
+        values = progress._asdict()
+        del values["version"]
+        values["note"] = storable(progress.note, TEXT_LIMIT)
+        values["worker"] = storable(progress.worker, NAME_LIMIT)
+        self._upsert(self.progress_table, progress.version, values)
+
+    def clear_progress(self, version: str) -> None:
+        """``forget``: the task starts again from nothing, its checkpoint too."""
+        for table in (self.checkpoints_table, self.progress_table):
+            self.database.execute(f"DELETE FROM {table} WHERE version = %s", (version,))
+
+    def _upsert(self, table: str, version: str, values: dict[str, Any]) -> None:
+        columns = list(values)
+        if not self.database.execute(
+                f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in columns)} WHERE version = %s",
+                (*values.values(), version)):
             self.database.execute(
-                f"UPDATE {table} SET state = %s, finished_at = %s, {error_column} = %s "
-                "WHERE state = %s",
-                (State.INTERRUPTED.value, now, message, running),
-            )
+                f"INSERT INTO {table} (version, {', '.join(columns)}) "
+                f"VALUES (%s{', %s' * len(columns)})", (version, *values.values()))
+
+    def mark_orphans_interrupted(self, now: str, versions: Collection[str]) -> list[str]:
+        """Turn the records of ``versions`` left ``running`` by a dead runner (or worker) into
+        ``interrupted``; returns those versions."""
+        running = State.RUNNING.value
+        message = "interrupted: the runner stopped before the task finished (killed or crashed)"
+        orphans = []
+        for version in versions:
+            for table in (self.attempts_table, self.tasks_table):
+                error_column = "error" if table == self.attempts_table else "last_error"
+                changed = self.database.execute(
+                    f"UPDATE {table} SET state = %s, finished_at = %s, {error_column} = %s "
+                    "WHERE state = %s AND version = %s",
+                    (State.INTERRUPTED.value, now, message, running, version),
+                )
+            if changed:
+                orphans.append(version)
         return orphans
 
     # --- helpers ----------------------------------------------------------------------

@@ -9,7 +9,8 @@ from typing import NamedTuple
 
 from afterparty.states import State, run_state
 
-SCHEMA_VERSION = 1
+# 2: the progress table (checkpoints and progress of long tasks).
+SCHEMA_VERSION = 2
 
 TASK_COLUMNS = (
     "version", "name", "state", "description", "attempts", "checksum",
@@ -58,7 +59,25 @@ TABLES = {
         output {long_text},
         tool_version {name},
         note {text})""",
+    # Long tasks: the checkpoint commits with a batch's work in the task's transaction, while
+    # progress is written from a second session during it, so each has a table (no row lock of
+    # the task's open transaction ever stands in the way of a progress report).
+    "checkpoints": """CREATE TABLE IF NOT EXISTS {t} (
+        version {key} NOT NULL PRIMARY KEY,
+        checkpoint {long_text} NOT NULL,
+        saved_at {name})""",
+    "progress": """CREATE TABLE IF NOT EXISTS {t} (
+        version {key} NOT NULL PRIMARY KEY,
+        done {real},
+        total {real},
+        note {text},
+        rate_since {name},
+        rate_from {real},
+        updated_at {name},
+        worker {name})""",
 }
+PROGRESS_COLUMNS = ("version", "done", "total", "note", "rate_since", "rate_from",
+                    "updated_at", "worker")
 # The longest text each kind of column takes, in characters, on every database: VARCHAR(255),
 # MySQL's TEXT (64 KiB of bytes, 4 bytes a character at most) and captured output's cap.
 NAME_LIMIT = 255
@@ -139,6 +158,47 @@ class Attempt(NamedTuple):
     output: str | None
     tool_version: str | None
     note: str | None
+
+
+class Progress(NamedTuple):
+    """How far a long task got, as it last reported it (``ctx.progress``)."""
+
+    version: str
+    done: float | None = None
+    total: float | None = None
+    note: str | None = None
+    #: The time of the attempt's first report, and ``done`` then: the rate is measured from them.
+    rate_since: str | None = None
+    rate_from: float | None = None
+    updated_at: str | None = None
+    worker: str | None = None
+
+    @property
+    def percent(self) -> float | None:
+        if self.done is None or not self.total:
+            return None
+        return min(100.0, 100.0 * self.done / self.total)
+
+    @property
+    def rate(self) -> float | None:
+        """Units a second since the attempt's first report; None before there are two."""
+        from datetime import datetime
+
+        if None in (self.done, self.rate_from, self.rate_since, self.updated_at):
+            return None
+        seconds = (datetime.fromisoformat(str(self.updated_at))
+                   - datetime.fromisoformat(str(self.rate_since))).total_seconds()
+        if seconds <= 0:
+            return None
+        return (float(self.done or 0) - float(self.rate_from or 0)) / seconds
+
+    @property
+    def seconds_left(self) -> float | None:
+        """The estimated time to ``total`` at the current rate."""
+        rate = self.rate
+        if not rate or rate <= 0 or self.total is None or self.done is None:
+            return None
+        return max(0.0, (self.total - self.done) / rate)
 
 
 class Origin(NamedTuple):

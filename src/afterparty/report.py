@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from afterparty.states import State, state_of
 
 if TYPE_CHECKING:
+    from afterparty.background import Background
     from afterparty.facts import SourceFacts
     from afterparty.loader import TaskFile
     from afterparty.records import Attempt, Record
@@ -33,6 +34,11 @@ class TaskStatus:
     modified: bool
     path: str | None
     reason: str | None = None
+    #: A long task's last report (``ctx.progress``): done, total, note, percent, rate (a
+    #: second), seconds_left, updated_at, worker; None when it never reported any.
+    progress: dict[str, Any] | None = None
+    #: A long task's checkpoint (``ctx.checkpoint``), as the task saved it.
+    checkpoint: Any = None
 
 
 def task_statuses(session: Session, problems: list[str] | None = None) -> list[TaskStatus]:
@@ -41,8 +47,42 @@ def task_statuses(session: Session, problems: list[str] | None = None) -> list[T
     files = {f.version: f for f in _task_files(session, problems)}
     records = _records(session)
     environment = session.settings.environment
-    return [_status_row(version, files.get(version), records.get(version), environment)
+    rows = [_status_row(version, files.get(version), records.get(version), environment)
             for version in sorted(files.keys() | records.keys())]  # 14 digits: text order is numeric
+    if records:
+        _add_progress(session, {row.version: row for row in rows})
+        _add_workers(session, rows)
+    return rows
+
+
+def _add_workers(session: Session, rows: list[TaskStatus]) -> None:
+    """Where a background task runs: ``running on worker <host>`` (its last attempt's host), for
+    the few running rows whose history shows it was sent to a worker."""
+    from afterparty.states import Action
+
+    for row in rows:
+        if row.state != State.RUNNING.value:
+            continue
+        attempts = session.recorder.read_attempts(row.version)
+        if attempts and any(a.action == Action.ENQUEUE.value for a in attempts):
+            row.reason = f"running on worker {attempts[-1].host} (pid {attempts[-1].pid})"
+
+
+def _add_progress(session: Session, rows: dict[str, TaskStatus], version: str | None = None) -> None:
+    """Long tasks' progress and checkpoints, into their rows (one query each)."""
+    import json
+
+    recorder = session.recorder
+    for found, progress in recorder.read_progress(version).items():
+        if found in rows:
+            rows[found].progress = {
+                "done": progress.done, "total": progress.total, "note": progress.note,
+                "percent": progress.percent, "rate": progress.rate,
+                "seconds_left": progress.seconds_left, "updated_at": progress.updated_at,
+                "worker": progress.worker}
+    for found, checkpoint in recorder.read_checkpoints(version).items():
+        if found in rows:
+            rows[found].checkpoint = json.loads(checkpoint)
 
 
 def _task_files(session: Session, problems: list[str] | None) -> list[TaskFile]:
@@ -125,6 +165,8 @@ def task_history(session: Session, wanted: str,
                       session.settings.environment)
     if session.missing_database_file is not None:
         return row, []
+    _add_progress(session, {row.version: row}, row.version)
+    _add_workers(session, [row])
     return row, session.recorder.read_attempts(found.version)
 
 
@@ -158,6 +200,9 @@ class RunReport:
     interrupted_found: list[str]
     waiting: dict[str, str] = field(default_factory=dict)
     awaiting: list[Awaiting] = field(default_factory=list)
+    #: Background tasks sent to workers (``queued``) or running on one; with --wait-background,
+    #: how each ended.
+    background: list[Background] = field(default_factory=list)
 
     @classmethod
     def of(cls, result: RunResult, environment: str, dry_run: bool = False) -> RunReport:
@@ -177,12 +222,15 @@ class RunReport:
             held=result.held.version if result.held else None,
             interrupted_found=list(result.interrupted_found),
             waiting=dict(result.waiting), awaiting=list(result.awaiting),
+            background=result.background,
         )
 
     def as_dict(self) -> dict[str, Any]:
         report = {"schema": SCHEMA, **asdict(self)}
         for task in report["tasks"]:
             task["duration"] = round(task["duration"], 4)
+            task["state"] = str(task["state"])
+        for task in report["background"]:
             task["state"] = str(task["state"])
         return report
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 from afterparty.states import State
 
 if TYPE_CHECKING:
+    from afterparty.background import Background
     from afterparty.loader import TaskFile
 
 
@@ -79,6 +80,8 @@ class RunResult:
     #: What the signal stopped, in words, when one did.
     stop_note: str | None = None
     held: TaskFile | None = None
+    #: Background tasks sent to a worker, or found running on one.
+    background: list[Background] = field(default_factory=list)
 
     @property
     def final_outcomes(self) -> list[TaskOutcome]:
@@ -95,7 +98,7 @@ class RunResult:
 
     @property
     def did_something(self) -> bool:
-        return bool(self.outcomes or self.held)
+        return bool(self.outcomes or self.held or self.background)
 
     @property
     def exit_code(self) -> int:

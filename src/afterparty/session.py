@@ -16,6 +16,7 @@ from afterparty.records import NAME_LIMIT, Origin, storable
 
 if TYPE_CHECKING:
     from afterparty.backends.base import Database
+    from afterparty.backends.locks import DatabaseLock
     from afterparty.backends.url import DatabaseURL
 
 
@@ -40,6 +41,9 @@ class Session:
         self._recorder: Recorder | None = None
         self._lock: EnvironmentLock | None = None
         self._origin: Origin | None = None
+        #: Other locks taken in this session (tasks' leases): closed after the database, as the
+        #: environment lock is (an SQLite file lock's descriptor must outlive the connection).
+        self.other_locks: list[DatabaseLock] = []
 
     @property
     def database(self) -> Database:
@@ -110,6 +114,11 @@ class Session:
             )
         return self._origin
 
+    def act_as(self, username: str) -> None:
+        """Record what this session decides as done by ``username`` (a console's user) instead of
+        the operating system's user; host, pid and release stay this process's."""
+        self._origin = self.origin()._replace(username=storable(username, NAME_LIMIT) or username)
+
     def close(self) -> None:
         if self._database is not None:
             if self._lock is not None:
@@ -117,4 +126,7 @@ class Session:
             self._database.close()
             if self._lock is not None:
                 self._lock.database_lock.close()
+            for lock in self.other_locks:
+                lock.close()
+            self.other_locks = []
             self._database = self._recorder = self._lock = None

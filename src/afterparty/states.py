@@ -72,6 +72,8 @@ class Action(str, Enum):
     RESOLVE_DONE = "resolve --done"
     RESOLVE_SKIP = "resolve --skip"
     CONFIRM = "confirm"
+    #: Sent to a worker (``@task(background=True)``); the record is ``queued``.
+    ENQUEUE = "enqueue"
 
     def __str__(self) -> str:
         return self.value

@@ -53,6 +53,11 @@ class Connection(ABC):
     def driver_connection(self) -> Any:
         """The DB-API connection underneath (what a task's ``ctx.db`` lends)."""
 
+    def set_autocommit(self, on: bool) -> None:  # noqa: B027 - most open transactions themselves
+        """On: each statement commits by itself (a task with ``atomic=False`` outside its
+        batches); off: afterparty opens and ends transactions (the default). Called only between
+        transactions."""
+
     @abstractmethod
     def twin(self) -> Connection:
         """A second session to the same database in autocommit mode (the lock's own)."""
@@ -129,6 +134,13 @@ class DriverConnection(Connection):
     def driver_connection(self) -> Any:
         return self.raw
 
+    def set_autocommit(self, on: bool) -> None:
+        with self._explained_errors():
+            self._switch_autocommit(on)
+
+    def _switch_autocommit(self, on: bool) -> None:
+        """The driver's own way (sqlite3 opened with ``isolation_level=None`` needs none)."""
+
     def twin(self) -> Connection:
         return type(self)(self._open_session, self.driver_errors, autocommit=True)
 
@@ -175,6 +187,11 @@ class Dialect(ABC):
         """A one-line reason for a driver error."""
         text = str(exc).strip()
         return text.splitlines()[0] if text else type(exc).__name__
+
+    def side_session(self, database: Database) -> Database:
+        """A second session for writes that must never wait for the task's own transaction
+        (progress reports): where they would wait, they fail at once instead."""
+        return database.twin()
 
     def read_only_reason(self, database: Database) -> str | None:
         """Why the database cannot be written to, if it cannot (a standby, a read-only server)."""

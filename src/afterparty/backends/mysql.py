@@ -40,6 +40,9 @@ class PyMySQLConnection(DriverConnection):
     """A PyMySQL connection with read and write timeouts: PyMySQL has none by default, so a
     frozen server would hang the runner for ever."""
 
+    def _switch_autocommit(self, on: bool) -> None:
+        self.raw.autocommit(on)
+
     @contextlib.contextmanager
     def long_statements(self) -> Iterator[None]:
         # PyMySQL applies _read_timeout/_write_timeout before every socket operation.

@@ -88,6 +88,9 @@ def _answered_within(gen: Any, seconds: float, error: type[Exception]) -> Any:
 class PsycopgConnection(DriverConnection):
     """A psycopg 3 connection whose statements time out, except a task's own."""
 
+    def _switch_autocommit(self, on: bool) -> None:
+        self.raw.autocommit = on
+
     @contextlib.contextmanager
     def long_statements(self) -> Iterator[None]:
         raw = self.raw

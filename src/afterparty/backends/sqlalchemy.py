@@ -81,6 +81,10 @@ class EngineConnection(Connection):
         # ctx.db: the driver's own connection under the engine's, in the same transaction.
         return self.sa_connection.connection.driver_connection
 
+    def set_autocommit(self, on: bool) -> None:
+        level = "AUTOCOMMIT" if on else self.sa_connection.default_isolation_level
+        self.sa_connection.execution_options(isolation_level=level)
+
     def twin(self) -> Connection:
         return EngineConnection(self.engine, self.connect_timeout, autocommit=True)
 

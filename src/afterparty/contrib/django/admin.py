@@ -1,4 +1,6 @@
-"""The records in the Django admin: tasks with their state, attempts with their output; read-only.
+"""The records in the Django admin: tasks with their state, attempts with their output; nobody
+edits a record here, and the decisions a person may take (confirm, resolve, skip) are the admin
+actions of ``admin_actions.py``.
 
 The admin reads the records' database alias (``AFTERPARTY["DATABASE"]`` or the project's
 routers), the one ``manage.py afterparty`` writes to.
@@ -17,6 +19,7 @@ from django.utils import timezone as django_timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from afterparty.contrib.django.admin_actions import DecisionActions
 from afterparty.contrib.django.framework import records_alias
 from afterparty.contrib.django.models import Attempt, Task
 
@@ -114,7 +117,7 @@ class AttemptInline(ReadOnly, AttemptColumns, admin.StackedInline):
 
 
 @admin.register(Task)
-class TaskAdmin(ReadOnly, admin.ModelAdmin):
+class TaskAdmin(ReadOnly, DecisionActions):
     list_display = ("version", "name", "description", "state", "waiting_reason", "attempts",
                     "last_started", "finished")
     list_filter = ("state",)

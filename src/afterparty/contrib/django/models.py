@@ -45,6 +45,10 @@ class Task(models.Model):
         db_table = f"{PREFIX}tasks"
         ordering = ("version",)
         verbose_name = "release task"
+        # The admin actions (admin_actions.py): who may take which decision.
+        permissions = (("confirm_task", "Can confirm a human step"),
+                       ("resolve_task", "Can resolve a failed or interrupted task"),
+                       ("skip_task", "Can skip a task that has not run"))
 
     def __str__(self) -> str:
         return f"{self.version} {self.name}"

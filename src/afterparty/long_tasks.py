@@ -1,0 +1,199 @@
+"""What a long task keeps while it runs: its checkpoint, its batches and its progress."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from afterparty.context import KEEP_CHECKPOINT
+from afterparty.errors import AfterpartyError, DatabaseError
+from afterparty.records import LONG_TEXT_LIMIT, Progress
+from afterparty.session import utc_now
+
+if TYPE_CHECKING:
+    from afterparty.attempt import Interruptions
+    from afterparty.backends.base import Database
+    from afterparty.context import Context
+    from afterparty.definition import Throttle
+    from afterparty.recorder import Recorder
+    from afterparty.session import Session
+
+# Progress is written at most this often (a task may report every row); the last report of
+# an attempt is always kept, with its outcome.
+PROGRESS_EVERY = 0.25
+_UNREAD = "\x00unread"
+
+
+class LongTaskError(AfterpartyError):
+    """A long task used its checkpoint, batches or progress in a way that cannot work."""
+
+
+class Checkpoint:
+    """``ctx.checkpoint``: a small JSON value per task and environment, kept across attempts."""
+
+    def __init__(self, keeper: LongTask) -> None:
+        self._keeper = keeper
+
+    def get(self, default: Any = None) -> Any:
+        """The last committed checkpoint, or ``default`` when there is none."""
+        text = self._keeper.checkpoint_text
+        return default if text is None else json.loads(text)
+
+    def save(self, value: Any) -> None:
+        """Keep ``value``. In a batch it commits with the batch's work; in an ``atomic=False``
+        task outside a batch it commits at once; in an atomic task it commits with the task."""
+        self._keeper.save_checkpoint(value)
+
+
+class LongTask:
+    """One attempt's checkpoint, batches and progress. The checkpoint is written in the task's
+    transaction (a batch's, fenced like every record); progress is written on a second session
+    of its own, so that others see it while the task's transaction is still open."""
+
+    def __init__(self, session: Session, version: str, atomic: bool,
+                 interruptions: Interruptions, throttle: Throttle | None = None,
+                 report: Callable[[Progress], None] | None = None, worker: str | None = None) -> None:
+        self.session = session
+        self.version = version
+        self.atomic = atomic
+        self.interruptions = interruptions
+        self.throttle = throttle
+        self.report = report
+        self.worker = worker
+        self._checkpoint_text: str | None = _UNREAD
+        self.latest: Progress | None = None
+        self.in_batch = False
+        self._written: Progress | None = None
+        self._written_at = 0.0
+        self._side: Database | None = None
+        self._side_recorder: Recorder | None = None
+
+    # --- checkpoint and batches (the task's own session) ------------------------------
+
+    @property
+    def checkpoint_text(self) -> str | None:
+        """The checkpoint as last committed (read when first asked for: most tasks never do)."""
+        if self._checkpoint_text is _UNREAD:
+            self._checkpoint_text = self.session.recorder.read_checkpoints(self.version).get(self.version)
+        return self._checkpoint_text
+
+    def save_checkpoint(self, value: Any) -> None:
+        text = _as_json(value)
+        recorder = self.session.recorder
+        if self.atomic or self.in_batch:
+            recorder.write_checkpoint(self.version, text, utc_now())
+        else:
+            with self._transaction():
+                recorder.write_checkpoint(self.version, text, utc_now())
+        self._checkpoint_text = text
+
+    @contextlib.contextmanager
+    def batch(self, ctx: Context, checkpoint: Any = KEEP_CHECKPOINT,
+              pause: float | None = None) -> Iterator[None]:
+        """``ctx.batch``: the block's ``ctx.db`` work and the checkpoint commit together."""
+        if self.atomic:
+            raise LongTaskError(
+                "ctx.batch() needs @task(atomic=False): an atomic task's work commits once, when "
+                "it returns, so a batch could not commit on its own")
+        if self.in_batch:
+            raise LongTaskError("ctx.batch() blocks do not nest: end one before the next begins")
+        text = None if checkpoint is KEEP_CHECKPOINT else _as_json(checkpoint)
+        self._wait_while_throttled(ctx)
+        with self._transaction():
+            self.in_batch = True
+            try:
+                yield
+                if text is not None:
+                    self.session.recorder.write_checkpoint(self.version, text, utc_now())
+            finally:
+                self.in_batch = False
+        if text is not None:
+            self._checkpoint_text = text
+        if pause:
+            self.interruptions.sleep(pause)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A transaction in an ``atomic=False`` task, committed only while the lock is ours."""
+        connection = self.session.database.connection
+        connection.set_autocommit(False)
+        try:
+            with self.session.recorder.writing():
+                yield
+        finally:
+            with contextlib.suppress(DatabaseError, *connection.driver_errors):
+                connection.set_autocommit(True)
+
+    def _wait_while_throttled(self, ctx: Context) -> None:
+        """Before a batch: wait as long as the task's ``throttle`` asks."""
+        if self.throttle is None:
+            return
+        while True:
+            seconds = self.throttle(ctx)
+            if not seconds or seconds <= 0:
+                return
+            self.interruptions.sleep(float(seconds))
+
+    # --- progress (a session of its own) ----------------------------------------------
+
+    def progress(self, done: float, total: float | None = None, note: str | None = None) -> None:
+        """``ctx.progress``: kept at once for others to see (at most a few times a second)."""
+        for name, value in (("done", done), ("total", total)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise LongTaskError(f"ctx.progress({name}=...) takes a number, not {value!r}")
+        if note is not None and not isinstance(note, str):
+            raise LongTaskError(f"ctx.progress(note=...) takes a string, not {note!r}")
+        now = utc_now()
+        since, start = ((self.latest.rate_since, self.latest.rate_from) if self.latest is not None
+                        else (now, float(done)))
+        self.latest = Progress(self.version, float(done), None if total is None else float(total),
+                               note, since, start, now, self.worker)
+        if self.report is not None:
+            self.report(self.latest)
+        finished = total is not None and done >= total
+        if finished or time.monotonic() - self._written_at >= PROGRESS_EVERY:
+            self._write_aside()
+
+    def _write_aside(self) -> None:
+        """Write the latest report on the side session; if that cannot be done now (SQLite's one
+        writer is busy with the task's transaction), the next report or the outcome keeps it."""
+        if self.latest is None or self.latest is self._written:
+            return
+        self._written_at = time.monotonic()
+        try:
+            if self._side_recorder is None:
+                from afterparty.recorder import Recorder
+
+                database = self.session.database
+                self._side = database.dialect.side_session(database)
+                self._side_recorder = Recorder(self._side, self.session.recorder.prefix)
+            self._side_recorder.write_progress(self.latest)
+        except DatabaseError:
+            return
+        self._written = self.latest
+
+    def keep_latest(self) -> None:
+        """With the attempt's outcome, in its transaction: the last report, if not written yet."""
+        if self.latest is not None and self.latest is not self._written:
+            self.session.recorder.write_progress(self.latest)
+            self._written = self.latest
+
+    def close(self) -> None:
+        if self._side is not None:
+            self._side.close()
+            self._side = self._side_recorder = None
+
+
+def _as_json(value: Any) -> str:
+    try:
+        text = json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise LongTaskError(f"a checkpoint is a JSON value (numbers, strings, lists, dicts): {exc}") \
+            from None
+    if len(text) > LONG_TEXT_LIMIT:
+        raise LongTaskError(f"a checkpoint is kept small (at most {LONG_TEXT_LIMIT} characters of "
+                            f"JSON, this one has {len(text)}): keep a cursor, not the data")
+    return text

@@ -1,0 +1,96 @@
+"""The console as an ASGI application: its routes, its session cookie and its security headers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from afterparty.web import actions, api, login, pages
+from afterparty.web.auth import User
+from afterparty.web.config import WebConfig
+from afterparty.web.console import Console
+
+SESSION_HOURS = 12
+CSS = os.path.join(os.path.dirname(__file__), "static", "console.css")
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; "
+                                 b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+]
+
+
+def create_app(config: WebConfig | None = None) -> Starlette:
+    """The console; without ``config``, the settings of the working directory and the
+    AFTERPARTY_WEB_* variables (authentication required). Mount it into an ASGI application
+    as ``Mount("/afterparty", app=create_app())``."""
+    if config is None:
+        from afterparty.config import load_settings
+
+        config = WebConfig.load(load_settings())
+    console = Console(config)
+
+    def page(handler: Callable[[Console, Request, User], Awaitable[Response]]
+             ) -> Callable[[Request], Awaitable[Response]]:
+        return console.page(partial(handler, console))
+
+    def action(name: str) -> Callable[[Request], Awaitable[Response]]:
+        return console.page(partial(actions.take_decision, console, action=name))
+
+    task = "/env/{environment}/tasks/{version}"
+    routes = [
+        Route("/", page(pages.overview)),
+        Route("/matrix", page(pages.task_matrix)),
+        Route(task, page(pages.task_page)),
+        *(Route(f"{task}/{name}", action(name), methods=["POST"]) for name in actions.ACTIONS),
+        Route("/login", partial(login.login_form, console)),
+        Route("/login", partial(login.log_in, console), methods=["POST"]),
+        Route("/logout", partial(login.log_out, console), methods=["POST"]),
+        Route("/api/v1/status", partial(api.status, console)),
+        Route("/static/console.css", stylesheet),
+    ]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(SessionMiddleware, secret_key=config.secret, session_cookie="afterparty_console",
+                   max_age=SESSION_HOURS * 3600, same_site="lax", https_only=config.secure_cookie),
+    ]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+async def stylesheet(request: Request) -> Response:
+    with open(CSS, "rb") as fh:
+        css = fh.read()
+    return Response(css, media_type="text/css",
+                    headers={"cache-control": "public, max-age=3600"})
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response: no framing, no scripts, no outside sources."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *(h for h in SECURITY_HEADERS if h[0] not in present)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

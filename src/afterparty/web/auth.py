@@ -1,0 +1,202 @@
+"""Who is asking: htpasswd users (bcrypt), the login throttle, a trusted proxy's header, the
+read-only role, and the CSRF token every form carries."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import bcrypt
+from starlette.requests import HTTPConnection
+
+from afterparty.web.config import WebConfig
+
+log = logging.getLogger("afterparty.web")
+
+
+@functools.cache
+def _dummy_hash() -> bytes:
+    """Checked when the name is unknown, so that a wrong name takes as long as a wrong password."""
+    return bcrypt.hashpw(b"afterparty", bcrypt.gensalt(rounds=10))
+
+
+@dataclass(frozen=True)
+class User:
+    """The person a request comes from, and whether they may only look."""
+
+    name: str
+    read_only: bool
+
+    @property
+    def signature(self) -> str:
+        """How their decisions are recorded: the name, and where they took them."""
+        return f"{self.name} (via web)"
+
+
+class Htpasswd:
+    """An htpasswd file of ``name:bcrypt-hash`` lines, read again whenever it changes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stamp: tuple[float, int] | None = None
+        self._hashes: dict[str, bytes] = {}
+        self._guard = threading.Lock()
+
+    def hashes(self) -> dict[str, bytes]:
+        with self._guard:
+            try:
+                stat = os.stat(self.path)
+            except OSError:
+                return {}
+            if self._stamp != (stat.st_mtime, stat.st_size):
+                self._hashes = _read_htpasswd(self.path)
+                self._stamp = (stat.st_mtime, stat.st_size)
+            return self._hashes
+
+    def knows(self, name: str) -> bool:
+        return name in self.hashes()
+
+    def check(self, name: str, password: str) -> bool:
+        hashed = self.hashes().get(name)
+        try:
+            matches = bcrypt.checkpw(password.encode(), hashed or _dummy_hash())
+        except ValueError:  # not a bcrypt hash (htpasswd's MD5 or SHA1): never accepted
+            log.warning("htpasswd %s: the entry of %r is not a bcrypt hash (use htpasswd -B)",
+                        self.path, name)
+            return False
+        return matches and hashed is not None
+
+
+def _read_htpasswd(path: str) -> dict[str, bytes]:
+    hashes: dict[str, bytes] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            name, _, hashed = line.strip().partition(":")
+            if name and hashed and not name.startswith("#"):
+                hashes[name] = hashed.split(":", 1)[0].encode()
+    return hashes
+
+
+class LoginThrottle:
+    """At most ``limit`` failed logins per ``window`` seconds from one address or for one name."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._guard = threading.Lock()
+
+    def wait_needed(self, *keys: str) -> float:
+        """Seconds until a login may be tried again for these keys (0: now)."""
+        now = time.monotonic()
+        with self._guard:
+            waits = [self._recent(key, now) for key in keys]
+        return max(waits, default=0.0)
+
+    def _recent(self, key: str, now: float) -> float:
+        failures = self._failures.get(key)
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures or len(failures) < self.limit:
+            return 0.0
+        return failures[0] + self.window - now
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._guard:
+            for key in keys:
+                self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, name_key: str) -> None:
+        with self._guard:
+            self._failures.pop(name_key, None)
+
+
+class Authenticator:
+    """Finds the user of a request: the signed session, a trusted proxy's header, HTTP Basic
+    (for the API), or the one local user of ``--no-auth``."""
+
+    def __init__(self, config: WebConfig) -> None:
+        self.config = config
+        self.htpasswd = Htpasswd(config.htpasswd) if config.htpasswd else None
+        self.throttle = LoginThrottle()
+
+    def user(self, conn: HTTPConnection, basic: bool = False) -> User | None:
+        config = self.config
+        if config.anonymous_user is not None:
+            return User(config.anonymous_user, read_only=False)
+        name = self._from_proxy(conn) or self._from_session(conn)
+        if name is None and basic:
+            name = self._from_basic(conn)
+        return User(name, read_only=name in config.read_only) if name else None
+
+    def _from_proxy(self, conn: HTTPConnection) -> str | None:
+        header = self.config.proxy_user_header
+        if header is None or conn.client is None or conn.client.host not in self.config.trusted_proxies:
+            return None
+        return conn.headers.get(header, "").strip() or None
+
+    def _from_session(self, conn: HTTPConnection) -> str | None:
+        name = conn.session.get("user")
+        if not isinstance(name, str):
+            return None
+        # A name taken out of the htpasswd file signs out at once, whatever its cookie says.
+        if conn.session.get("via") == "htpasswd" and not (self.htpasswd and self.htpasswd.knows(name)):
+            return None
+        return name
+
+    def _from_basic(self, conn: HTTPConnection) -> str | None:
+        scheme, _, encoded = conn.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic" or self.htpasswd is None:
+            return None
+        try:
+            name, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return name if self.log_in(name, password, _address(conn)) is None else None
+
+    def log_in(self, name: str, password: str, address: str) -> str | None:
+        """None when the name and password are right; else why not, for the person."""
+        keys = (f"address:{address}", f"name:{name}")
+        wait = self.throttle.wait_needed(*keys)
+        if wait > 0:
+            log.warning("login refused for %r from %s: too many failed logins", name, address)
+            return f"too many failed logins: try again in {int(wait) + 1} s"
+        if self.htpasswd is not None and self.htpasswd.check(name, password):
+            self.throttle.succeeded(keys[1])
+            return None
+        self.throttle.failed(*keys)
+        log.warning("failed login for %r from %s", name, address)
+        return "wrong name or password"
+
+
+def _address(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
+def csrf_token(conn: HTTPConnection, secret: str) -> str:
+    """The token this browser's forms carry: tied to its session, which gets an id the first
+    time it is needed."""
+    session_id = conn.session.get("sid")
+    if not isinstance(session_id, str):
+        session_id = conn.session["sid"] = secrets.token_urlsafe(16)
+    return _token(secret, session_id)
+
+
+def csrf_valid(conn: HTTPConnection, secret: str, given: object) -> bool:
+    session_id = conn.session.get("sid")
+    return (isinstance(session_id, str) and isinstance(given, str)
+            and hmac.compare_digest(_token(secret, session_id), given))
+
+
+def _token(secret: str, session_id: str) -> str:
+    return hmac.new(secret.encode(), f"csrf:{session_id}".encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,143 @@
+"""What the console serves and who may use it: its environments, users, secret and proxy."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+
+from afterparty.config import Settings, read_pyproject_table
+from afterparty.errors import ConfigError, UsageError
+
+WEB_KEYS = frozenset({"environments", "read_only", "proxy_user_header", "trusted_proxies"})
+# Environment names from [tool.afterparty.web.environments] are path segments of the console's URLs.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}")
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass
+class WebConfig:
+    """The console's settings. ``environments`` maps each name to its settings (same tasks
+    directory and table prefix, its own database URL), the usual configuration's first."""
+
+    environments: dict[str, Settings]
+    secret: str
+    htpasswd: str | None = None
+    proxy_user_header: str | None = None
+    trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    read_only: frozenset[str] = frozenset()
+    #: Only when started with --no-auth on this machine: every visitor acts as this name.
+    anonymous_user: str | None = None
+    secure_cookie: bool = False
+    connect_timeout: float = 5.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.anonymous_user is None
+
+    @classmethod
+    def load(cls, settings: Settings, no_auth: bool = False, host: str = "127.0.0.1",
+             connect_timeout: float = 5.0) -> WebConfig:
+        """The console's settings from the usual ones, [tool.afterparty.web] and the
+        AFTERPARTY_WEB_* variables; refuses (UsageError) to serve anyone without authentication."""
+        table = web_table(settings.pyproject)
+        htpasswd = os.environ.get("AFTERPARTY_WEB_HTPASSWD") or None
+        header = _text(table, "proxy_user_header")
+        secret = os.environ.get("AFTERPARTY_WEB_SECRET") or ""
+        if no_auth:
+            if host not in _LOCAL_HOSTS:
+                raise UsageError(f"--no-auth serves only this machine: bind to 127.0.0.1, not {host}")
+            import getpass
+            import secrets
+
+            user = getpass.getuser()
+            return cls(environments(settings, table), secret or secrets.token_hex(32),
+                       anonymous_user=user, connect_timeout=connect_timeout)
+        if htpasswd is None and header is None:
+            raise UsageError("the console needs users: set AFTERPARTY_WEB_HTPASSWD to an htpasswd "
+                             "file with bcrypt hashes (or proxy_user_header in [tool.afterparty.web]); "
+                             "on this machine only, --no-auth --host 127.0.0.1 serves without them")
+        if htpasswd is not None and not os.path.isfile(htpasswd):
+            raise ConfigError(f"AFTERPARTY_WEB_HTPASSWD names {htpasswd}, which is not a file: "
+                              "create it with `htpasswd -cB FILE USER`")
+        if len(secret) < 16:
+            raise ConfigError("set AFTERPARTY_WEB_SECRET to a random text of at least 16 characters "
+                              "(it signs the console's cookies), e.g. `openssl rand -hex 32`")
+        return cls(
+            environments(settings, table), secret, htpasswd=htpasswd, proxy_user_header=header,
+            trusted_proxies=frozenset(_names(table, "trusted_proxies") or ("127.0.0.1", "::1")),
+            read_only=frozenset(_names(table, "read_only")),
+            secure_cookie=os.environ.get("AFTERPARTY_WEB_URL", "").startswith("https:"),
+            connect_timeout=connect_timeout,
+        )
+
+
+def web_table(pyproject: str | None) -> dict[str, object]:
+    """``[tool.afterparty.web]``; ConfigError naming an unknown key."""
+    if pyproject is None:
+        return {}
+    table = read_pyproject_table(pyproject).get("web", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{pyproject}: [tool.afterparty.web] must be a table")
+    unknown = sorted(set(table) - WEB_KEYS)
+    if unknown:
+        raise ConfigError(f"{pyproject}: unknown key {unknown[0]!r} in [tool.afterparty.web]; "
+                          f"known keys: {', '.join(sorted(WEB_KEYS))}")
+    return table
+
+
+def environments(settings: Settings, table: dict[str, object]) -> dict[str, Settings]:
+    """The usual environment, then each of [tool.afterparty.web.environments] (a name given
+    there too takes the URL given there). ``"$VAR"`` reads the URL from a variable, so that
+    passwords stay out of pyproject.toml."""
+    named = table.get("environments", {})
+    if not isinstance(named, dict):
+        raise ConfigError("[tool.afterparty.web.environments] must map names to database URLs")
+    found = {settings.environment: settings}
+    for name, value in named.items():
+        if not _NAME.fullmatch(name):
+            raise ConfigError(f"environment name {name!r} in [tool.afterparty.web.environments] may "
+                              "hold only letters, digits, '_', '.' and '-'")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"[tool.afterparty.web.environments] {name}: give a database URL "
+                              "(a string) or \"$VARIABLE\" naming one")
+        url = _resolve(name, value)
+        source = f"[tool.afterparty.web.environments] {name}"
+        found[name] = replace(settings, environment=name, database_url=_anchor(url, settings),
+                              database_url_source=source)
+    return found
+
+
+def _resolve(name: str, value: str) -> str:
+    if not value.startswith("$"):
+        return value
+    variable = value[1:].strip("{}")
+    url = os.environ.get(variable)
+    if not url:
+        raise ConfigError(f"[tool.afterparty.web.environments] {name} reads its URL from "
+                          f"${variable}, which is not set")
+    return url
+
+
+def _anchor(url: str, settings: Settings) -> str:
+    """A relative SQLite path is relative to the project, as in [tool.afterparty]."""
+    from afterparty.config import _anchor_sqlite_path
+
+    return _anchor_sqlite_path(url, settings.project_root)
+
+
+def _text(table: dict[str, object], key: str) -> str | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"[tool.afterparty.web] {key} must be a non-empty string")
+    return value.strip()
+
+
+def _names(table: dict[str, object], key: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"[tool.afterparty.web] {key} must be a list of strings")
+    return list(value)

@@ -1,0 +1,102 @@
+"""What the console shows of each environment: its status rows, in the order a person reads
+them, or why they could not be read. Reads only through report and session, as ``status`` does."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from afterparty.backends.url import redact
+from afterparty.config import Settings
+from afterparty.errors import AfterpartyError
+from afterparty.records import Attempt
+from afterparty.report import TaskStatus, task_history, task_statuses
+from afterparty.session import Session
+from afterparty.states import State
+
+log = logging.getLogger("afterparty.web")
+
+# The states a person must act on, in the order the overview lists them.
+NEEDS_A_PERSON = (State.AWAITING, State.INTERRUPTED, State.FAILED)
+
+
+@dataclass
+class EnvironmentStatus:
+    """One environment's rows, or the error that kept them from being read."""
+
+    name: str
+    database: str
+    rows: list[TaskStatus] = field(default_factory=list)
+    error: str | None = None
+    problems: list[str] = field(default_factory=list)
+    no_records_yet: bool = False
+
+    @property
+    def counts(self) -> list[tuple[str, int]]:
+        """How many tasks are in each state, those needing a person first."""
+        counted = Counter(row.state for row in self.rows)
+        order = [state.value for state in (*NEEDS_A_PERSON, State.PENDING, State.RUNNING,
+                                            State.QUEUED, State.SUCCEEDED, State.SKIPPED,
+                                            State.REVERTED)]
+        return [(state, counted[state]) for state in order if counted[state]]
+
+    @property
+    def needing_a_person(self) -> list[TaskStatus]:
+        rank = {state.value: i for i, state in enumerate(NEEDS_A_PERSON)}
+        return sorted((row for row in self.rows if row.state in rank),
+                      key=lambda row: (rank[row.state], row.version))
+
+    @property
+    def the_rest(self) -> list[TaskStatus]:
+        waiting = {state.value for state in NEEDS_A_PERSON}
+        return [row for row in self.rows if row.state not in waiting]
+
+    def row(self, version: str) -> TaskStatus | None:
+        return next((row for row in self.rows if row.version == version), None)
+
+
+def open_session(settings: Settings, connect_timeout: float) -> Session:
+    return Session(settings, connect_timeout)
+
+
+def read_environment(name: str, settings: Settings, connect_timeout: float) -> EnvironmentStatus:
+    """Every task of one environment; an unreachable database becomes the error to show."""
+    try:
+        session = open_session(settings, connect_timeout)
+    except AfterpartyError as exc:  # a URL that does not parse
+        return EnvironmentStatus(name, "(unusable URL)", error=redact(str(exc)))
+    status = EnvironmentStatus(name, session.url.redacted)
+    try:
+        status.rows = task_statuses(session, status.problems)
+        status.no_records_yet = session.missing_database_file is not None
+    except AfterpartyError as exc:
+        status.error = redact(str(exc))
+    except Exception as exc:  # a driver's error no backend expected: shown, never a crashed page
+        log.exception("reading environment %s failed", name)
+        status.error = redact(f"{type(exc).__name__}: {exc}")
+    finally:
+        session.close()
+    return status
+
+
+def read_task(settings: Settings, version: str, connect_timeout: float
+              ) -> tuple[TaskStatus, list[Attempt]]:
+    """One task's row and its history (what ``show`` prints); AfterpartyError as ``show``."""
+    session = open_session(settings, connect_timeout)
+    try:
+        return task_history(session, version, [])
+    finally:
+        session.close()
+
+
+def matrix(environments: list[EnvironmentStatus]) -> list[tuple[str, str, list[TaskStatus | None]]]:
+    """Task x environment: each task's version, name and its row in each environment (None:
+    the environment could not be read)."""
+    names: dict[str, str] = {}
+    for environment in environments:
+        for row in environment.rows:
+            names.setdefault(row.version, row.name)
+    return [(version, names[version], [env.row(version) if env.error is None else None
+                                       for env in environments])
+            for version in sorted(names)]

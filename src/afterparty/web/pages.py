@@ -1,0 +1,91 @@
+"""The console's pages: the overview, the matrix, and one task in one environment."""
+
+from __future__ import annotations
+
+import ast
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from afterparty.backends.url import redact
+from afterparty.errors import AfterpartyError, UnknownTaskError
+from afterparty.records import Attempt
+from afterparty.report import TaskStatus
+from afterparty.states import MOVES, RESOLVE_ACTIONS, Action, State
+from afterparty.web.auth import User
+from afterparty.web.console import Console
+from afterparty.web.environments import matrix, read_task
+
+
+async def overview(console: Console, request: Request, user: User) -> Response:
+    environments = await console.read_environments()
+    return console.render(request, "overview.html", user, environments=environments)
+
+
+async def task_matrix(console: Console, request: Request, user: User) -> Response:
+    environments = await console.read_environments()
+    return console.render(request, "matrix.html", user, environments=environments,
+                          rows=matrix(environments))
+
+
+async def task_page(console: Console, request: Request, user: User, error: str | None = None,
+                    status_code: int = 200) -> Response:
+    """One task in one environment: what ``show`` prints, its instructions, and the decisions
+    that apply to its state. ``error`` says why a decision was refused."""
+    environment = request.path_params["environment"]
+    version = request.path_params["version"]
+    settings = console.settings_of(environment)
+    if settings is None:
+        return console.refuse(request, user, 404, f"no environment named {environment!r} here")
+    try:
+        row, attempts = await run_in_threadpool(read_task, settings, version,
+                                                console.config.connect_timeout)
+    except UnknownTaskError as exc:
+        return console.refuse(request, user, 404, str(exc))
+    except AfterpartyError as exc:
+        return console.render(request, "task.html", user, 503, environment=environment,
+                              version=version, row=None, error=redact(str(exc)))
+    return console.render(request, "task.html", user, status_code, environment=environment,
+                          version=version, row=row, attempts=list(enumerate(attempts, 1)),
+                          instructions=instructions(row, attempts), actions=actions_for(row),
+                          error=error)
+
+
+def actions_for(row: TaskStatus) -> list[str]:
+    """The decisions the console offers for a task in this state (the CLI's rules)."""
+    state = State(row.state)
+    offered = []
+    if state in (MOVES[Action.CONFIRM].only_from or ()):
+        offered.append("confirm")
+    if state in (MOVES[RESOLVE_ACTIONS["retry"]].only_from or ()):
+        offered.append("resolve")
+    if state in (State.PENDING, State.REVERTED):
+        offered.append("skip")
+    return offered
+
+
+def instructions(row: TaskStatus, attempts: list[Attempt]) -> str | None:
+    """A human step's instructions: as its last run gave them, else its function's docstring."""
+    given = [a.output for a in attempts if a.state == State.AWAITING.value and a.output]
+    if given:
+        return given[-1]
+    if row.path is None:
+        return None
+    from afterparty.facts import read_source_facts
+
+    if not read_source_facts(row.path).manual:
+        return None
+    return _docstring(row.path)
+
+
+def _docstring(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.decorator_list:
+            return ast.get_docstring(node)
+    return None

@@ -1,0 +1,16 @@
+"""``afterparty web``: the console served by uvicorn."""
+
+from __future__ import annotations
+
+from afterparty.config import Settings
+from afterparty.web.app import create_app
+from afterparty.web.config import WebConfig
+
+
+def serve(settings: Settings, host: str, port: int, no_auth: bool, connect_timeout: float) -> None:
+    """Serve the console until stopped; refuses (UsageError, ConfigError) before listening when
+    it would serve anyone without authentication or lacks its secret or users."""
+    import uvicorn
+
+    config = WebConfig.load(settings, no_auth=no_auth, host=host, connect_timeout=connect_timeout)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)

@@ -1,0 +1,371 @@
+"""Background tasks on Celery: a real Redis broker (Debian's redis-server, started here on a free
+port) and real worker processes (``celery -A worker_app worker``). Each scenario is what a user
+would see: the deploy queues the task and goes on, a worker runs it once, a killed worker's task
+is resumed from its checkpoint, and a second delivery of the same message does nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, stop, unavailable, wait_until
+
+VERSION = "20260101000000"
+WORKER_APP = """\
+import os
+
+from celery import Celery
+
+app = Celery("app", broker=os.environ["BROKER_URL"], include=["afterparty.contrib.celery"])
+app.conf.broker_connection_retry_on_startup = True
+# One message at a time per worker: the others stay in the queue for the next worker.
+app.conf.worker_prefetch_multiplier = 1
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A Redis server of this test's own: no snapshot, no append-only file, killed at the end."""
+    server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(server):
+        unavailable("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    log = directory / "redis.log"
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory), "--logfile", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: (log.exists() and "Ready to accept connections" in log.read_text())
+                   or process.poll() is not None, "redis-server ready")
+        assert process.poll() is None, log.read_text()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def celery_project(project: Project, redis_url: str) -> Project:
+    """A project whose background tasks go to its Celery app (worker_app.py) on the test's Redis."""
+    (project.root / "worker_app.py").write_text(WORKER_APP)
+    (project.root / "pyproject.toml").write_text(
+        '[project]\nname = "app"\n\n[tool.afterparty]\ncelery_app = "worker_app:app"\n')
+    project.env["BROKER_URL"] = redis_url
+    return project
+
+
+class Workers:
+    """The test's Celery workers, each a real ``celery worker`` process, all killed at the end."""
+
+    def __init__(self, project: Project, directory: Path) -> None:
+        self.project = project
+        self.directory = directory
+        self.processes: list[subprocess.Popen[str]] = []
+        self.logs: list[Path] = []
+
+    def start(self) -> int:
+        """Start one and wait for its "ready" line; returns its number."""
+        number = len(self.processes)
+        log = self.directory / f"worker{number}.log"
+        with open(log, "w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker_app", "worker", "--pool", "solo",
+                 "--concurrency", "1", "--without-heartbeat", "--without-gossip",
+                 "--without-mingle", "--loglevel", "INFO", "--hostname", f"worker{number}@%h"],
+                cwd=self.project.root, env=self.project.env, stdout=out, stderr=subprocess.STDOUT,
+                text=True)
+        self.processes.append(process)
+        self.logs.append(log)
+        wait_until(lambda: " ready." in log.read_text() or process.poll() is not None,
+                   f"worker {number} ready")
+        assert process.poll() is None, log.read_text()
+        return number
+
+    def log(self, number: int) -> str:
+        return self.logs[number].read_text()
+
+    def kill(self, number: int) -> None:
+        self.processes[number].send_signal(signal.SIGKILL)
+        self.processes[number].wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            stop(process)
+
+
+@pytest.fixture
+def workers(celery_project: Project, tmp_path: Path) -> Iterator[Workers]:
+    started = Workers(celery_project, tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+def state_of(project: Project, version: str = VERSION) -> str | None:
+    rows = project.query(f"SELECT state FROM afterparty_tasks WHERE version = '{version}'")
+    return str(rows[0][0]) if rows else None
+
+
+def attempts(project: Project, version: str = VERSION) -> list[tuple[str, str]]:
+    rows = project.query(f"SELECT action, state FROM afterparty_attempts WHERE version = '{version}' "
+                         "ORDER BY id")
+    return [(str(action), str(state)) for action, state in rows]
+
+
+def send_again(project: Project, version: str = VERSION) -> None:
+    """Deliver the task's message once more, as Celery may (acks late, a visibility timeout)."""
+    script = (
+        "from afterparty.background import message_for\n"
+        "from afterparty.config import load_settings\n"
+        "from afterparty.contrib.celery import load_app, send\n"
+        "settings = load_settings()\n"
+        f"send(load_app(settings), message_for(settings, {version!r}, None))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=project.root, env=project.env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def gate_task(project: Project, gate: Path, started: Path, options: str = "") -> None:
+    """A background task that says it started, then waits for the test to open its gate."""
+    project.write_task(VERSION, "backfill", f"""
+        import os, time
+        open({str(started)!r}, "w").close()
+        while not os.path.exists({str(gate)!r}):
+            time.sleep(0.02)
+        print("the backfill ran")
+    """, options=f'description="backfill", background=True{options}')
+
+
+def test_the_deploy_queues_it_and_a_worker_runs_it(celery_project: Project, workers: Workers,
+                                                    tmp_path: Path) -> None:
+    project = celery_project
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    gate_task(project, gate, started)
+
+    deploy = project.cli("run")
+    assert deploy.code == 0, deploy.both
+    assert f"{VERSION} backfill queued for a Celery worker" in deploy.out
+    assert "1 queued for Celery workers" in deploy.out
+    assert state_of(project) == "queued"
+    assert "queued" in project.cli("status").out
+
+    workers.start()
+    wait_until(started.exists, "the worker starting the task")
+    status = project.cli("status")
+    assert "running on worker " in status.out, status.out
+    rows = json.loads(project.cli("status", "--json").out)["tasks"]
+    assert rows[0]["state"] == "running" and rows[0]["reason"].startswith("running on worker ")
+
+    # A deploy while it runs leaves it to its worker: not interrupted, not sent again.
+    again = project.cli("run")
+    assert again.code == 0, again.both
+    assert "running on a worker" in again.out
+    assert state_of(project) == "running"
+
+    gate.touch()
+    wait_until(lambda: state_of(project) == "succeeded", "the task succeeding on the worker")
+    assert attempts(project) == [("enqueue", "queued"), ("run", "succeeded")]
+    shown = project.cli("show", VERSION)
+    assert "the backfill ran" in shown.out and "note      sent to a Celery worker" in shown.out
+    assert project.cli("run").out.strip() == "no pending tasks"
+
+
+def test_wait_background_waits_and_exits_as_if_inline(celery_project: Project, workers: Workers) -> None:
+    project = celery_project
+    project.write_task(VERSION, "backfill", 'print("done on a worker")',
+                       options='description="backfill", background=True')
+    project.write_task("20260101000001", "broken", 'raise RuntimeError("the API said no")',
+                       options='description="broken", background=True')
+    workers.start()
+
+    result = project.cli("run", "--wait-background", "--keep-going")
+    assert result.code == 1, result.both
+    assert f"{VERSION} backfill succeeded on worker " in result.out
+    assert "20260101000001 broken failed on worker " in result.out
+    assert "RuntimeError: the API said no" in result.out
+    assert state_of(project) == "succeeded"
+
+    project.write_task("20260101000002", "more", "pass",
+                       options='description="more", background=True')
+    report = json.loads(project.cli("run", "20260101000002", "--wait-background", "--json").out)
+    assert report["exit_code"] == 0
+    assert [(b["version"], b["state"]) for b in report["background"]] == [("20260101000002", "succeeded")]
+
+
+def test_a_second_delivery_does_nothing(celery_project: Project, workers: Workers,
+                                        tmp_path: Path) -> None:
+    project = celery_project
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    gate_task(project, gate, started)
+    assert project.cli("run").code == 0
+    first, second = workers.start(), workers.start()
+    wait_until(started.exists, "a worker starting the task")
+
+    # While one worker runs it, the other gets the same message: the lease is taken.
+    send_again(project)
+    wait_until(lambda: "another worker is running it; nothing to do" in
+               workers.log(first) + workers.log(second), "the second delivery giving up")
+    gate.touch()
+    wait_until(lambda: state_of(project) == "succeeded", "the task succeeding")
+
+    # After it is done, the same message once more: the record says done.
+    send_again(project)
+    wait_until(lambda: f"{VERSION} is succeeded: nothing to do" in
+               workers.log(first) + workers.log(second), "the late delivery doing nothing")
+    assert attempts(project) == [("enqueue", "queued"), ("run", "succeeded")]
+
+
+BATCHES = 20
+
+
+def backfill_in_batches(project: Project, table: str, marker: Path) -> None:
+    """The issue's backfill: a checkpoint per batch, each batch's rows committed with it."""
+    project.write_task(VERSION, "backfill", f"""
+        import time
+        for i in range(ctx.checkpoint.get(0), {BATCHES}):
+            with ctx.batch(checkpoint=i + 1):
+                ctx.db.execute("INSERT INTO {table} (batch) VALUES (%s)", (i,))
+            ctx.progress(i + 1, total={BATCHES})
+            if i == 4:
+                open({str(marker)!r}, "w").close()
+            time.sleep(0.1)
+    """, options='description="backfill", atomic=False, background=True')
+
+
+@pytest.mark.parametrize("resumed_by", ["the next run", "a second delivery"])
+def test_a_killed_worker_s_task_resumes_from_its_checkpoint(celery_project: Project, workers: Workers,
+                                                           tmp_path: Path, resumed_by: str) -> None:
+    project = celery_project
+    project.query("CREATE TABLE backfilled (batch INTEGER)")
+    marker = tmp_path / "five_batches_done"
+    backfill_in_batches(project, "backfilled", marker)
+    assert project.cli("run").code == 0
+
+    first = workers.start()
+    wait_until(marker.exists, "the worker committing five batches")
+    workers.kill(first)
+    assert state_of(project) == "running"
+    done_before = len(project.query("SELECT batch FROM backfilled"))
+    assert 5 <= done_before < BATCHES
+
+    if resumed_by == "the next run":
+        # The next deploy finds its lease free: the worker is gone, so the task is interrupted
+        # and sent again.
+        deploy = project.cli("run")
+        assert deploy.code == 0, deploy.both
+        assert f"found {VERSION} left running by a runner that died: marked interrupted" in deploy.out
+    else:
+        # Celery delivers the message again (acks late): the worker that gets it takes the
+        # free lease, records the dead worker's attempt interrupted and resumes it.
+        send_again(project)
+    workers.start()
+    wait_until(lambda: state_of(project) == "succeeded", "the task resumed and succeeding")
+
+    batches = sorted(int(str(b)) for (b,) in project.query("SELECT batch FROM backfilled"))
+    assert batches == list(range(BATCHES))  # every batch exactly once
+    sent_again = [("enqueue", "queued")] if resumed_by == "the next run" else []
+    assert attempts(project) == [("enqueue", "queued"), ("run", "interrupted"), *sent_again,
+                                 ("run", "succeeded")]
+    progress = json.loads(project.cli("status", "--json").out)["tasks"][0]["progress"]
+    assert progress["done"] == BATCHES
+
+
+def test_a_held_task_of_a_killed_worker_waits_for_a_person(celery_project: Project, workers: Workers,
+                                                            tmp_path: Path) -> None:
+    project = celery_project
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    gate_task(project, gate, started, options=', on_interrupt="hold"')
+    assert project.cli("run").code == 0
+    first = workers.start()
+    wait_until(started.exists, "the worker starting the task")
+    workers.kill(first)
+
+    held = project.cli("run")
+    assert held.code == 5, held.both
+    assert f"resolve {VERSION} --retry" in held.err
+    assert state_of(project) == "interrupted"
+
+    gate.touch()
+    assert project.cli("resolve", VERSION, "--retry").code == 0
+    assert project.cli("run").code == 0
+    workers.start()
+    wait_until(lambda: state_of(project) == "succeeded", "the retried task succeeding")
+
+
+def test_a_broker_that_cannot_be_reached_fails_the_task_not_the_records(
+        celery_project: Project) -> None:
+    project = celery_project
+    project.env["BROKER_URL"] = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    project.write_task(VERSION, "backfill", "pass", options='description="backfill", background=True')
+    project.write_task("20260101000001", "later", "pass")
+    result = project.cli("run", timeout=180)
+    assert result.code == 1, result.both
+    assert "could not send it to a Celery worker" in result.out
+    assert "secret" not in result.both
+    assert state_of(project) == "failed"
+    assert attempts(project) == [("enqueue", "failed")]
+    assert state_of(project, "20260101000001") is None  # a failure stops the run, as inline
+
+
+def test_no_celery_app_is_a_configuration_error(sqlite_project: Project) -> None:
+    sqlite_project.write_task(VERSION, "backfill", "pass",
+                              options='description="backfill", background=True')
+    result = sqlite_project.cli("run")
+    assert result.code == 2, result.both
+    assert "set celery_app" in result.err
+    assert "Traceback" not in result.both
+
+
+
+def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, postgresql_url: str,
+                                                           redis_url: str) -> None:
+    """The lease is fenced: a worker whose lease session was killed (the task's lease is then
+    free) cannot commit another batch once a run has taken the lease and moved its epoch on."""
+    from conftest import clean_env
+
+    root = tmp_path / "app"
+    (root / "release_tasks").mkdir(parents=True)
+    project = Project(root, postgresql_url, clean_env(postgresql_url))
+    (root / "worker_app.py").write_text(WORKER_APP)
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "app"\n\n[tool.afterparty]\ncelery_app = "worker_app:app"\n')
+    project.env["BROKER_URL"] = redis_url
+    project.query("CREATE TABLE backfilled (batch INTEGER)")
+    marker = tmp_path / "five_batches_done"
+    backfill_in_batches(project, "backfilled", marker)
+    assert project.cli("run").code == 0
+
+    workers = Workers(project, tmp_path)
+    try:
+        workers.start()
+        wait_until(marker.exists, "the worker committing five batches")
+        # The worker holds no lock but its task's lease: end the session that keeps it.
+        project.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                      "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        deploy = project.cli("run")
+        assert deploy.code == 0, deploy.both
+        assert f"found {VERSION} left running by a runner that died" in deploy.out
+        wait_until(lambda: "lost the task's lease" in workers.log(0), "the old attempt refused")
+        wait_until(lambda: state_of(project) == "succeeded", "the task resumed and succeeding")
+    finally:
+        workers.stop_all()
+    batches = sorted(int(str(b)) for (b,) in project.query("SELECT batch FROM backfilled"))
+    assert batches == list(range(BATCHES))  # the old attempt's next batch was rolled back

@@ -1,0 +1,209 @@
+"""The web console's defences: headers, throttled logins, the proxy header only when trusted,
+an unreachable environment, mounting under a prefix, and `afterparty web` itself (starting,
+and refusing to start without authentication)."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, stop, wait_until
+from web_helpers import (
+    HUMAN_STEP,
+    PASSWORDS,
+    SECRET,
+    console,
+    csrf,
+    free_port,
+    history,
+    set_up_tasks,
+    sign_in,
+    state,
+    task_url,
+    web_env,
+    web_table,
+)
+
+
+@pytest.fixture
+def web_project(sqlite_project: Project) -> Project:
+    set_up_tasks(sqlite_project)
+    return sqlite_project
+
+
+def test_every_response_forbids_framing_and_outside_sources(web_project: Project,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    client = console(web_project, monkeypatch)
+    for response in (client.get("/login"), client.get("/"), client.get("/api/v1/status")):
+        assert response.headers["x-frame-options"] == "DENY"
+        policy = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_failed_logins_are_throttled(web_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = console(web_project, monkeypatch)
+    token = csrf(client.get("/login").text)
+    for _ in range(5):
+        wrong = client.post("/login", data={"username": "alice", "password": "guess",
+                                            "csrf_token": token})
+        assert wrong.status_code == 401
+    throttled = client.post("/login", data={"username": "alice", "password": PASSWORDS["alice"],
+                                            "csrf_token": token})
+    assert throttled.status_code == 429 and "too many failed logins" in throttled.text
+    assert client.get("/").status_code == 303  # still not signed in
+
+
+def test_a_login_form_without_its_token_is_refused_and_next_stays_here(web_project: Project,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    client = console(web_project, monkeypatch)
+    forged = client.post("/login", data={"username": "alice", "password": PASSWORDS["alice"]})
+    assert forged.status_code == 403
+    assert client.get("/").status_code == 303
+    elsewhere = client.post("/login", data={"username": "alice", "password": PASSWORDS["alice"],
+                                            "csrf_token": csrf(client.get("/login").text),
+                                            "next": "//evil.example/"})
+    assert elsewhere.status_code == 303 and elsewhere.headers["location"] == "/"
+
+
+def test_the_proxy_header_counts_only_when_configured_and_from_a_trusted_proxy(
+        web_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    header = {"X-Forwarded-User": "alice"}
+    assert console(web_project, monkeypatch).get("/", headers=header).status_code == 303
+
+    web_table(web_project, 'proxy_user_header = "X-Forwarded-User"\ntrusted_proxies = ["10.0.0.5"]')
+    untrusted = console(web_project, monkeypatch)  # the test client is not 10.0.0.5
+    assert untrusted.get("/", headers=header).status_code == 303
+
+    text = (web_project.root / "pyproject.toml").read_text().replace('"10.0.0.5"', '"testclient"')
+    (web_project.root / "pyproject.toml").write_text(text)
+    trusted = console(web_project, monkeypatch)
+    page = trusted.get(task_url(HUMAN_STEP), headers=header)
+    assert page.status_code == 200 and "alice" in page.text
+    done = trusted.post(task_url(HUMAN_STEP) + "/confirm", headers=header, data={
+        "csrf_token": csrf(page.text), "expected": "awaiting", "note": "via the proxy"})
+    assert done.status_code == 303
+    assert state(web_project, HUMAN_STEP) == "succeeded"
+
+
+def test_an_unreachable_environment_is_an_error_box_without_its_password(
+        web_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRODUCTION_DATABASE_URL", "postgresql://deployer:s3cret-pw@127.0.0.1:1/shop")
+    web_table(web_project, '[tool.afterparty.web.environments]\nproduction = "$PRODUCTION_DATABASE_URL"')
+    client = console(web_project, monkeypatch)
+    sign_in(client)
+    for page in ("/", "/matrix"):
+        answer = client.get(page)
+        assert answer.status_code == 200
+        assert "Cannot read" in answer.text and "127.0.0.1:1" in answer.text
+        assert "s3cret-pw" not in answer.text
+        assert "restart_search" in answer.text  # the reachable environment is still shown
+    api = client.get("/api/v1/status").json()["environments"]
+    assert api[1]["environment"] == "production" and "s3cret-pw" not in str(api)
+    assert "cannot connect" in api[1]["error"]
+
+
+def test_the_console_mounts_under_a_prefix_of_an_asgi_app(web_project: Project,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.testclient import TestClient
+
+    inner = console(web_project, monkeypatch).app
+    client = TestClient(Starlette(routes=[Mount("/ops/afterparty", app=inner)]), follow_redirects=False)
+    assert client.get("/ops/afterparty/").headers["location"] == "/ops/afterparty/login?next=/"
+    form = client.get("/ops/afterparty/login")
+    assert 'action="/ops/afterparty/login"' in form.text
+    signed_in = client.post("/ops/afterparty/login", data={
+        "username": "alice", "password": PASSWORDS["alice"], "csrf_token": csrf(form.text), "next": "/"})
+    assert signed_in.headers["location"] == "/ops/afterparty/"
+    page = client.get("/ops/afterparty/").text
+    assert f'href="/ops/afterparty/env/development/tasks/{HUMAN_STEP}"' in page
+
+
+def test_afterparty_web_serves_the_console(web_project: Project, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "web.log"
+    server = web_project.popen_logged("web", "--port", str(port), log=log, extra_env=web_env(web_project))
+    try:
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as response:
+                    return b'name="username"' in response.read()
+            except OSError:
+                assert server.poll() is None, log.read_text()
+                return False
+        wait_until(answers, "the console answering")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/status", timeout=5)
+        assert refused.value.code == 401
+    finally:
+        stop(server)
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (("--host", "0.0.0.0", "--no-auth"), {}, "--no-auth serves only this machine: bind to 127.0.0.1"),
+    (("--host", "0.0.0.0"), {}, "the console needs users: set AFTERPARTY_WEB_HTPASSWD"),
+    ((), {"AFTERPARTY_WEB_HTPASSWD": "missing.htpasswd", "AFTERPARTY_WEB_SECRET": SECRET},
+     "AFTERPARTY_WEB_HTPASSWD names missing.htpasswd, which is not a file"),
+    ((), {"AFTERPARTY_WEB_SECRET": ""}, "set AFTERPARTY_WEB_SECRET to a random text"),
+])
+def test_afterparty_web_refuses_to_start_unsafely(sqlite_project: Project, args: tuple[str, ...],
+                                                  env: dict[str, str], message: str) -> None:
+    variables = {**web_env(sqlite_project), **env} if env else {}
+    refused = sqlite_project.cli("web", "--port", str(free_port()), *args, extra_env=variables,
+                                 timeout=60)
+    assert refused.code == 2, refused.both
+    assert refused.err.startswith("afterparty: error: ") and message in refused.err
+    assert len(refused.err.strip().splitlines()) == 1 and "Traceback" not in refused.err
+
+
+def test_the_console_mounts_into_a_wsgi_app_through_a2wsgi(web_project: Project,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from a2wsgi import ASGIMiddleware
+    from flask import Flask
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+    from werkzeug.test import Client
+
+    flask_app = Flask("shop")
+    flask_app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        flask_app.wsgi_app, {"/afterparty": ASGIMiddleware(console(web_project, monkeypatch).app)})
+    client = Client(flask_app)
+    assert client.get("/afterparty/").headers["Location"] == "/afterparty/login?next=/"
+    form = client.get("/afterparty/login").get_data(as_text=True)
+    signed_in = client.post("/afterparty/login", data={
+        "username": "alice", "password": PASSWORDS["alice"], "csrf_token": csrf(form), "next": "/"})
+    assert signed_in.headers["Location"] == "/afterparty/"
+    assert "restart_search" in client.get("/afterparty/").get_data(as_text=True)
+
+
+def test_a_user_taken_out_of_the_htpasswd_file_is_signed_out(web_project: Project,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    client = console(web_project, monkeypatch)
+    sign_in(client)
+    assert client.get("/").status_code == 200
+    users = web_project.root / "users.htpasswd"
+    users.write_text("".join(line + "\n" for line in users.read_text().splitlines()
+                             if not line.startswith("alice:")) + "bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")
+    assert client.get("/").status_code == 303
+    token = csrf(client.get("/login").text)
+    sha1 = client.post("/login", data={"username": "bob", "password": "password", "csrf_token": token})
+    assert sha1.status_code == 401  # only bcrypt hashes are accepted
+
+
+def test_no_auth_on_this_machine_records_the_user_who_started_it(web_project: Project,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    client = console(web_project, monkeypatch, no_auth=True)
+    page = client.get(task_url(HUMAN_STEP))
+    assert page.status_code == 200 and "Sign out" not in page.text
+    forged = client.post(task_url(HUMAN_STEP) + "/confirm", data={"expected": "awaiting"})
+    assert forged.status_code == 403  # another site's form cannot post to a local console either
+    done = client.post(task_url(HUMAN_STEP) + "/confirm",
+                       data={"csrf_token": csrf(page.text), "expected": "awaiting"})
+    assert done.status_code == 303
+    assert history(web_project, HUMAN_STEP)[-1]["username"] == f"{getpass.getuser()} (via web)"

@@ -1,0 +1,107 @@
+"""The web console under test: a project with tasks really run by the CLI, its users, and a
+browser-like client (Starlette's test client) that signs in and sends forms as a page would."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import warnings
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+with warnings.catch_warnings():  # Starlette asks for httpx2, the successor of the httpx it still uses
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from conftest import Project
+
+SECRET = "test-secret-0123456789abcdef"
+PASSWORDS = {"alice": "correct horse", "carol": "battery staple"}
+HUMAN_STEP = "20260101000001"
+FAILING = "20260101000002"
+LATER = "20260101000003"
+
+
+def write_users(path: Path) -> Path:
+    lines = [f"{name}:{bcrypt.hashpw(pw.encode(), bcrypt.gensalt(rounds=4)).decode()}"
+             for name, pw in PASSWORDS.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def web_env(project: Project) -> dict[str, str]:
+    """The variables `afterparty web` is started with."""
+    return {"AFTERPARTY_WEB_HTPASSWD": str(write_users(project.root / "users.htpasswd")),
+            "AFTERPARTY_WEB_SECRET": SECRET}
+
+
+def set_up_tasks(project: Project) -> None:
+    """A human step left awaiting, a task that fails and one that waits behind it: run for real."""
+    project.write_task(HUMAN_STEP, "restart_search", '''
+        """
+        1. Restart every search node.
+        2. Confirm with how many.
+        """''', options='description="Restart the search cluster", manual=True')
+    project.write_task(FAILING, "call_partner", '''
+        ctx.log.info("calling the partner API")
+        raise RuntimeError("partner API said 503")''', options='description="Call the partner"')
+    project.write_task(LATER, "mail_customer", options='description="Mail the customer"')
+    ran = project.cli("run", "--no-input")
+    assert ran.code == 1, ran.both
+
+
+def web_table(project: Project, table: str) -> None:
+    """Add lines to [tool.afterparty.web] of the project's pyproject.toml."""
+    pyproject = project.root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\n[tool.afterparty.web]\n" + table + "\n")
+
+
+def console(project: Project, monkeypatch: pytest.MonkeyPatch, no_auth: bool = False) -> TestClient:
+    """The console app of the project, in this process, as `afterparty web` would build it."""
+    from afterparty.config import load_settings
+    from afterparty.web import WebConfig, create_app
+
+    for name, value in {**project.env, **web_env(project)}.items():
+        if name.startswith("AFTERPARTY_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("AFTERPARTY_WEB_URL", raising=False)
+    config = WebConfig.load(load_settings(cwd=str(project.root)), no_auth=no_auth, connect_timeout=2)
+    return TestClient(create_app(config), follow_redirects=False)
+
+
+def csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, name: str = "alice") -> None:
+    form = client.get("/login")
+    done = client.post("/login", data={"username": name, "password": PASSWORDS[name],
+                                       "csrf_token": csrf(form.text), "next": "/"})
+    assert done.status_code == 303, done.text
+
+
+def task_url(version: str, environment: str = "development") -> str:
+    return f"/env/{environment}/tasks/{version}"
+
+
+def history(project: Project, version: str, *env_args: str) -> list[dict[str, object]]:
+    shown = project.cli(*env_args, "show", version, "--json")
+    assert shown.code == 0, shown.both
+    return list(json.loads(shown.out)["attempts"])
+
+
+def state(project: Project, version: str, *env_args: str) -> str:
+    rows = json.loads(project.cli(*env_args, "status", "--json").out)["tasks"]
+    return str(next(row["state"] for row in rows if row["version"] == version))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
