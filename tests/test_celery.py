@@ -80,7 +80,7 @@ class Workers:
         self.processes: list[subprocess.Popen[str]] = []
         self.logs: list[Path] = []
 
-    def start(self) -> int:
+    def start(self, extra_env: dict[str, str] | None = None) -> int:
         """Start one and wait for its "ready" line; returns its number."""
         number = len(self.processes)
         log = self.directory / f"worker{number}.log"
@@ -89,8 +89,8 @@ class Workers:
                 [sys.executable, "-m", "celery", "-A", "worker_app", "worker", "--pool", "solo",
                  "--concurrency", "1", "--without-heartbeat", "--without-gossip",
                  "--without-mingle", "--loglevel", "INFO", "--hostname", f"worker{number}@%h"],
-                cwd=self.project.root, env=self.project.env, stdout=out, stderr=subprocess.STDOUT,
-                text=True)
+                cwd=self.project.root, env={**self.project.env, **(extra_env or {})}, stdout=out,
+                stderr=subprocess.STDOUT, text=True)
         self.processes.append(process)
         self.logs.append(log)
         wait_until(lambda: " ready." in log.read_text() or process.poll() is not None,
@@ -136,8 +136,12 @@ def send_again(project: Project, version: str = VERSION) -> None:
         "from afterparty.background import message_for\n"
         "from afterparty.config import load_settings\n"
         "from afterparty.contrib.celery import load_app, send\n"
+        "from afterparty.session import Session\n"
         "settings = load_settings()\n"
-        f"send(load_app(settings), message_for(settings, {version!r}, None))\n")
+        "session = Session(settings)\n"
+        "environment_id = session.recorder.environment_id()\n"
+        "session.close()\n"
+        f"send(load_app(settings), message_for(settings, {version!r}, None, environment_id))\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=project.root, env=project.env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
@@ -166,6 +170,9 @@ def test_the_deploy_queues_it_and_a_worker_runs_it(celery_project: Project, work
     assert "1 queued for Celery workers" in deploy.out
     assert state_of(project) == "queued"
     assert "queued" in project.cli("status").out
+    gate_says = project.cli("verify")
+    assert gate_says.code == 6 and f"{VERSION} backfill: queued - sent to a background worker" \
+        in gate_says.out, gate_says.both
 
     workers.start()
     wait_until(started.exists, "the worker starting the task")
@@ -180,8 +187,10 @@ def test_the_deploy_queues_it_and_a_worker_runs_it(celery_project: Project, work
     assert "running on a worker" in again.out
     assert state_of(project) == "running"
 
+    assert "running on worker " in project.cli("verify").out
     gate.touch()
     wait_until(lambda: state_of(project) == "succeeded", "the task succeeding on the worker")
+    assert project.cli("verify").code == 0
     assert attempts(project) == [("enqueue", "queued"), ("run", "succeeded")]
     shown = project.cli("show", VERSION)
     assert "the backfill ran" in shown.out and "note      sent to a Celery worker" in shown.out
@@ -231,6 +240,30 @@ def test_a_second_delivery_does_nothing(celery_project: Project, workers: Worker
     wait_until(lambda: f"{VERSION} is succeeded: nothing to do" in
                workers.log(first) + workers.log(second), "the late delivery doing nothing")
     assert attempts(project) == [("enqueue", "queued"), ("run", "succeeded")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_no_database_password_travels_and_a_worker_on_other_records_runs_nothing(
+        celery_project: Project, workers: Workers, tmp_path: Path) -> None:
+    project = celery_project
+    project.write_task(VERSION, "backfill", 'print("ran")', options="background=True")
+    assert project.cli("run").code == 0
+    other = workers.start({"AFTERPARTY_DATABASE_URL": f"sqlite:///{tmp_path / 'other.sqlite3'}"})
+
+    wait_until(lambda: "are not the ones of the run that queued it" in workers.log(other),
+               "the worker on other records refusing")
+    assert state_of(project) == "queued"
+    from conftest import query
+
+    assert query(f"sqlite:///{tmp_path / 'other.sqlite3'}",
+                 "SELECT name FROM sqlite_master WHERE name LIKE 'afterparty%'") == []
+    workers.stop_all()
+
+    # The same worker, given the deploy's records, runs what is still queued when sent again.
+    send_again(project)
+    right = workers.start()
+    wait_until(lambda: state_of(project) == "succeeded", "the right worker running it")
+    assert "database_url" not in workers.log(right) + workers.log(other)
 
 
 BATCHES = 20

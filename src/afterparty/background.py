@@ -30,20 +30,16 @@ log = logging.getLogger("afterparty")
 
 @dataclass(frozen=True)
 class Message:
-    """What a worker needs to open the same environment and find the task: nothing else."""
+    """What a worker needs to find the environment and the task: never the database URL (a
+    password has no business in a broker). The worker reaches the records through its own
+    configuration, and ``environment_id`` proves that they are the same records."""
 
-    database_url: str
+    environment_id: str
     tasks_dir: str
     environment: str
     table_prefix: str
     version: str
     release: str | None = None
-
-    @property
-    def redacted_url(self) -> str:
-        from afterparty.backends.url import redact_url
-
-        return redact_url(self.database_url)
 
 
 @dataclass
@@ -103,7 +99,7 @@ class Sender:
                 session.origin(), utc_now(), "sent to a Celery worker")
         try:
             send(self._app, message_for(session.settings, task_file.version,
-                                        session.origin().release_id))
+                                        session.origin().release_id, recorder.environment_id()))
         except Exception as exc:  # whatever the broker's client raises: the deploy goes on
             error = (f"could not send it to a Celery worker ({type(exc).__name__}: "
                      f"{redact(str(exc))}): check the broker; the next run sends it again")
@@ -114,14 +110,15 @@ class Sender:
         return None
 
 
-def message_for(settings: Settings, version: str, release: str | None) -> Message:
+def message_for(settings: Settings, version: str, release: str | None,
+                environment_id: str) -> Message:
     """The message of one task: its tasks directory relative to the project (a worker's checkout
     may live elsewhere), unless it lies outside it."""
     tasks_dir = os.path.abspath(settings.tasks_dir)
     root = os.path.abspath(settings.project_root)
     if os.path.commonpath([tasks_dir, root]) == root:
         tasks_dir = os.path.relpath(tasks_dir, root)
-    return Message(database_url=settings.database_url, tasks_dir=tasks_dir,
+    return Message(environment_id=environment_id, tasks_dir=tasks_dir,
                    environment=settings.environment, table_prefix=settings.table_prefix,
                    version=version, release=release)
 
@@ -157,12 +154,11 @@ class WorkerReporter(SilentReporter):
 
 
 def worker_settings(message: Message) -> Settings:
-    """The worker's own settings (notifications, command), with the environment the message
+    """The worker's own settings (database, notifications), with the environment the message
     names; its tasks directory is the message's, in the worker's project."""
     from afterparty.config import load_settings
 
-    settings = load_settings({"database_url": message.database_url,
-                              "environment": message.environment,
+    settings = load_settings({"environment": message.environment,
                               "table_prefix": message.table_prefix, "release": message.release})
     return replace(settings, tasks_dir=os.path.join(settings.project_root, message.tasks_dir))
 
@@ -173,12 +169,32 @@ def run_on_worker(message: Message) -> str:
     Returns what happened, in words (Celery logs it)."""
     session = WorkerSession(worker_settings(message), message.version)
     try:
+        other = _other_records(session, message)
+        if other is not None:
+            log.error("afterparty: %s", other)
+            return other
         lease = session.lock
         if not lease.take():
             return f"{message.version}: another worker is running it; nothing to do"
         return _run_leased(session, message.version)
     finally:
         session.close()
+
+
+def _other_records(session: Session, message: Message) -> str | None:
+    """Why this worker's database is not the one whose run sent the message, or None."""
+    from afterparty.backends.base import MissingTableError
+
+    try:
+        found = session.recorder.environment_id()
+    except MissingTableError:
+        found = ""
+    session.database.rollback()
+    if found == message.environment_id:
+        return None
+    return (f"{message.version}: not run: this worker's records ({session.url.redacted}, table "
+            f"prefix {message.table_prefix!r}) are not the ones of the run that queued it; give "
+            "the workers the deploy's AFTERPARTY_DATABASE_URL (the task stays queued)")
 
 
 def _run_leased(session: WorkerSession, version: str) -> str:

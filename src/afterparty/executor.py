@@ -149,11 +149,14 @@ class Executor:
         from afterparty.lease import orphans_of
 
         recorder = self.session.recorder
-        running = [v for v, r in recorder.read_records().items() if r.state == State.RUNNING.value]
-        self.session.database.rollback()
-        with orphans_of(self.session, running) as orphans, recorder.writing():
-            interrupted = recorder.mark_orphans_interrupted(utc_now(), orphans)
         records = recorder.read_records()
+        running = [v for v, r in records.items() if r.state == State.RUNNING.value]
+        interrupted: list[str] = []
+        if running:  # most runs find none: one read of the records, no write
+            self.session.database.rollback()
+            with orphans_of(self.session, running) as orphans, recorder.writing():
+                interrupted = recorder.mark_orphans_interrupted(utc_now(), orphans)
+            records = recorder.read_records()
         pending = pending_task_files(files, {v: r.run_state for v, r in records.items()},
                                      self.session.settings.environment)
         tasks = self._load(pending)

@@ -27,7 +27,7 @@ class Finding:
 
     version: str
     name: str
-    problem: str  # pending, running, failed, interrupted, awaiting, modified
+    problem: str  # pending, queued, running, failed, interrupted, awaiting, modified
     detail: str
     next_step: str
 
@@ -106,6 +106,9 @@ def _finding(row: TaskStatus) -> Finding | None:
         return Finding(version, row.name, "awaiting", "a person's step",
                        f"`afterparty confirm {version}` once it is done")
     if state is State.RUNNING:
-        return Finding(version, row.name, "running", "a runner is running it now, or died",
+        return Finding(version, row.name, "running", row.reason or "a runner is running it now, or died",
                        "wait for the run to end; the next run finds a dead runner's task")
+    if state is State.QUEUED:
+        return Finding(version, row.name, "queued", "sent to a background worker",
+                       "wait for a worker to run it (`afterparty run --wait-background`)")
     return Finding(version, row.name, "pending", detail, "`afterparty run`")

@@ -60,11 +60,8 @@ def load_app(settings: Settings) -> Celery:
 
 
 def send(app: Celery, message: Message) -> str:
-    """Send a task's message to the workers; returns the Celery task id. The database URL is in
-    the message (a worker needs it) but never in what Celery logs or shows (``kwargsrepr``)."""
+    """Send a task's message to the workers; returns the Celery task id."""
     from dataclasses import asdict
 
-    kwargs = asdict(message)
-    shown = {**kwargs, "database_url": message.redacted_url}
-    result = app.send_task(TASK_NAME, kwargs=kwargs, kwargsrepr=repr(shown))
+    result = app.send_task(TASK_NAME, kwargs=asdict(message))
     return str(result.id)
