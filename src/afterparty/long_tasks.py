@@ -118,14 +118,9 @@ class LongTask:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """A transaction in an ``atomic=False`` task, committed only while the lock is ours."""
-        connection = self.session.database.connection
-        connection.set_autocommit(False)
-        try:
-            with self.session.recorder.writing():
-                yield
-        finally:
-            with contextlib.suppress(DatabaseError, *connection.driver_errors):
-                connection.set_autocommit(True)
+        with self.session.database.connection.transaction_amid_autocommit(), \
+                self.session.recorder.writing():
+            yield
 
     def _wait_while_throttled(self, ctx: Context) -> None:
         """Before a batch: wait as long as the task's ``throttle`` asks."""

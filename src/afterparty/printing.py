@@ -106,11 +106,10 @@ class RunPrinter:
         self._write(text)
 
     def task_progress(self, progress: Progress) -> None:
-        """A long task's report: on the live line at a terminal, in the heartbeat in a log."""
+        """A long task's report: on the live line at a terminal, in the heartbeat in a log (put
+        into words there, at most once a second: a task may report every row)."""
         if self._ticker is not None:
-            self._ticker.detail = describe_progress(
-                {**progress._asdict(), "percent": progress.percent, "rate": progress.rate,
-                 "seconds_left": progress.seconds_left})
+            self._ticker.progress = progress
 
     def task_error_output(self, text: str) -> None:
         """What a task wrote to its stderr: it stays on stderr."""

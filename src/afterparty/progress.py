@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from afterparty.printing import RunPrinter
+    from afterparty.records import Progress
 
 # A task running longer than this gets the elapsed-time indicator at a terminal.
 INDICATOR_AFTER = 2.0
@@ -32,8 +33,8 @@ class Ticker:
     def __init__(self, printer: RunPrinter, label: str) -> None:
         self.printer = printer
         self.label = label
-        #: The task's last progress report, in words (``ctx.progress``).
-        self.detail: str | None = None
+        #: The task's last progress report (``ctx.progress``).
+        self.progress: Progress | None = None
         self.stopped = threading.Event()
         self.live = _isatty(printer.err)
         self.beat = None if _isatty(printer.out) else _heartbeat_seconds()
@@ -59,13 +60,22 @@ class Ticker:
             if self.stopped.wait(min(waits)):
                 return
             elapsed = time.monotonic() - started
-            detail = f": {self.detail}" if self.detail else ""
+            detail = f": {self._progress_text()}" if self.progress is not None else ""
             if self.live and elapsed >= INDICATOR_AFTER:
                 self.printer.show_indicator(f"{self.label} running for {elapsed:.0f}s{detail}")
             if next_beat is not None and time.monotonic() >= next_beat:
                 self.printer.heartbeat(f"{self.label} still running after {elapsed:.0f}s{detail}")
                 assert self.beat is not None
                 next_beat += self.beat
+
+
+    def _progress_text(self) -> str:
+        from afterparty.printing import describe_progress
+
+        progress = self.progress
+        assert progress is not None
+        return describe_progress({**progress._asdict(), "percent": progress.percent,
+                                  "rate": progress.rate, "seconds_left": progress.seconds_left})
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -58,6 +58,18 @@ class Connection(ABC):
         batches); off: afterparty opens and ends transactions (the default). Called only between
         transactions."""
 
+    @contextlib.contextmanager
+    def transaction_amid_autocommit(self) -> Iterator[None]:
+        """Around ``begin()``...``commit()`` while autocommit is on (a long task's batch): by
+        default autocommit is switched off for it; a connection whose ``begin`` opens a real
+        transaction anyway needs nothing (and saves the round trips)."""
+        self.set_autocommit(False)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(*self.driver_errors):
+                self.set_autocommit(True)
+
     @abstractmethod
     def twin(self) -> Connection:
         """A second session to the same database in autocommit mode (the lock's own)."""
@@ -119,8 +131,26 @@ class DriverConnection(Connection):
         """The error to report for a driver's error (a driver may say too little)."""
         return exc
 
+    #: Autocommit switched on by ``set_autocommit`` (a long task's body).
+    _statements_commit = False
+
     def begin(self) -> None:
-        """Most drivers open a transaction with the first statement."""
+        """Most drivers open a transaction with the first statement; with autocommit on (a long
+        task's batch) it is opened explicitly."""
+        if self._statements_commit:
+            with self._explained_errors():
+                self._begin_explicitly()
+
+    def _begin_explicitly(self) -> None:
+        cursor = self.raw.cursor()
+        try:
+            cursor.execute("BEGIN")
+        finally:
+            cursor.close()
+
+    @contextlib.contextmanager
+    def transaction_amid_autocommit(self) -> Iterator[None]:
+        yield  # ``begin`` opens one (BEGIN) and the driver's commit ends it
 
     def commit(self) -> None:
         with self._explained_errors():
@@ -137,6 +167,7 @@ class DriverConnection(Connection):
     def set_autocommit(self, on: bool) -> None:
         with self._explained_errors():
             self._switch_autocommit(on)
+        self._statements_commit = on
 
     def _switch_autocommit(self, on: bool) -> None:
         """The driver's own way (sqlite3 opened with ``isolation_level=None`` needs none)."""
@@ -147,6 +178,7 @@ class DriverConnection(Connection):
     def reopen(self) -> None:
         self.close()
         self.raw = self._open_session(self._autocommit)
+        self._statements_commit = self._autocommit
 
     def close(self) -> None:
         with contextlib.suppress(*self.driver_errors, OSError):

@@ -35,6 +35,10 @@ class SQLite3Connection(DriverConnection):
     def begin(self) -> None:
         self.raw.execute("BEGIN")
 
+    @contextlib.contextmanager
+    def transaction_amid_autocommit(self) -> Iterator[None]:
+        yield  # every transaction here begins with BEGIN
+
     def commit(self) -> None:
         if self.raw.in_transaction:
             self.raw.execute("COMMIT")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from django.db import Error, connections, transaction
@@ -59,6 +59,10 @@ class DjangoConnection(Connection):
     @property
     def driver_connection(self) -> Any:
         return self.wrapper.connection
+
+    @contextlib.contextmanager
+    def transaction_amid_autocommit(self) -> Iterator[None]:
+        yield  # Django autocommits outside atomic blocks, and ``begin`` opens one
 
     def twin(self) -> Connection:
         wrapper = connections.create_connection(self.alias)
