@@ -97,9 +97,11 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
     from afterparty.executor import Executor
 
     started = time.monotonic()
-    session = state.session()
+    # The log handler is installed once there is work (a run with nothing to do stays lean).
+    session = state.session(show_logs=dry_run)
     reporter = RunPrinter(quiet=as_json, may_ask=not (no_input or as_json),
-                          command=session.settings.command, log_format=state.log_format)
+                          command=session.settings.command, log_format=state.log_format,
+                          on_work=state.show_logs)
     reporter.log_fields = {"environment": session.settings.environment}
     try:
         if group is not None:

@@ -35,6 +35,7 @@ class State:
         # A web framework's integration (afterparty.contrib.Framework), if one runs us.
         self.framework = framework
         self._log_handler: CommandLineLogHandler | None = None
+        self._settings: Settings | None = None
 
     @classmethod
     def of(cls, ctx: click.Context) -> State:
@@ -61,7 +62,9 @@ class State:
     def log_format(self) -> str:
         return str(self.options.get("log_format") or "text")
 
-    def settings(self) -> Settings:
+    def settings(self, show_logs: bool = True) -> Settings:
+        """The command's settings; ``show_logs=False`` leaves the log handler to ``show_logs``
+        (``run`` with nothing to do never imports logging)."""
         if self.framework is not None:
             settings = self.framework.settings(self.flags)
         else:
@@ -69,18 +72,20 @@ class State:
 
             settings = load_settings(self.flags)
         settings.command = self.command
-        self._show_logs(settings)
+        self._settings = settings
+        if show_logs:
+            self.show_logs()
         return settings
 
-    def _show_logs(self, settings: Settings) -> None:
+    def show_logs(self) -> None:
         """Show the runner's own log records on stderr (text with a time, or JSON lines). On the
         ``afterparty`` logger, not the root: a task's records, already shown with its output,
         are not shown twice, and an application's handlers still get everything."""
-        if self._log_handler is not None:
+        if self._log_handler is not None or self._settings is None:
             return
         from afterparty.logs import CommandLineLogHandler
 
-        self._log_handler = CommandLineLogHandler.install(self.log_format, settings)
+        self._log_handler = CommandLineLogHandler.install(self.log_format, self._settings)
 
     def close(self) -> None:
         if self._log_handler is not None:
@@ -89,12 +94,12 @@ class State:
             CommandLineLogHandler.uninstall(self._log_handler)
             self._log_handler = None
 
-    def session(self) -> Session:
+    def session(self, show_logs: bool = True) -> Session:
         if self.framework is not None:
-            return self.framework.session(self.settings(), self.connect_timeout)
+            return self.framework.session(self.settings(show_logs), self.connect_timeout)
         from afterparty.session import Session
 
-        return Session(self.settings(), self.connect_timeout)
+        return Session(self.settings(show_logs), self.connect_timeout)
 
 
 pass_state = click.make_pass_decorator(State)

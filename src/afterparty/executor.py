@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from afterparty.errors import StoppedBySignal, UsageError
 from afterparty.lock import LockOutcome
-from afterparty.notices import Notices
 from afterparty.planner import Readiness, lock_free_look, pending_task_files, readiness
 from afterparty.results import (
     Awaiting,
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from afterparty.context import Context
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
+    from afterparty.notices import Notices
     from afterparty.records import Record
 
 
@@ -39,8 +39,17 @@ class Executor:
         self.session = session
         self.reporter = reporter
         self._task_files: list[TaskFile] | None = None
-        self.notices = Notices(session)
+        self._notices: Notices | None = None
         self._sender: Sender | None = None
+
+    @property
+    def notices(self) -> Notices:
+        """The runner's notices (made when there is something to tell: not on the no-op path)."""
+        if self._notices is None:
+            from afterparty.notices import Notices
+
+            self._notices = Notices(self.session)
+        return self._notices
 
     def run(self, wanted: list[str], keep_going: bool = False, wait: float = 300.0,
             if_busy: str = "wait", group: str | None = None) -> RunResult:

@@ -14,6 +14,7 @@ from afterparty.states import State
 
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Callable
 
     from afterparty.background import Background
     from afterparty.decisions import Decision
@@ -61,13 +62,16 @@ class RunPrinter:
     elapsed-time indicator at a terminal or a heartbeat line in a log."""
 
     def __init__(self, quiet: bool, may_ask: bool = False, command: str = "afterparty",
-                 color: bool | None = None, log_format: str = "text") -> None:
+                 color: bool | None = None, log_format: str = "text",
+                 on_work: Callable[[], None] | None = None) -> None:
         import threading
 
         self.quiet = quiet
         self.may_ask = may_ask
         self.command = command
         self.log_format = log_format
+        #: Called when the run has work, before anything of it happens (logs are shown then).
+        self.on_work = on_work
         # Task output goes to the real terminal: sys.stdout is captured while a task runs.
         self.out: IO[str] = sys.stderr if quiet else sys.stdout
         self.err: IO[str] = sys.stderr
@@ -82,9 +86,13 @@ class RunPrinter:
         self._ticker: Ticker | None = None
 
     def run_planned(self, count: int) -> None:
+        if self.on_work is not None:
+            self.on_work()
         self.total = count
 
     def waiting_for_lock(self, holder: str | None) -> None:
+        if self.on_work is not None:
+            self.on_work()
         self._clear()
         print_waiting(holder)
 
