@@ -278,7 +278,7 @@ def test_a_long_task_commits_each_batch_with_its_checkpoint_and_reports_progress
     one writer is busy then: the report is kept with the outcome instead)."""
     from types import SimpleNamespace
 
-    from afterparty.attempt import Interruptions
+    from afterparty.interruptions import Interruptions
     from afterparty.long_tasks import LongTask
 
     runner, reader = pair.runner(), pair.runner()

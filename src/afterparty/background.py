@@ -264,7 +264,7 @@ def wait_for(session: Session, tasks: list[Background],
     """Poll the records (no lock held), with a growing pause, until every task in ``tasks`` is
     done, failed or held; ``finished`` is told of each as it ends. Returns the signal that
     stopped the wait (SIGINT, SIGTERM), or None."""
-    from afterparty.attempt import Interruptions
+    from afterparty.interruptions import Interruptions
 
     left = list(tasks)
     delay = 0.1

@@ -147,7 +147,7 @@ def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = 
         raise ConfigError(f"the environment name from {values['environment'][2]} is empty: "
                           "name it, as in --env production")
     return Settings(
-        database_url=_anchor_sqlite_path(str(database_url), url_base),
+        database_url=anchor_sqlite_path(str(database_url), url_base),
         tasks_dir=os.path.join(tasks_base, str(tasks_dir)),
         environment=str(values["environment"][0]),
         table_prefix=prefix,
@@ -161,7 +161,7 @@ def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = 
     )
 
 
-def _anchor_sqlite_path(url: str, base: str) -> str:
+def anchor_sqlite_path(url: str, base: str) -> str:
     """Make a relative SQLite path relative to where the setting came from."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith("sqlite:////"):

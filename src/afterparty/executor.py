@@ -154,7 +154,8 @@ class Executor:
 
     def _run_locked(self, files: list[TaskFile], keep_going: bool, group: str | None) -> RunResult:
         """Pending is decided again here, under the lock, from records read now."""
-        from afterparty.attempt import AttemptRunner, Interruptions
+        from afterparty.attempt import AttemptRunner
+        from afterparty.interruptions import Interruptions
         from afterparty.lease import orphans_of
 
         recorder = self.session.recorder
@@ -328,9 +329,10 @@ class Executor:
 
     def rollback(self, wanted: str, record_only: bool = False, wait: float = 300.0) -> TaskOutcome:
         """Run a task's undo step and mark it reverted (pending again); or only record that."""
-        from afterparty.attempt import AttemptRunner, Interruptions
+        from afterparty.attempt import AttemptRunner
         from afterparty.decisions import decide
         from afterparty.graph import find_tasks
+        from afterparty.interruptions import Interruptions
         from afterparty.states import ROLLBACK_FROM
 
         if record_only:

@@ -14,10 +14,10 @@ from afterparty.records import LONG_TEXT_LIMIT, Progress
 from afterparty.session import utc_now
 
 if TYPE_CHECKING:
-    from afterparty.attempt import Interruptions
     from afterparty.backends.base import Database
     from afterparty.context import Context
     from afterparty.definition import Throttle
+    from afterparty.interruptions import Interruptions
     from afterparty.recorder import Recorder
     from afterparty.session import Session
 

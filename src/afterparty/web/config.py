@@ -122,9 +122,9 @@ def _resolve(name: str, value: str) -> str:
 
 def _anchor(url: str, settings: Settings) -> str:
     """A relative SQLite path is relative to the project, as in [tool.afterparty]."""
-    from afterparty.config import _anchor_sqlite_path
+    from afterparty.config import anchor_sqlite_path
 
-    return _anchor_sqlite_path(url, settings.project_root)
+    return anchor_sqlite_path(url, settings.project_root)
 
 
 def _text(table: dict[str, object], key: str) -> str | None:
