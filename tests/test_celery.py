@@ -367,6 +367,19 @@ def test_no_celery_app_is_a_configuration_error(sqlite_project: Project) -> None
     assert "Traceback" not in result.both
 
 
+def test_a_dry_run_says_what_would_be_queued_and_what_would_wait_for_it(sqlite_project: Project) -> None:
+    sqlite_project.write_task(VERSION, "backfill", "pass",
+                              options='description="backfill", background=True')
+    sqlite_project.write_task("20260101000001", "after", "pass",
+                              options=f'description="after", depends_on=["{VERSION}"]')
+
+    result = sqlite_project.cli("run", "--dry-run")
+
+    assert result.code == 0, result.both
+    assert f"would queue for a Celery worker {VERSION} backfill" in result.out
+    assert "would wait 20260101000001: depends on" in result.out
+    assert sqlite_project.cli("status", "--json").code == 0
+
 
 def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, postgresql_url: str,
                                                            redis_url: str) -> None:

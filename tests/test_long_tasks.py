@@ -252,3 +252,40 @@ def test_records_of_an_older_afterparty_get_the_long_task_tables_on_the_next_run
     assert project.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [("2",)]
     assert [row["state"] for row in json.loads(project.cli("status", "--json").out)["tasks"]] \
         == ["succeeded", "succeeded"]
+
+
+def test_an_atomic_task_that_fails_keeps_neither_its_work_nor_its_checkpoint(project: Project) -> None:
+    project.write_task(VERSION, "atomic", """
+        ctx.db.execute("CREATE TABLE IF NOT EXISTS backfilled (batch INTEGER, n INTEGER)")
+        ctx.db.execute("INSERT INTO backfilled (batch, n) VALUES (%s, 0)", (ctx.checkpoint.get(0),))
+        ctx.checkpoint.save(ctx.checkpoint.get(0) + 1)
+        if ctx.attempt == 1:
+            raise RuntimeError("after the checkpoint")
+    """)
+
+    assert project.cli("run").code == 1
+    assert status_of(project)["checkpoint"] is None  # rolled back with the work
+
+    assert project.cli("run").code == 0
+    assert status_of(project)["checkpoint"] == 1
+    assert batches_written(project) == [(0, 1)]
+
+
+def test_a_timeout_mid_batch_rolls_that_batch_back(sqlite_project: Project) -> None:
+    sqlite_project.write_task(VERSION, "slow_batch", """
+        import time
+        ctx.db.execute("CREATE TABLE IF NOT EXISTS backfilled (batch INTEGER, n INTEGER)")
+        for i in range(ctx.checkpoint.get(0), 3):
+            with ctx.batch(checkpoint=i + 1):
+                ctx.db.execute("INSERT INTO backfilled (batch, n) VALUES (%s, 0)", (i,))
+                if i == 1 and ctx.attempt == 1:
+                    time.sleep(60)
+    """, options="atomic=False, timeout=1")
+
+    first = sqlite_project.cli("run")
+
+    assert first.code == 1 and "timed out after 1 s" in first.both, first.both
+    assert batches_written(sqlite_project) == [(0, 1)]
+    assert status_of(sqlite_project)["checkpoint"] == 1
+    assert sqlite_project.cli("run").code == 0
+    assert batches_written(sqlite_project) == [(0, 1), (1, 1), (2, 1)]

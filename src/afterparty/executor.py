@@ -93,9 +93,16 @@ class Executor:
                 result.waiting[task_file.version] = ready.reason
                 continue
             result.planned.append(task_file)
-            # A human step is asked for, not done: what depends on it waits.
-            states[task_file.version] = State.AWAITING if tasks[task_file.version].manual \
-                else State.SUCCEEDED
+            task = tasks[task_file.version]
+            if task.background:
+                from afterparty.background import Background
+
+                result.background.append(Background(task_file.version, task_file.name,
+                                                    task.on_interrupt == "hold"))
+            # A human step is asked for and a background task queued, not done: what depends on
+            # them waits.
+            states[task_file.version] = State.AWAITING if task.manual else \
+                State.QUEUED if task.background else State.SUCCEEDED
         return result
 
     def _dry_context(self, runner: AttemptRunner, task_file: TaskFile) -> Callable[[], Context]:

@@ -253,8 +253,10 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
         click.echo("another runner holds the lock: skipped (--if-busy skip)")
         return
     if dry_run:
+        to_queue = {task.version for task in result.background}
         for task_file in result.planned:
-            click.echo(f"would run {task_file.version} {task_file.name}")
+            what = "queue for a Celery worker" if task_file.version in to_queue else "run"
+            click.echo(f"would {what} {task_file.version} {task_file.name}")
         for version, reason in result.waiting.items():
             click.echo(f"would wait {version}: {reason}")
         waits = f", {len(result.waiting)} would wait" if result.waiting else ""
