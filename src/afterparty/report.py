@@ -105,7 +105,8 @@ def _records(session: Session) -> dict[str, Record]:
 def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
                 environment: str) -> TaskStatus:
     state = state_of(record.state if record else None)
-    facts, modified = _file_facts(task_file, record if state is not State.PENDING else None)
+    path = task_file.path if task_file else None  # joined once: status may list ten thousand
+    facts, modified = _file_facts(path, record if state is not State.PENDING else None)
     description = facts.description if facts else ""
     return TaskStatus(
         version=version,
@@ -118,23 +119,23 @@ def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
         last_error=record.last_error if record else None,
         file_missing=task_file is None,
         modified=modified,
-        path=task_file.path if task_file else None,
+        path=path,
         reason=_reason(environment, facts, record),
     )
 
 
-def _file_facts(task_file: TaskFile | None, record: Record | None) -> tuple[SourceFacts | None, bool]:
+def _file_facts(path: str | None, record: Record | None) -> tuple[SourceFacts | None, bool]:
     """What a task file says and whether it changed since its record's last attempt; an
     unchanged file (same size and time as recorded) is not read, and says nothing new."""
     from afterparty.facts import is_modified, read_source_facts
 
-    if task_file is None:
+    if path is None:
         return None, False
     if record is not None and record.checksum:
-        if not is_modified(record.checksum, task_file.path, os.stat(task_file.path)):
+        if not is_modified(record.checksum, path, os.stat(path)):
             return None, False
-        return read_source_facts(task_file.path), True
-    return read_source_facts(task_file.path), False
+        return read_source_facts(path), True
+    return read_source_facts(path), False
 
 
 def _reason(environment: str, facts: SourceFacts | None, record: Record | None) -> str | None:
