@@ -197,6 +197,29 @@ def test_the_deploy_queues_it_and_a_worker_runs_it(celery_project: Project, work
     assert project.cli("run").out.strip() == "no pending tasks"
 
 
+def test_a_run_never_requeues_a_task_a_worker_holds(celery_project: Project, workers: Workers,
+                                                    tmp_path: Path) -> None:
+    """A worker took the message between a run's read of the records (still `queued`) and the
+    run's send: the run finds the lease held and neither records `queued` over the worker's
+    attempt nor sends it again. The record is set back to `queued` by hand to stand for the read
+    that came just before the worker's `running`."""
+    project = celery_project
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    gate_task(project, gate, started)
+    assert project.cli("run").code == 0
+    workers.start()
+    wait_until(started.exists, "the worker starting the task")
+    project.query(f"UPDATE afterparty_tasks SET state = 'queued' WHERE version = '{VERSION}'")
+
+    again = project.cli("run")
+
+    assert again.code == 0, again.both
+    assert "running on a worker" in again.out, again.out
+    gate.touch()
+    wait_until(lambda: state_of(project) == "succeeded", "the task succeeding on the worker")
+    assert attempts(project) == [("enqueue", "queued"), ("run", "succeeded")]
+
+
 def test_wait_background_waits_and_exits_as_if_inline(celery_project: Project, workers: Workers) -> None:
     project = celery_project
     project.write_task(VERSION, "backfill", 'print("done on a worker")',

@@ -82,9 +82,11 @@ class Sender:
                               "pip install 'afterparty[celery]'") from None
         self._app = load_app(settings)
 
-    def send(self, task_file: TaskFile, task: Task) -> TaskOutcome | None:
-        """Record the task queued and send it; None when sent. When sending fails, the task is
-        recorded failed with the error (the next ``run`` sends it again) and that is returned."""
+    def send(self, task_file: TaskFile, task: Task) -> State | TaskOutcome:
+        """Record the task queued and send it: QUEUED. RUNNING when a worker holds its lease
+        (it took the message between this run's read of the records and now: nothing is
+        written or sent). When sending fails, the task is recorded failed with the error (the
+        next ``run`` sends it again) and that outcome is returned."""
         from afterparty.backends.url import redact
         from afterparty.contrib.celery import send
 
@@ -93,10 +95,19 @@ class Sender:
         assert self._app is not None
         session, recorder = self.session, self.session.recorder
         session.lock.check()
-        with recorder.writing():
-            attempt_id = recorder.record_decision(
-                task_file.version, task_file.name, task.description, Action.ENQUEUE, State.QUEUED,
-                session.origin(), utc_now(), "sent to a Celery worker")
+        # Holding the task's lease while the record says queued: no worker is inside an
+        # attempt then, so a worker's `running` is never overwritten by `queued`.
+        lease = TaskLease(session.database, recorder, task_file.version)
+        session.other_locks.append(lease.database_lock)
+        if not lease.database_lock.try_acquire():
+            return State.RUNNING
+        try:
+            with recorder.writing():
+                attempt_id = recorder.record_decision(
+                    task_file.version, task_file.name, task.description, Action.ENQUEUE,
+                    State.QUEUED, session.origin(), utc_now(), "sent to a Celery worker")
+        finally:
+            lease.release()
         try:
             send(self._app, message_for(session.settings, task_file.version,
                                         session.origin().release_id, recorder.environment_id()))
@@ -107,7 +118,7 @@ class Sender:
                 recorder.record_finish(attempt_id, task_file.version, State.FAILED, utc_now(), 0.0,
                                        error, "")
             return TaskOutcome(task_file.version, task_file.name, State.FAILED, 0.0, error)
-        return None
+        return State.QUEUED
 
 
 def message_for(settings: Settings, version: str, release: str | None,

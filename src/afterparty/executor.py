@@ -272,12 +272,13 @@ class Executor:
         if record is not None and state_of(record.state) is State.RUNNING:
             entry.state = State.RUNNING
         else:
-            failed = self._sender.send(task_file, task)
-            if failed is not None:
-                result.outcomes.append(failed)
-                self.reporter.task_finished(failed)
-                self.notices.task_failed(task_file, failed.error)
+            sent = self._sender.send(task_file, task)
+            if isinstance(sent, TaskOutcome):
+                result.outcomes.append(sent)
+                self.reporter.task_finished(sent)
+                self.notices.task_failed(task_file, sent.error)
                 return State.FAILED
+            entry.state = sent
         result.background.append(entry)
         told = getattr(self.reporter, "task_sent_to_worker", None)
         if told is not None:
