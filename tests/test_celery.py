@@ -242,6 +242,27 @@ def test_wait_background_waits_and_exits_as_if_inline(celery_project: Project, w
     assert [(b["version"], b["state"]) for b in report["background"]] == [("20260101000002", "succeeded")]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sigterm_stops_the_waiting_not_the_task(celery_project: Project, workers: Workers,
+                                                tmp_path: Path) -> None:
+    project = celery_project
+    gate, started, log = tmp_path / "gate", tmp_path / "started", tmp_path / "deploy.log"
+    gate_task(project, gate, started)
+    workers.start()
+    deploy = project.popen_logged("run", "--wait-background", log=log)
+    try:
+        wait_until(started.exists, "the worker starting the task")
+        wait_until(lambda: "waiting for 1 background task(s)" in log.read_text(), "the deploy waiting")
+        deploy.send_signal(signal.SIGTERM)
+        assert deploy.wait(timeout=60) == 143
+    finally:
+        stop(deploy)
+    assert "stopped waiting: the background tasks go on on their workers" in log.read_text()
+    assert state_of(project) == "running"
+    gate.touch()
+    wait_until(lambda: state_of(project) == "succeeded", "the task finishing on its worker")
+
+
 def test_a_second_delivery_does_nothing(celery_project: Project, workers: Workers,
                                         tmp_path: Path) -> None:
     project = celery_project
@@ -404,7 +425,29 @@ def test_a_dry_run_says_what_would_be_queued_and_what_would_wait_for_it(sqlite_p
     assert sqlite_project.cli("status", "--json").code == 0
 
 
-def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, postgresql_url: str,
+def end_the_lease_session(project: Project, url: str) -> None:
+    """End the database session that keeps the task's lease (as a DBA, an idle timeout or the
+    network would); the worker's own session stays."""
+    if url.startswith("postgresql"):
+        project.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                      "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        return
+    from afterparty.backends import open_database
+    from afterparty.backends.url import parse_url
+    from afterparty.lease import lock_name
+
+    database = open_database(parse_url(url))
+    try:
+        name = database.lock(lock_name("afterparty_", VERSION)).name  # type: ignore[attr-defined]
+    finally:
+        database.close()
+    ((holder,),) = project.query(f"SELECT IS_USED_LOCK('{name}')")
+    assert holder is not None, "the worker holds the task's lease"
+    project.query(f"KILL {int(str(holder))}")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql", "mysql"], indirect=True)
+def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, database_url: str,
                                                            redis_url: str) -> None:
     """The lease is fenced: a worker whose lease session was killed (the task's lease is then
     free) cannot commit another batch once a run has taken the lease and moved its epoch on."""
@@ -412,7 +455,7 @@ def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, postg
 
     root = tmp_path / "app"
     (root / "release_tasks").mkdir(parents=True)
-    project = Project(root, postgresql_url, clean_env(postgresql_url))
+    project = Project(root, database_url, clean_env(database_url))
     (root / "worker_app.py").write_text(WORKER_APP)
     (root / "pyproject.toml").write_text(
         '[project]\nname = "app"\n\n[tool.afterparty]\ncelery_app = "worker_app:app"\n')
@@ -427,8 +470,7 @@ def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, postg
         workers.start()
         wait_until(marker.exists, "the worker committing five batches")
         # The worker holds no lock but its task's lease: end the session that keeps it.
-        project.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                      "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        end_the_lease_session(project, database_url)
         deploy = project.cli("run")
         assert deploy.code == 0, deploy.both
         assert f"found {VERSION} left running by a runner that died" in deploy.out
