@@ -172,12 +172,15 @@ def test_the_console_mounts_into_a_wsgi_app_through_a2wsgi(web_project: Project,
     flask_app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
         flask_app.wsgi_app, {"/afterparty": ASGIMiddleware(console(web_project, monkeypatch).app)})
     client = Client(flask_app)
-    assert client.get("/afterparty/").headers["Location"] == "/afterparty/login?next=/"
-    form = client.get("/afterparty/login").get_data(as_text=True)
-    signed_in = client.post("/afterparty/login", data={
-        "username": "alice", "password": PASSWORDS["alice"], "csrf_token": csrf(form), "next": "/"})
-    assert signed_in.headers["Location"] == "/afterparty/"
-    assert "restart_search" in client.get("/afterparty/").get_data(as_text=True)
+    with client.get("/afterparty/") as first:
+        assert first.headers["Location"] == "/afterparty/login?next=/"
+    with client.get("/afterparty/login") as login:
+        form = login.get_data(as_text=True)
+    with client.post("/afterparty/login", data={"username": "alice", "password": PASSWORDS["alice"],
+                                                "csrf_token": csrf(form), "next": "/"}) as signed_in:
+        assert signed_in.headers["Location"] == "/afterparty/"
+    with client.get("/afterparty/") as overview:
+        assert "restart_search" in overview.get_data(as_text=True)
 
 
 def test_a_user_taken_out_of_the_htpasswd_file_is_signed_out(web_project: Project,
