@@ -220,6 +220,29 @@ def test_a_run_never_requeues_a_task_a_worker_holds(celery_project: Project, wor
     assert attempts(project) == [("enqueue", "queued"), ("run", "succeeded")]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_no_decision_overwrites_a_task_a_worker_is_running(celery_project: Project, workers: Workers,
+                                                           tmp_path: Path) -> None:
+    project = celery_project
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    gate_task(project, gate, started)
+    assert project.cli("run").code == 0
+    workers.start()
+    wait_until(started.exists, "the worker starting the task")
+
+    for decision in (("skip", VERSION, "--reason", "not needed"), ("forget", VERSION),
+                     ("mark-done", VERSION)):
+        refused = project.cli(*decision)
+        assert refused.code == 2, refused.both
+        assert "is running on a background worker now" in refused.err
+        assert "Traceback" not in refused.both
+    assert state_of(project) == "running"
+
+    gate.touch()
+    wait_until(lambda: state_of(project) == "succeeded", "the task succeeding on the worker")
+    assert attempts(project) == [("enqueue", "queued"), ("run", "succeeded")]
+
+
 def test_wait_background_waits_and_exits_as_if_inline(celery_project: Project, workers: Workers) -> None:
     project = celery_project
     project.write_task(VERSION, "backfill", 'print("done on a worker")',

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from afterparty.errors import UsageError
 from afterparty.session import Session, utc_now
 from afterparty.states import RESOLVE_ACTIONS, Action, MoveRefused, State, next_state, state_of
+
+if TYPE_CHECKING:
+    from afterparty.graph import FoundTask
+    from afterparty.records import Record
 
 OnWait = Callable[[str | None], None]
 
@@ -92,7 +98,7 @@ def decide(session: Session, wanted: list[str], action: Action, note: str | None
         targets = ([FoundTask(f.version, f.name, f) for f in files] if every
                    else find_tasks(files, records, wanted))
         now = utc_now()
-        with recorder.writing():
+        with _no_worker_running(session, targets, records), recorder.writing():
             for target in targets:
                 record = records.get(target.version)
                 before = state_of(record.state if record else None)
@@ -116,3 +122,26 @@ def decide(session: Session, wanted: list[str], action: Action, note: str | None
                     recorder.clear_progress(target.version)
                 decisions.append(Decision(target.version, target.name, before, after))
     return decisions
+
+
+@contextmanager
+def _no_worker_running(session: Session, targets: list[FoundTask],
+                       records: dict[str, Record]) -> Iterator[None]:
+    """Refuse to decide about a task a live worker is running (it holds the task's lease: its
+    outcome would overwrite the decision); hold the leases of the others while deciding."""
+    from afterparty.lease import orphans_of
+
+    running = [t.version for t in targets if t.version in records
+               and state_of(records[t.version].state) is State.RUNNING]
+    if not running:
+        yield
+        return
+    session.database.rollback()
+    with orphans_of(session, running) as free:
+        busy = [version for version in running if version not in free]
+        if busy:
+            raise UsageError(
+                f"task {busy[0]} is running on a background worker now (the worker holds its "
+                f"lease): nothing was changed; decide once it has ended "
+                f"(`{session.settings.command} status`)")
+        yield
