@@ -38,10 +38,20 @@ def browser() -> Iterator[object]:
 
 def test_a_person_confirms_a_step_in_the_browser(sqlite_project: Project, browser: object,
                                                  tmp_path: Path) -> None:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
 
     assert isinstance(browser, WebDriver)
+
+    def text_of(selector: str) -> str:
+        """The element's text as the page shows it now; "" while the next page is loading (the
+        old page's element goes stale, the new one is not there yet)."""
+        try:
+            return str(browser.find_element(By.CSS_SELECTOR, selector).text)
+        except (NoSuchElementException, StaleElementReferenceException):
+            return ""
+
     set_up_tasks(sqlite_project)
     port = free_port()
     log = tmp_path / "web.log"
@@ -65,21 +75,23 @@ def test_a_person_confirms_a_step_in_the_browser(sqlite_project: Project, browse
         browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
         wait_until(lambda: browser.current_url == f"{base}/", "the overview after signing in")
 
-        urgent = browser.find_element(By.CSS_SELECTOR, "ul.tasks.urgent li")
-        assert "awaiting" in urgent.text and "restart_search" in urgent.text
-        urgent.find_element(By.TAG_NAME, "a").click()
-        assert "Restart every search node." in browser.find_element(By.CSS_SELECTOR, ".instructions").text
+        wait_until(lambda: "restart_search" in text_of("ul.tasks.urgent li"),
+                   "the overview listing the step that needs a person")
+        assert "awaiting" in text_of("ul.tasks.urgent li")
+        browser.find_element(By.CSS_SELECTOR, "ul.tasks.urgent li a").click()
+        wait_until(lambda: "Restart every search node." in text_of(".instructions"),
+                   "the task page with the step's instructions")
 
         confirm = browser.find_element(By.CSS_SELECTOR, "form[action$='/confirm']")
         confirm.find_element(By.NAME, "note").send_keys("restarted all 3 nodes")
         confirm.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
-        wait_until(lambda: "succeeded" in browser.find_element(By.CSS_SELECTOR, ".task-head .badge").text,
+        wait_until(lambda: "succeeded" in text_of(".task-head .badge"),
                    "the task page showing the new state")
-        assert "awaiting -> succeeded" in browser.find_element(By.CSS_SELECTOR, ".flash").text
-        newest = browser.find_element(By.CSS_SELECTOR, "ol.history > li")
-        assert "confirm" in newest.text and "restarted all 3 nodes" in newest.text
-        assert "alice (via web)" in newest.text
+        assert "awaiting -> succeeded" in text_of(".flash")
+        newest = text_of("ol.history > li")
+        assert "confirm" in newest and "restarted all 3 nodes" in newest
+        assert "alice (via web)" in newest
     finally:
         stop(server)
     assert state(sqlite_project, HUMAN_STEP) == "succeeded"
