@@ -273,8 +273,10 @@ class AttemptRunner:
     def _long_task(self, task_file: TaskFile, task: Task) -> LongTask:
         from afterparty.long_tasks import LongTask
 
+        origin = self.session.origin()
         return LongTask(self.session, task_file.version, task.atomic, self.interruptions,
-                        task.throttle, getattr(self.reporter, "task_progress", None))
+                        task.throttle, getattr(self.reporter, "task_progress", None),
+                        worker=f"{origin.host} (pid {origin.pid})")
 
     def context(self, task_file: TaskFile, attempt: int, log: logging.Logger,
                 long_task: LongTask | None = None) -> Context:

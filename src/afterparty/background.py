@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from afterparty.errors import AfterpartyError, StoppedBySignal
-from afterparty.lease import TaskLease
+from afterparty.lease import TaskLease, lease_if_free
 from afterparty.results import SilentReporter, TaskOutcome
 from afterparty.session import Session, utc_now
 from afterparty.states import Action, State, state_of
@@ -97,9 +97,8 @@ class Sender:
         session.lock.check()
         # Holding the task's lease while the record says queued: no worker is inside an
         # attempt then, so a worker's `running` is never overwritten by `queued`.
-        lease = TaskLease(session.database, recorder, task_file.version)
-        session.other_locks.append(lease.database_lock)
-        if not lease.database_lock.try_acquire():
+        lease = lease_if_free(session, task_file.version)
+        if lease is None:
             return State.RUNNING
         try:
             with recorder.writing():

@@ -56,6 +56,17 @@ class TaskLease(EnvironmentLock):
                 "killed, an idle timeout, the network): it stopped before running it")
 
 
+def lease_if_free(session: Session, version: str) -> TaskLease | None:
+    """The task's lease, held, when no worker holds it; None while one does. Its lock is closed
+    with the session (an SQLite file lock's descriptor must outlive the connection)."""
+    lease = TaskLease(session.database, session.recorder, version)
+    session.other_locks.append(lease.database_lock)
+    if lease.database_lock.try_acquire():
+        return lease
+    lease.release()
+    return None
+
+
 @contextmanager
 def orphans_of(session: Session, running: list[str]) -> Iterator[list[str]]:
     """Of the versions recorded ``running``, those nobody runs any more: a runner holding the
@@ -66,12 +77,9 @@ def orphans_of(session: Session, running: list[str]) -> Iterator[list[str]]:
     taken: list[TaskLease] = []
     try:
         for version in running:
-            lease = TaskLease(session.database, session.recorder, version)
-            session.other_locks.append(lease.database_lock)
-            if lease.database_lock.try_acquire():
+            lease = lease_if_free(session, version)
+            if lease is not None:
                 taken.append(lease)
-            else:
-                lease.release()
         if taken:
             with session.recorder.writing():
                 for lease in taken:

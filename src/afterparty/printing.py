@@ -368,8 +368,8 @@ def print_status(rows: list[TaskStatus], tasks_dir: str, command: str = "afterpa
 
 
 def describe_progress(progress: dict[str, Any], running: bool = True) -> str:
-    """A long task's progress in a few words: ``45% (4,500/10,000), 380/s, about 15 s left``
-    while it runs, ``stopped at 45% (4,500/10,000)`` after."""
+    """A long task's progress in a few words (``Progress.shown()``): ``45% (4,500/10,000),
+    380/s, about 15 s left`` while it runs, ``reached 45% (4,500/10,000)`` after."""
     done, total = progress["done"], progress["total"]
     amount = f"{_number_text(done)}/{_number_text(total)}" if total is not None else _number_text(done)
     parts = [f"{progress['percent']:.0f}% ({amount})" if progress.get("percent") is not None

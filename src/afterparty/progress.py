@@ -74,8 +74,7 @@ class Ticker:
 
         progress = self.progress
         assert progress is not None
-        return describe_progress({**progress._asdict(), "percent": progress.percent,
-                                  "rate": progress.rate, "seconds_left": progress.seconds_left})
+        return describe_progress(progress.shown())
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from afterparty.states import State, run_state
 
@@ -171,6 +171,7 @@ class Progress(NamedTuple):
     rate_since: str | None = None
     rate_from: float | None = None
     updated_at: str | None = None
+    #: Who reported it: the host and pid of the runner (or worker) running the task.
     worker: str | None = None
 
     @property
@@ -191,6 +192,13 @@ class Progress(NamedTuple):
         if seconds <= 0:
             return None
         return (float(self.done or 0) - float(self.rate_from or 0)) / seconds
+
+    def shown(self) -> dict[str, Any]:
+        """The report as ``status --json``, ``show``, the console and the live line show it:
+        with its percent, rate and time left."""
+        return {"done": self.done, "total": self.total, "note": self.note,
+                "percent": self.percent, "rate": self.rate, "seconds_left": self.seconds_left,
+                "updated_at": self.updated_at, "worker": self.worker}
 
     @property
     def seconds_left(self) -> float | None:

@@ -75,11 +75,7 @@ def _add_progress(session: Session, rows: dict[str, TaskStatus], version: str | 
     recorder = session.recorder
     for found, progress in recorder.read_progress(version).items():
         if found in rows:
-            rows[found].progress = {
-                "done": progress.done, "total": progress.total, "note": progress.note,
-                "percent": progress.percent, "rate": progress.rate,
-                "seconds_left": progress.seconds_left, "updated_at": progress.updated_at,
-                "worker": progress.worker}
+            rows[found].progress = progress.shown()
     for found, checkpoint in recorder.read_checkpoints(version).items():
         if found in rows:
             rows[found].checkpoint = json.loads(checkpoint)

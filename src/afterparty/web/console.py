@@ -78,12 +78,11 @@ class Console:
 
 def progress_text(row: TaskStatus) -> str | None:
     """A long task's last report in a few words, as ``status`` prints it; None without one."""
-    progress = getattr(row, "progress", None)
-    if not progress:
+    if row.progress is None:
         return None
     from afterparty.printing import describe_progress
 
-    return describe_progress(progress, running=row.state == "running")
+    return describe_progress(row.progress, running=row.state == "running")
 
 
 def in_project(root: str, path: str) -> str:
