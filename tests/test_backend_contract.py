@@ -19,6 +19,7 @@ from afterparty.backends import open_database
 from afterparty.backends.base import Database
 from afterparty.backends.url import parse_url
 from afterparty.errors import LockLostError
+from afterparty.fencing import Fence
 from afterparty.lock import EnvironmentLock, LockOutcome
 from afterparty.recorder import Recorder
 from afterparty.records import LONG_TEXT_LIMIT, TEXT_LIMIT, Origin, storable
@@ -46,13 +47,20 @@ class Runner:
     recorder: Recorder
     lock: EnvironmentLock
 
+    fence: Fence | None = None
+
     def acquire(self) -> LockOutcome:
-        return self.lock.acquire(0, "fail", lambda holder: None)
+        """Take the lock; its fence is kept, as a runner keeps it, even after losing the lock."""
+        outcome = self.lock.acquire(0, "fail", lambda holder: None)
+        self.fence = self.lock.fence
+        return outcome
 
     def start(self, version: str, text: str = "a task") -> int:
         """Record a task running (committed, fenced), as before its body runs."""
-        with self.recorder.writing():
-            return self.recorder.record_start(version, "contract", text, "sum", ORIGIN, NOW)
+        assert self.fence is not None
+        with self.recorder.writing(self.fence):
+            return self.recorder.record_start(version, "contract", text, "sum", ORIGIN, NOW,
+                                              self.fence, State.PENDING)
 
     def finish(self, attempt: int, version: str, note: str, text: str = "done") -> None:
         """The task's body and its outcome, as attempt.py runs them: work through the driver's
@@ -62,8 +70,10 @@ class Runner:
         self.database.execute("SAVEPOINT afterparty_task")
         insert_note(self.database, note)
         self.database.execute("RELEASE SAVEPOINT afterparty_task")
-        self.recorder.record_finish(attempt, version, State.SUCCEEDED, NOW, 0.5, None, text)
-        self.recorder.commit()
+        assert self.fence is not None
+        self.recorder.record_finish(attempt, version, State.SUCCEEDED, NOW, 0.5, None, text,
+                                    self.fence)
+        self.recorder.commit(self.fence)
 
     def versions(self) -> set[str]:
         found = set(self.recorder.read_records())
@@ -204,8 +214,8 @@ def test_one_holder_at_a_time_and_a_stale_holder_commits_nothing(pair: Pair) -> 
 
     assert first.acquire() is LockOutcome.ACQUIRED
     first.lock.check()
-    epoch = first.recorder.epoch
-    assert epoch is not None
+    assert first.fence is not None
+    epoch = first.fence.epoch
     assert not second.lock.database_lock.try_acquire()
 
     first.finish(first.start("20260101000001", ODD), "20260101000001", "kept", text=ODD)
@@ -225,7 +235,7 @@ def test_one_holder_at_a_time_and_a_stale_holder_commits_nothing(pair: Pair) -> 
         first.lock.check()
     assert second.acquire() is LockOutcome.ACQUIRED
     second.lock.check()
-    assert second.recorder.epoch == epoch + 1
+    assert second.fence is not None and second.fence.epoch == epoch + 1
 
     with pytest.raises(LockLostError):
         first.finish(stale, "20260101000002", "not kept")
@@ -288,7 +298,8 @@ def test_a_long_task_commits_each_batch_with_its_checkpoint_and_reports_progress
     version = "20260101000001"
     attempt = runner.start(version)
     session = SimpleNamespace(database=database, recorder=runner.recorder)
-    long_task = LongTask(session, version, False, Interruptions())  # type: ignore[arg-type]
+    assert runner.fence is not None
+    long_task = LongTask(session, version, False, runner.fence, Interruptions())  # type: ignore[arg-type]
     database.rollback()
     database.connection.set_autocommit(True)
 

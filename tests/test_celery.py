@@ -215,6 +215,9 @@ def test_a_run_never_requeues_a_task_a_worker_holds(celery_project: Project, wor
 
     assert again.code == 0, again.both
     assert "running on a worker" in again.out, again.out
+    assert attempts(project) == [("enqueue", "queued"), ("run", "running")]
+    # The stand-in read is over: the record is the worker's again, which moves it on from there.
+    project.query(f"UPDATE afterparty_tasks SET state = 'running' WHERE version = '{VERSION}'")
     gate.touch()
     wait_until(lambda: state_of(project) == "succeeded", "the task succeeding on the worker")
     assert attempts(project) == [("enqueue", "queued"), ("run", "succeeded")]
@@ -234,7 +237,7 @@ def test_no_decision_overwrites_a_task_a_worker_is_running(celery_project: Proje
                      ("mark-done", VERSION)):
         refused = project.cli(*decision)
         assert refused.code == 2, refused.both
-        assert "is running on a background worker now" in refused.err
+        assert "a background worker holds its lease" in refused.err
         assert "Traceback" not in refused.both
     assert state_of(project) == "running"
 
@@ -503,3 +506,56 @@ def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, datab
         workers.stop_all()
     batches = sorted(int(str(b)) for (b,) in project.query("SELECT batch FROM backfilled"))
     assert batches == list(range(BATCHES))  # the old attempt's next batch was rolled back
+
+
+def slow_import_task(project: Project, gate: Path, loading: Path, ledger: Path) -> None:
+    """A background task whose file takes a while to import on a worker (SLOW_IMPORT set): it
+    says it is loading, then waits for the test to open its gate; its body leaves a line."""
+    project.write_task(VERSION, "backfill", f'open({str(ledger)!r}, "a").write("ran\\n")',
+                       options='description="backfill", background=True', header=f"""
+        import os, time
+        if os.environ.get("SLOW_IMPORT"):
+            open({str(loading)!r}, "w").close()
+            while not os.path.exists({str(gate)!r}):
+                time.sleep(0.02)
+    """)
+
+
+def test_no_decision_is_taken_while_a_worker_loads_the_task(celery_project: Project,
+                                                            workers: Workers, tmp_path: Path) -> None:
+    """A worker holds the task's lease but has not yet recorded it running (it is importing the
+    task file): skip, forget and mark-done are refused (exit 2, nothing changed), and the worker
+    then runs the task once, as queued."""
+    project = celery_project
+    gate, loading, ledger = tmp_path / "gate", tmp_path / "loading", tmp_path / "ledger"
+    slow_import_task(project, gate, loading, ledger)
+    assert project.cli("run").code == 0
+    workers.start({"SLOW_IMPORT": "1"})
+    wait_until(loading.exists, "the worker importing the task file")
+
+    for decision in (("skip", VERSION, "--reason", "not needed"), ("forget", VERSION),
+                     ("mark-done", VERSION)):
+        refused = project.cli(*decision)
+        assert refused.code == 2, refused.both
+        assert "a background worker holds its lease" in refused.err and "nothing was changed" in refused.err
+        assert state_of(project) == "queued"
+
+    gate.touch()
+    wait_until(lambda: state_of(project) == "succeeded", "the task succeeding on the worker")
+    assert ledger.read_text() == "ran\n"
+    assert attempts(project) == [("enqueue", "queued"), ("run", "succeeded")]
+
+
+def test_a_decision_taken_before_a_worker_starts_stands(celery_project: Project, workers: Workers,
+                                                        tmp_path: Path) -> None:
+    """Skipped while queued, before any worker took it: the worker that gets the message later
+    runs nothing and records nothing over the decision."""
+    project = celery_project
+    gate, loading, ledger = tmp_path / "gate", tmp_path / "loading", tmp_path / "ledger"
+    slow_import_task(project, gate, loading, ledger)
+    assert project.cli("run").code == 0
+    assert project.cli("skip", VERSION, "--reason", "done by hand").code == 0
+    number = workers.start()
+    wait_until(lambda: "is skipped: nothing to do" in workers.log(number), "the worker doing nothing")
+    assert state_of(project) == "skipped" and not ledger.exists()
+    assert attempts(project) == [("enqueue", "queued"), ("skip", "skipped")]

@@ -273,10 +273,11 @@ SESSION_ENDS = {
 
 
 @pytest.mark.parametrize("database_url", ["postgresql", "mysql"], indirect=True)
-def test_a_task_whose_session_ended_while_it_ran_is_recorded_failed(project: Project) -> None:
+def test_a_task_whose_session_ended_while_it_ran_is_recorded_interrupted(project: Project) -> None:
     """The server ends the task's idle session during a long task: its outcome is still
-    recorded (failed, saying so), not left `running` as if the runner had died, and the next
-    task runs on a new session."""
+    recorded (interrupted, saying so: the body finished, its record could not be written, so
+    ``on_interrupt`` decides what happens next), not left `running` as if the runner had died,
+    and the next task runs on a new session."""
     project.query("CREATE TABLE shipped (note VARCHAR(20))")
     ends = textwrap.dedent(SESSION_ENDS[backend(project)]).format(url=project.database_url, **MYSQL_ADMIN)
     project.write_task("20260101000001", "long_call",
@@ -285,7 +286,7 @@ def test_a_task_whose_session_ended_while_it_ran_is_recorded_failed(project: Pro
                        "ctx.db.cursor().execute(\"INSERT INTO shipped VALUES ('next')\")")
     result = project.cli("run", "--keep-going")
     assert result.code == 1, result.both
-    line = next(line for line in result.out.splitlines() if "long_call failed" in line)
-    assert "body finished" in line and "rolled back" in line and "runs it again" in line, line
-    assert states(project) == {"long_call": "failed", "next_one": "succeeded"}
+    line = next(line for line in result.out.splitlines() if "long_call interrupted" in line)
+    assert "body finished" in line and "session ended" in line and "on_interrupt" in line, line
+    assert states(project) == {"long_call": "interrupted", "next_one": "succeeded"}
     assert project.query("SELECT note FROM shipped") == [("next",)]

@@ -3,16 +3,18 @@ timeout and signals, and its outcome committed together with its work, fenced by
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from afterparty.errors import DatabaseError, LockLostError, StoppedBySignal
+from afterparty.errors import DatabaseError, LockLostError, StateChanged, StoppedBySignal
 from afterparty.interruptions import Deadline, Interruptions
 from afterparty.results import RunReporter, TaskOutcome
 from afterparty.session import Session, utc_now
-from afterparty.states import Action, State
+from afterparty.states import Action, Actor, Guard, State
 
 if TYPE_CHECKING:
     import logging
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from afterparty.capture import OutputCapture
     from afterparty.context import Context
     from afterparty.definition import Task, TaskBody
+    from afterparty.fencing import Fence
     from afterparty.loader import TaskFile
     from afterparty.long_tasks import LongTask
 
@@ -37,21 +40,36 @@ class AttemptRunner:
         self.session = session
         self.reporter = reporter
         self.interruptions = interruptions or Interruptions()
+        # A task may fork: its child must never go on as this runner (see _run_body).
+        self.pid = os.getpid()
 
-    def run(self, task_file: TaskFile, task: Task, attempt: int, body: TaskBody | None = None,
-            action: Action = Action.RUN, success_state: State = State.SUCCEEDED,
+    @property
+    def fence(self) -> Fence:
+        """What this runner's writes are guarded by: the environment lock, or on a worker the
+        task's lease."""
+        return self.session.fence_lock.fence
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.WORKER if self.fence.guard is Guard.LEASE else Actor.RUNNER
+
+    def run(self, task_file: TaskFile, task: Task, attempt: int, expected: State,
+            body: TaskBody | None = None, action: Action = Action.RUN,
+            success_state: State = State.SUCCEEDED,
             failure_state: State | None = None) -> TaskOutcome:
-        """One attempt: check the lock, record it running (committed), run the body inside the
-        task's transaction, then commit the outcome with the work. StoppedBySignal after
-        recording it interrupted; LockLostError when the lock is no longer ours."""
+        """One attempt at a task read in state ``expected``: check the lock, record it running
+        (committed), run the body inside the task's transaction, then commit the outcome with
+        the work. StoppedBySignal after recording it interrupted; LockLostError when the lock is
+        no longer ours; StateChanged when someone else moved the record since it was read."""
         from afterparty.facts import file_checksum
 
         session, recorder = self.session, self.session.recorder
-        session.lock.check()
-        with recorder.writing():
+        session.fence_lock.check()
+        with recorder.writing(self.fence):
             attempt_id = recorder.record_start(
                 task_file.version, task_file.name, task.description, file_checksum(task_file.path),
-                session.origin(), utc_now(), action=action, recurring=task.recurring)
+                session.origin(), utc_now(), self.fence, expected, self.actor, action=action,
+                recurring=task.recurring)
         self.reporter.task_started(task_file, task.description)
         long_task = self._long_task(task_file, task)
         try:
@@ -70,8 +88,11 @@ class AttemptRunner:
         raised = self._run_body(body, ctx, capture, deadline, task.atomic)
 
         def finish(state: State, error: str | None) -> TaskOutcome:
-            self._record_end(attempt_id, task_file, state, started, error, capture.text, failure_state,
-                             long_task)
+            try:
+                self._record_end(attempt_id, task_file, state, started, error, capture.text,
+                                 failure_state, long_task)
+            except StateChanged:  # the commit that seemed to fail had gone through
+                state, error = self._state_now(task_file.version), None
             outcome = TaskOutcome(task_file.version, task_file.name, state, time.monotonic() - started,
                                   error)
             self.reporter.task_finished(outcome)
@@ -90,22 +111,30 @@ class AttemptRunner:
         if raised is not None:
             self.session.database.rollback()
             return finish(State.FAILED, describe_failure(raised, task_file))
-        error = self._commit_success(attempt_id, task_file, started, capture, success_state,
+        ended = self._commit_success(attempt_id, task_file, started, capture, success_state,
                                      long_task if task.atomic else None)
-        if error is None and not task.atomic:
-            error = self._record_success(attempt_id, task_file, started, capture, success_state,
+        if ended is None and not task.atomic:
+            ended = self._record_success(attempt_id, task_file, started, capture, success_state,
                                          long_task)
-        if error is not None:
-            return finish(State.FAILED, error)
+        if ended is not None:
+            return finish(*ended)
         outcome = TaskOutcome(task_file.version, task_file.name, success_state,
                               time.monotonic() - started)
         self.reporter.task_finished(outcome)
         return outcome
 
+    def _state_now(self, version: str) -> State:
+        from afterparty.states import state_of
+
+        record = self.session.recorder.read_records().get(version)
+        return state_of(record.state if record else None)
+
     def _run_body(self, body: TaskBody, ctx: Context, capture: OutputCapture,
                   deadline: Deadline, atomic: bool = True) -> BaseException | None:
         """Run the body in the task's transaction (``atomic=False``: with each statement
-        committing by itself, outside its batches); whatever it raises is returned, not raised."""
+        committing by itself, outside its batches); whatever it raises is returned, not raised.
+        A child the body forked that comes back here ends at once: it must never go on as a
+        second runner, nor touch the runner's connections and locks (they are the parent's)."""
         database = self.session.database
         if atomic:
             database.begin()
@@ -117,13 +146,37 @@ class AttemptRunner:
             with capture, database.connection.long_statements(), \
                     database.dialect.signals_reach_statements(database), \
                     self.interruptions.at_once(), deadline:
-                body(ctx)
+                try:
+                    body(ctx)
+                except BaseException as exc:
+                    self._end_a_forked_child(exc)
+                    raise
+                self._end_a_forked_child(None)
         except BaseException as exc:  # a task may raise anything, SystemExit included
             return exc
         finally:
             if not atomic:
                 self._end_autocommit()
         return None
+
+    def _end_a_forked_child(self, raised: BaseException | None) -> None:
+        """In a process the body forked (``os.fork``) and that returned or raised out of the
+        body: exit it now, with the code ``sys.exit`` gave (1 for an exception), without the
+        cleanups that would close the parent's connections or release its lock."""
+        if os.getpid() == self.pid:
+            return
+        code = 0
+        if isinstance(raised, SystemExit):
+            code = raised.code if isinstance(raised.code, int) else (0 if raised.code is None else 1)
+        elif raised is not None:
+            code = 1
+            import traceback
+
+            traceback.print_exception(raised, file=sys.__stderr__)
+        for stream in (sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                stream.flush()
+        os._exit(code)
 
     def _end_autocommit(self) -> None:
         connection = self.session.database.connection
@@ -143,10 +196,13 @@ class AttemptRunner:
 
     def _commit_success(self, attempt_id: int, task_file: TaskFile, started: float,
                         capture: OutputCapture, success_state: State,
-                        long_task: LongTask | None) -> str | None:
+                        long_task: LongTask | None) -> tuple[State, str] | None:
         """Write the success record in the task's own transaction and commit both together
-        (fenced); the error to record instead when that cannot be done. ``long_task`` None: the
-        task was not atomic, its work is committed already (``_record_success``)."""
+        (fenced); the outcome to record instead when that cannot be done: failed when the task
+        ended its transaction itself; interrupted when the commit failed, for its outcome is
+        unknown then (the body's outside effects happened; ``on_interrupt`` decides whether it
+        runs again). ``long_task`` None: the task was not atomic, its work is committed already
+        (``_record_success``)."""
         if long_task is None:
             return None
         database, recorder = self.session.database, self.session.recorder
@@ -155,32 +211,52 @@ class AttemptRunner:
             if note is not None and not database.dialect.ddl_commits_implicitly:
                 database.rollback()
                 database.query("SELECT 1")  # a session that ended (DatabaseError) ended no work
-                return note
+                return State.FAILED, note
             output = capture.text + (f"\n[afterparty] {note}\n" if note else "")
             long_task.keep_latest()
             recorder.record_finish(attempt_id, task_file.version, State.SUCCEEDED, utc_now(),
-                                   time.monotonic() - started, None, output, task_state=success_state)
-            recorder.commit()
+                                   time.monotonic() - started, None, output, self.fence,
+                                   self.actor, task_state=success_state)
+            recorder.commit(self.fence)
         except DatabaseError as exc:
             database.rollback()
-            return (f"the task's body finished, but its work and its success record could not be "
+            if self._session_alive():  # the server refused the commit: nothing of it is kept
+                return State.FAILED, (
+                    f"the task's body finished, but its work and its success record could not be "
                     f"committed ({exc}): its database work was rolled back and the next run runs "
                     "it again; check any outside effect it had before that")
+            return State.INTERRUPTED, (
+                f"the task's body finished, but the session ended while its work and its success "
+                f"record were committed ({exc}): whether they were is unknown, so it counts as "
+                "interrupted (on_interrupt decides whether it runs again); check any outside "
+                "effect it had")
         return None
 
+    def _session_alive(self) -> bool:
+        try:
+            self.session.database.query("SELECT 1")
+        except DatabaseError:
+            return False
+        self.session.database.rollback()
+        return True
+
     def _record_success(self, attempt_id: int, task_file: TaskFile, started: float,
-                        capture: OutputCapture, success_state: State, long_task: LongTask) -> str | None:
-        """An ``atomic=False`` task's success record (its work committed as it went)."""
+                        capture: OutputCapture, success_state: State,
+                        long_task: LongTask) -> tuple[State, str] | None:
+        """An ``atomic=False`` task's success record (its work committed as it went); when it
+        cannot be committed, the task is interrupted: its work is done, its record is not."""
         recorder = self.session.recorder
         try:
-            with recorder.writing():
+            with recorder.writing(self.fence):
                 long_task.keep_latest()
                 recorder.record_finish(attempt_id, task_file.version, State.SUCCEEDED, utc_now(),
-                                       time.monotonic() - started, None, capture.text,
-                                       task_state=success_state)
+                                       time.monotonic() - started, None, capture.text, self.fence,
+                                       self.actor, task_state=success_state)
         except DatabaseError as exc:
-            return (f"the task's body finished, but its success record could not be committed "
-                    f"({exc}): the next run runs it again (from its last checkpoint, if it keeps one)")
+            return State.INTERRUPTED, (
+                f"the task's body finished, but its success record could not be committed ({exc}): "
+                "its work is done and its outcome unknown; it runs again (from its last checkpoint, "
+                "if it keeps one) unless it is on_interrupt=\"hold\"")
         return None
 
     def _release_savepoint(self) -> str | None:
@@ -209,11 +285,12 @@ class AttemptRunner:
         recorder = self.session.recorder
 
         def write() -> None:
-            with recorder.writing():
+            with recorder.writing(self.fence):
                 if long_task is not None:
                     long_task.keep_latest()
                 recorder.record_finish(attempt_id, task_file.version, state, utc_now(),
-                                       time.monotonic() - started, error, output, task_state=task_state)
+                                       time.monotonic() - started, error, output, self.fence,
+                                       self.actor, task_state=task_state)
 
         try:
             write()
@@ -221,17 +298,21 @@ class AttemptRunner:
             # The session may have ended while the task ran (an idle timeout such as
             # idle_in_transaction_session_timeout or wait_timeout, a task that closed it): a new
             # one records the outcome, rather than leaving the task `running` as if we had died.
+            # If the failed commit went through after all, the record is no longer running:
+            # StateChanged says so, and what was committed stands.
             self.session.database.reopen()
             write()
 
-    def record_awaiting(self, task_file: TaskFile, task: Task, attempt: int) -> str | TaskOutcome:
-        """Record a human step as awaiting a person; returns its instructions. When its body
+    def record_awaiting(self, task_file: TaskFile, task: Task, attempt: int,
+                        expected: State) -> str | TaskOutcome:
+        """Record a human step (read in state ``expected``) as awaiting a person; returns its
+        instructions. When its body
         cannot give them (it raised or exited), the step is recorded failed and that outcome
         is returned instead."""
         from afterparty.facts import file_checksum
 
         session, recorder = self.session, self.session.recorder
-        session.lock.check()
+        session.fence_lock.check()
         error = None
         try:
             instructions = task.instructions(self.context(task_file, attempt, self.task_logger(task_file)))
@@ -239,13 +320,14 @@ class AttemptRunner:
             raise
         except BaseException as exc:  # a body may raise anything, SystemExit included
             instructions, error = "", describe_failure(exc, task_file)
-        now = utc_now()
-        with recorder.writing():
+        now, fence = utc_now(), self.fence
+        with recorder.writing(fence):
             attempt_id = recorder.record_start(task_file.version, task_file.name, task.description,
-                                               file_checksum(task_file.path), session.origin(), now)
+                                               file_checksum(task_file.path), session.origin(), now,
+                                               fence, expected, self.actor)
             recorder.record_finish(attempt_id, task_file.version,
                                    State.AWAITING if error is None else State.FAILED, now, 0.0, error,
-                                   instructions)
+                                   instructions, fence, self.actor)
         if error is not None:
             outcome = TaskOutcome(task_file.version, task_file.name, State.FAILED, 0.0, error)
             self.reporter.task_finished(outcome)
@@ -274,7 +356,7 @@ class AttemptRunner:
         from afterparty.long_tasks import LongTask
 
         origin = self.session.origin()
-        return LongTask(self.session, task_file.version, task.atomic, self.interruptions,
+        return LongTask(self.session, task_file.version, task.atomic, self.fence, self.interruptions,
                         task.throttle, getattr(self.reporter, "task_progress", None),
                         worker=f"{origin.host} (pid {origin.pid})")
 

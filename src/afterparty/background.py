@@ -9,11 +9,11 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from afterparty.errors import AfterpartyError, StoppedBySignal
+from afterparty.errors import AfterpartyError, StateChanged, StoppedBySignal
 from afterparty.lease import TaskLease, lease_if_free
 from afterparty.results import SilentReporter, TaskOutcome
 from afterparty.session import Session, utc_now
-from afterparty.states import Action, State, state_of
+from afterparty.states import Action, Actor, State, state_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -82,10 +82,10 @@ class Sender:
                               "pip install 'afterparty[celery]'") from None
         self._app = load_app(settings)
 
-    def send(self, task_file: TaskFile, task: Task) -> State | TaskOutcome:
-        """Record the task queued and send it: QUEUED. RUNNING when a worker holds its lease
-        (it took the message between this run's read of the records and now: nothing is
-        written or sent). When sending fails, the task is recorded failed with the error (the
+    def send(self, task_file: TaskFile, task: Task, before: State) -> State | TaskOutcome:
+        """Record the task (read in state ``before``) queued and send it: QUEUED. RUNNING when
+        a worker holds its lease (it took the message between this run's read of the records and
+        now: nothing is written or sent). When sending fails, the task is recorded failed with the error (the
         next ``run`` sends it again) and that outcome is returned."""
         from afterparty.backends.url import redact
         from afterparty.contrib.celery import send
@@ -95,16 +95,18 @@ class Sender:
         assert self._app is not None
         session, recorder = self.session, self.session.recorder
         session.lock.check()
+        fence = session.lock.fence
         # Holding the task's lease while the record says queued: no worker is inside an
         # attempt then, so a worker's `running` is never overwritten by `queued`.
         lease = lease_if_free(session, task_file.version)
         if lease is None:
             return State.RUNNING
         try:
-            with recorder.writing():
+            with recorder.writing(fence):
                 attempt_id = recorder.record_decision(
-                    task_file.version, task_file.name, task.description, Action.ENQUEUE,
-                    State.QUEUED, session.origin(), utc_now(), "sent to a Celery worker")
+                    task_file.version, task_file.name, task.description, Action.ENQUEUE, before,
+                    State.QUEUED, session.origin(), utc_now(), "sent to a Celery worker", fence,
+                    Actor.RUNNER)
         finally:
             lease.release()
         try:
@@ -113,9 +115,9 @@ class Sender:
         except Exception as exc:  # whatever the broker's client raises: the deploy goes on
             error = (f"could not send it to a Celery worker ({type(exc).__name__}: "
                      f"{redact(str(exc))}): check the broker; the next run sends it again")
-            with recorder.writing():
+            with recorder.writing(fence):
                 recorder.record_finish(attempt_id, task_file.version, State.FAILED, utc_now(), 0.0,
-                                       error, "")
+                                       error, "", fence, expected=State.QUEUED)
             return TaskOutcome(task_file.version, task_file.name, State.FAILED, 0.0, error)
         return State.QUEUED
 
@@ -143,13 +145,14 @@ class WorkerSession(Session):
     def __init__(self, settings: Settings, version: str) -> None:
         super().__init__(settings)
         self.version = version
+        self._lease: TaskLease | None = None
 
     @property
-    def lock(self) -> TaskLease:
-        if self._lock is None:
-            self._lock = TaskLease(self.database, self.recorder, self.version)
-        assert isinstance(self._lock, TaskLease)
-        return self._lock
+    def fence_lock(self) -> TaskLease:
+        if self._lease is None:
+            self._lease = TaskLease(self.database, self.recorder, self.version)
+            self.other_locks.append(self._lease.database_lock)
+        return self._lease
 
 
 class WorkerReporter(SilentReporter):
@@ -183,8 +186,7 @@ def run_on_worker(message: Message) -> str:
         if other is not None:
             log.error("afterparty: %s", other)
             return other
-        lease = session.lock
-        if not lease.take():
+        if not session.fence_lock.try_take():
             return f"{message.version}: another worker is running it; nothing to do"
         return _run_leased(session, message.version)
     finally:
@@ -199,7 +201,6 @@ def _other_records(session: Session, message: Message) -> str | None:
         found = session.recorder.environment_id()
     except MissingTableError:
         found = ""
-    session.database.rollback()
     if found == message.environment_id:
         return None
     return (f"{message.version}: not run: this worker's records ({session.url.redacted}, table "
@@ -208,33 +209,37 @@ def _other_records(session: Session, message: Message) -> str | None:
 
 
 def _run_leased(session: WorkerSession, version: str) -> str:
-    recorder = session.recorder
+    recorder, fence = session.recorder, session.fence_lock.fence
     record = recorder.read_records().get(version)
-    session.database.rollback()
     state = state_of(record.state if record else None)
     if state not in (State.QUEUED, State.RUNNING):
         return f"{version} is {state}: nothing to do"
+    if state is State.RUNNING:  # we hold its lease now: the worker that ran it is gone
+        with recorder.writing(fence):
+            recorder.mark_orphans_interrupted(utc_now(), [version], fence, Actor.WORKER)
+        state = State.INTERRUPTED
+        record = recorder.read_records().get(version)
     try:
         task_file, task = _load(session, version)
     except AfterpartyError as exc:
-        _record_unrunnable(session, version, record, str(exc))
+        _record_unrunnable(session, version, record, state, str(exc))
         return f"{version} failed: {exc}"
     from afterparty.executor import Executor
     from afterparty.notices import Notices
 
-    if state is State.RUNNING:  # we hold its lease now: the worker that ran it is gone
-        with recorder.writing():
-            recorder.mark_orphans_interrupted(utc_now(), [version])
-        if task.on_interrupt == "hold":
-            Notices(session).task_held(task_file)
-            return f"{version} was interrupted and is on_interrupt=\"hold\": it waits for a person"
+    if state is State.INTERRUPTED and task.on_interrupt == "hold":
+        Notices(session).task_held(task_file)
+        return f"{version} was interrupted and is on_interrupt=\"hold\": it waits for a person"
     from afterparty.attempt import AttemptRunner
     from afterparty.results import RunResult
 
     reporter = WorkerReporter()
     result = RunResult()
-    final = Executor(session, reporter).run_attempts(AttemptRunner(session, reporter), task_file,
-                                                     task, record, result)
+    try:
+        final = Executor(session, reporter).run_attempts(AttemptRunner(session, reporter),
+                                                         task_file, task, record, result)
+    except StateChanged as changed:  # a decision came first: it stands, nothing ran
+        return f"{version}: not run: {changed}"
     return f"{version} {final}"
 
 
@@ -251,14 +256,15 @@ def _load(session: Session, version: str) -> tuple[TaskFile, Task]:
     return found[0], load_checked(found, files, settings.project_root)[version]
 
 
-def _record_unrunnable(session: Session, version: str, record: Record | None, error: str) -> None:
+def _record_unrunnable(session: Session, version: str, record: Record | None, before: State,
+                       error: str) -> None:
     """A task the worker cannot even load is recorded failed (the next run sends it again)."""
-    recorder = session.recorder
-    with recorder.writing():
-        attempt_id = recorder.record_decision(version, record.name if record else version, "",
-                                              Action.RUN, State.FAILED, session.origin(), utc_now(),
-                                              "the worker could not load the task")
-        recorder.record_finish(attempt_id, version, State.FAILED, utc_now(), 0.0, error, "")
+    recorder, fence = session.recorder, session.fence_lock.fence
+    with recorder.writing(fence):
+        recorder.record_decision(version, record.name if record else version, "", Action.RUN,
+                                 before, State.FAILED, session.origin(), utc_now(),
+                                 "the worker could not load the task", fence, Actor.WORKER,
+                                 error=error)
 
 
 # --- waiting for them ---------------------------------------------------------------------
@@ -282,7 +288,6 @@ def wait_for(session: Session, tasks: list[Background],
         try:
             while left:
                 records = session.recorder.read_records()
-                session.database.rollback()
                 for task in list(left):
                     record = records.get(task.version)
                     state = state_of(record.state if record else None)
@@ -304,7 +309,6 @@ def _settle(session: Session, task: Background, state: State, record: Record | N
     task.state = state
     task.error = record.last_error if record else None
     attempts = session.recorder.read_attempts(task.version)
-    session.database.rollback()
     if attempts:
         task.worker = attempts[-1].host
         task.duration = attempts[-1].duration

@@ -8,11 +8,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from afterparty.errors import UsageError
+from afterparty.errors import StateChanged, UsageError
 from afterparty.session import Session, utc_now
-from afterparty.states import RESOLVE_ACTIONS, Action, MoveRefused, State, next_state, state_of
+from afterparty.states import (
+    RESOLVE_ACTIONS,
+    Action,
+    Actor,
+    MoveRefused,
+    State,
+    next_state,
+    state_of,
+)
 
 if TYPE_CHECKING:
+    from afterparty.fencing import Fence
     from afterparty.graph import FoundTask
     from afterparty.records import Record
 
@@ -21,10 +30,6 @@ OnWait = Callable[[str | None], None]
 
 def _no_report(holder: str | None) -> None:
     """Waiting for the lock silently."""
-
-
-class StateChanged(UsageError):
-    """The task is no longer in the state the person deciding saw (someone decided meanwhile)."""
 
 
 @dataclass
@@ -72,20 +77,25 @@ def confirm(session: Session, wanted: str, note: str | None = None,
     return decide(session, [wanted], Action.CONFIRM, note, on_wait, expected=expected)
 
 
-def record_decision(session: Session, version: str, name: str, action: Action, state: State,
-                    note: str | None = None) -> None:
+def record_decision(session: Session, version: str, name: str, action: Action, before: State,
+                    note: str | None = None) -> State:
     """Record one decision made while the caller holds the lock (a confirmation at the run's
-    prompt)."""
-    recorder = session.recorder
-    with recorder.writing():
-        recorder.record_decision(version, name, "", action, state, session.origin(), utc_now(), note)
+    prompt); returns the state it left the task in."""
+    after = next_state(action, before)
+    assert after is not None
+    recorder, fence = session.recorder, session.lock.fence
+    with recorder.writing(fence):
+        recorder.record_decision(version, name, "", action, before, after, session.origin(),
+                                 utc_now(), note, fence)
+    return after
 
 
 def decide(session: Session, wanted: list[str], action: Action, note: str | None,
            on_wait: OnWait = _no_report, every: bool = False,
            expected: State | None = None) -> list[Decision]:
-    """Apply one decision to tasks under the lock, all of them or none (states.MOVES); with
-    ``expected``, only to tasks still in that state (what the person deciding saw)."""
+    """Apply one decision to tasks under the lock, all of them or none, as the transition table
+    allows (states.DECISIONS); with ``expected``, only to tasks still in that state (what the
+    person deciding saw)."""
     from afterparty.facts import read_source_facts
     from afterparty.graph import FoundTask, find_tasks
     from afterparty.loader import scan_tasks_dir
@@ -93,15 +103,14 @@ def decide(session: Session, wanted: list[str], action: Action, note: str | None
     files = scan_tasks_dir(session.settings.tasks_dir)
     decisions: list[Decision] = []
     with session.locked(on_wait=on_wait):
-        recorder = session.recorder
+        recorder, fence = session.recorder, session.lock.fence
         records = recorder.read_records()
         targets = ([FoundTask(f.version, f.name, f) for f in files] if every
                    else find_tasks(files, records, wanted))
         now = utc_now()
-        with _no_worker_running(session, targets, records), recorder.writing():
+        with _no_worker_holds(session, targets, records, fence) as states:
             for target in targets:
-                record = records.get(target.version)
-                before = state_of(record.state if record else None)
+                before = states.get(target.version, State.PENDING)
                 if expected is not None and before is not expected:
                     raise StateChanged(f"task {target.version} {target.name} is {before} now, not "
                                        f"{expected} as shown: someone changed it meanwhile; nothing "
@@ -115,9 +124,9 @@ def decide(session: Session, wanted: list[str], action: Action, note: str | None
                     continue
                 facts = read_source_facts(target.task_file.path) if target.task_file else None
                 recorder.record_decision(target.version, target.name,
-                                         facts.description if facts else "", action, after,
-                                         session.origin(), now, note,
-                                         facts.checksum if facts else None)
+                                         facts.description if facts else "", action, before, after,
+                                         session.origin(), now, note, fence,
+                                         checksum=facts.checksum if facts else None)
                 if action is Action.FORGET:
                     recorder.clear_progress(target.version)
                 decisions.append(Decision(target.version, target.name, before, after))
@@ -125,23 +134,26 @@ def decide(session: Session, wanted: list[str], action: Action, note: str | None
 
 
 @contextmanager
-def _no_worker_running(session: Session, targets: list[FoundTask],
-                       records: dict[str, Record]) -> Iterator[None]:
-    """Refuse to decide about a task a live worker is running (it holds the task's lease: its
-    outcome would overwrite the decision); hold the leases of the others while deciding."""
+def _no_worker_holds(session: Session, targets: list[FoundTask], records: dict[str, Record],
+                     fence: Fence) -> Iterator[dict[str, State]]:
+    """Inside a fenced transaction, the targets' states as a decision may start from them.
+    A task queued for a worker or running on one is decided about only while no worker holds
+    its lease (a worker that took it would overwrite the decision, or be overwritten): the
+    leases are held while deciding, and a held one refuses the decision, nothing changed. A
+    task left running by a runner or worker that is gone is recorded interrupted first."""
     from afterparty.lease import orphans_of
 
-    running = [t.version for t in targets if t.version in records
-               and state_of(records[t.version].state) is State.RUNNING]
-    if not running:
-        yield
-        return
-    session.database.rollback()
-    with orphans_of(session, running) as free:
-        busy = [version for version in running if version not in free]
+    states = {v: state_of(r.state) for v, r in records.items()}
+    leased = [t.version for t in targets if states.get(t.version) in (State.RUNNING, State.QUEUED)]
+    recorder = session.recorder
+    with orphans_of(session, leased) as free, recorder.writing(fence):
+        busy = [version for version in leased if version not in free]
         if busy:
             raise UsageError(
-                f"task {busy[0]} is running on a background worker now (the worker holds its "
-                f"lease): nothing was changed; decide once it has ended "
+                f"task {busy[0]} is {states[busy[0]]} and a background worker holds its lease "
+                f"(it is running it, or about to): nothing was changed; decide once it has ended "
                 f"(`{session.settings.command} status`)")
-        yield
+        running = [v for v in leased if states[v] is State.RUNNING]
+        for version in recorder.mark_orphans_interrupted(utc_now(), running, fence, Actor.RUNNER):
+            states[version] = State.INTERRUPTED
+        yield states

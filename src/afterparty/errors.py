@@ -17,6 +17,11 @@ class UsageError(AfterpartyError):
     """A command was asked for something it cannot do (exit 2)."""
 
 
+class StateChanged(UsageError):
+    """A record is no longer in the state its writer read (exit 2): someone else (a person, a
+    worker, another runner) moved it meanwhile, and nothing was changed."""
+
+
 class TaskFileError(AfterpartyError):
     """One or more task files are broken (exit 2); every problem is listed."""
 

@@ -84,7 +84,6 @@ class Executor:
         tasks = self._load(pending)
         candidates = [f for f in pending if self._meant_for_here(tasks[f.version], group)]
         states = {v: state_of(r.state) for v, r in self.session.recorder.read_records().items()}
-        self.session.database.rollback()
         runner = AttemptRunner(self.session, self.reporter)
         result = RunResult()
         for task_file, ready in self._in_dependency_order(
@@ -137,12 +136,7 @@ class Executor:
 
     def _pending_without_lock(self, files: list[TaskFile]) -> list[TaskFile]:
         """A lock-free look at what is pending; it may only conclude "nothing to do"."""
-        try:
-            states = self.session.recorder.read_states()
-        finally:
-            # End the read's transaction, so that the next look sees what a holder committed
-            # since (MySQL's repeatable read would keep showing the first snapshot).
-            self.session.database.rollback()
+        states = self.session.recorder.read_states()
         return pending_task_files(files, states, self.session.settings.environment)
 
     def _awaiting_steps(self, files: list[TaskFile]) -> list[Awaiting]:
@@ -165,14 +159,13 @@ class Executor:
         from afterparty.interruptions import Interruptions
         from afterparty.lease import orphans_of
 
-        recorder = self.session.recorder
+        recorder, fence = self.session.recorder, self.session.lock.fence
         records = recorder.read_records()
         running = [v for v, r in records.items() if r.state == State.RUNNING.value]
         interrupted: list[str] = []
         if running:  # most runs find none: one read of the records, no write
-            self.session.database.rollback()
-            with orphans_of(self.session, running) as orphans, recorder.writing():
-                interrupted = recorder.mark_orphans_interrupted(utc_now(), orphans)
+            with orphans_of(self.session, running) as orphans, recorder.writing(fence):
+                interrupted = recorder.mark_orphans_interrupted(utc_now(), orphans, fence)
             records = recorder.read_records()
         pending = pending_task_files(files, {v: r.run_state for v, r in records.items()},
                                      self.session.settings.environment)
@@ -249,7 +242,12 @@ class Executor:
             else:
                 state = self.run_attempts(runner, task_file, task, record, result)
             states[task_file.version] = state
-            if state is State.FAILED and not keep_going:
+            if state is State.INTERRUPTED and task.on_interrupt == "hold":
+                # Its outcome is unknown (the commit failed): a person decides, as after a crash.
+                result.held = task_file
+                self.notices.task_held(task_file)
+                return
+            if state in (State.FAILED, State.INTERRUPTED) and not keep_going:
                 return
 
     def _wait(self, task_file: TaskFile, task: Task, ready: Readiness, result: RunResult) -> None:
@@ -257,7 +255,7 @@ class Executor:
         result.waiting[task_file.version] = ready.reason
         self.reporter.task_waiting(task_file, ready.reason)
         recorder = self.session.recorder
-        with recorder.writing():
+        with recorder.writing(self.session.lock.fence):
             recorder.record_waiting(task_file.version, task_file.name, task.description, ready.reason)
 
     def _send_to_worker(self, task_file: TaskFile, task: Task, record: Record | None,
@@ -272,7 +270,7 @@ class Executor:
         if record is not None and state_of(record.state) is State.RUNNING:
             entry.state = State.RUNNING
         else:
-            sent = self._sender.send(task_file, task)
+            sent = self._sender.send(task_file, task, state_of(record.state if record else None))
             if isinstance(sent, TaskOutcome):
                 result.outcomes.append(sent)
                 self.reporter.task_finished(sent)
@@ -290,14 +288,16 @@ class Executor:
         """A task's attempts: one, or more as its ``retries`` allow; a human step is asked
         (a worker runs a background task's attempts through this too)."""
         attempt = record.attempts if record else 0
+        state = state_of(record.state if record else None)
         if task.manual:
-            return self._ask_a_person(runner, task_file, task, attempt + 1, result)
+            return self._ask_a_person(runner, task_file, task, attempt + 1, state, result)
         outcome: TaskOutcome | None = None
         for try_number in range(task.retries + 1):
             attempt += 1
             with _stop_note(result, f"{task_file.label} was stopped: its work was rolled back and "
                                     "it was recorded interrupted"):
-                outcome = runner.run(task_file, task, attempt)
+                outcome = runner.run(task_file, task, attempt, state)
+            state = outcome.state
             result.outcomes.append(outcome)
             if outcome.state is not State.FAILED or try_number == task.retries:
                 break
@@ -312,9 +312,9 @@ class Executor:
         return outcome.state
 
     def _ask_a_person(self, runner: AttemptRunner, task_file: TaskFile, task: Task, attempt: int,
-                      result: RunResult) -> State:
+                      before: State, result: RunResult) -> State:
         """Record a human step as awaiting, tell people, and ask at a terminal if there is one."""
-        instructions = runner.record_awaiting(task_file, task, attempt)
+        instructions = runner.record_awaiting(task_file, task, attempt, before)
         if isinstance(instructions, TaskOutcome):  # its body failed to give instructions
             result.outcomes.append(instructions)
             return instructions.state
@@ -328,7 +328,7 @@ class Executor:
             from afterparty.decisions import record_decision
 
             record_decision(self.session, task_file.version, task_file.name, Action.CONFIRM,
-                            State.SUCCEEDED, "confirmed at the prompt")
+                            State.AWAITING, "confirmed at the prompt")
             # Counted as done in the summary (not "still pending").
             result.outcomes.append(TaskOutcome(task_file.version, task_file.name, State.SUCCEEDED, 0.0))
             return State.SUCCEEDED
@@ -367,7 +367,7 @@ class Executor:
                 )
             with Interruptions().installed() as interruptions:
                 return AttemptRunner(self.session, self.reporter, interruptions).run(
-                    task_file, task, record.attempts + 1, body=task.undo_body,
+                    task_file, task, record.attempts + 1, before, body=task.undo_body,
                     action=Action.ROLLBACK, success_state=State.REVERTED, failure_state=before)
 
 

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from enum import Enum
 
 from afterparty.backends.locks import DatabaseLock
-from afterparty.errors import ConfigError, LockBusyError, LockLostError
+from afterparty.errors import ConfigError, LockBusyError
+from afterparty.fencing import LOCK_KEY, FencedLock
 from afterparty.recorder import Recorder
+from afterparty.states import Guard
 
 IF_BUSY_CHOICES = ("wait", "skip", "fail")
 HOLDER_REPEAT_SECONDS = 15.0
@@ -26,12 +28,12 @@ class LockOutcome(Enum):
     FINISHED_ELSEWHERE = "finished elsewhere"
 
 
-class EnvironmentLock:
-    """One environment's lock, as a runner takes, checks and gives it back."""
+class EnvironmentLock(FencedLock):
+    """One environment's lock, as a runner takes it (waiting as told), checks it before each
+    task and gives it back; its fence guards every write of the runner and of decisions."""
 
     def __init__(self, database_lock: DatabaseLock, recorder: Recorder) -> None:
-        self.database_lock = database_lock
-        self.recorder = recorder
+        super().__init__(database_lock, recorder, LOCK_KEY, Guard.LOCK)
 
     def acquire(self, wait: float, if_busy: str, on_wait: Callable[[str | None], None],
                 finished: Callable[[], bool] | None = None) -> LockOutcome:
@@ -42,12 +44,7 @@ class EnvironmentLock:
             raise ConfigError(f"--if-busy must be one of {', '.join(IF_BUSY_CHOICES)}")
         outcome = self._wait_for_it(wait, if_busy, on_wait, finished)
         if outcome is LockOutcome.ACQUIRED:
-            try:
-                self.recorder.ensure_schema()
-                self.recorder.begin_epoch(holder_identity())
-            except BaseException:
-                self.release()
-                raise
+            self._begin_epoch(holder_identity())
         return outcome
 
     def _wait_for_it(self, wait: float, if_busy: str, on_wait: Callable[[str | None], None],
@@ -78,16 +75,10 @@ class EnvironmentLock:
                 next_report = time.monotonic() + HOLDER_REPEAT_SECONDS
         raise LockBusyError(_busy_message(self.describe_holder(), waited=wait))
 
-    def check(self) -> None:
-        """Before each task: is the lock still ours? LockLostError if its session is gone."""
-        if not self.database_lock.is_held():
-            raise LockLostError(
-                "this runner lost the environment lock (its database session ended: killed, an "
+    def lost_message(self) -> str:
+        return ("this runner lost the environment lock (its database session ended: killed, an "
                 "idle timeout, the network): it stopped before the next task; run "
                 "`afterparty run` again")
-
-    def release(self) -> None:
-        self.database_lock.release()
 
     def describe_holder(self) -> str | None:
         """The database's view of the holder, with the identity it wrote when it took the lock."""

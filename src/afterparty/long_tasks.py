@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from afterparty.backends.base import Database
     from afterparty.context import Context
     from afterparty.definition import Throttle
+    from afterparty.fencing import Fence
     from afterparty.interruptions import Interruptions
     from afterparty.recorder import Recorder
     from afterparty.session import Session
@@ -53,11 +54,13 @@ class LongTask:
     transaction (a batch's, fenced like every record); progress is written on a second session
     of its own, so that others see it while the task's transaction is still open."""
 
-    def __init__(self, session: Session, version: str, atomic: bool,
+    def __init__(self, session: Session, version: str, atomic: bool, fence: Fence,
                  interruptions: Interruptions, throttle: Throttle | None = None,
                  report: Callable[[Progress], None] | None = None, worker: str | None = None) -> None:
         self.session = session
         self.version = version
+        #: What each batch's commit is guarded by: the runner's lock, or the worker's lease.
+        self.fence = fence
         self.atomic = atomic
         self.interruptions = interruptions
         self.throttle = throttle
@@ -105,6 +108,7 @@ class LongTask:
             self._wait_while_throttled(ctx)
         # What recorder.writing() does, spelled out: a backfill runs thousands of these.
         database, recorder = self.session.database, self.session.recorder
+        fence = self.fence
         with database.connection.transaction_amid_autocommit():
             database.begin()
             self.in_batch = True
@@ -117,7 +121,7 @@ class LongTask:
                 raise
             finally:
                 self.in_batch = False
-            recorder.commit()  # the fence: only while the lock (or lease) is still ours
+            recorder.commit(fence)  # only while the lock (or the lease) is still ours
         if text is not None:
             self._checkpoint_text = text
         if pause:
@@ -127,7 +131,7 @@ class LongTask:
     def _transaction(self) -> Iterator[None]:
         """A transaction in an ``atomic=False`` task, committed only while the lock is ours."""
         with self.session.database.connection.transaction_amid_autocommit(), \
-                self.session.recorder.writing():
+                self.session.recorder.writing(self.fence):
             yield
 
     def _wait_while_throttled(self, ctx: Context) -> None:

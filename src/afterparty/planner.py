@@ -78,7 +78,6 @@ def lock_free_look(session: Session) -> Look | None:
         if files is None:
             return None
         states = session.recorder.read_states()
-        session.database.rollback()
         return Look(pending=pending_task_files(files, states, session.settings.environment),
                     awaiting=_awaiting(files, states))
     finally:
@@ -137,3 +136,25 @@ def check_group(tasks_dir: str, group: str) -> None:
         return
     known = ", ".join(sorted(g for g in groups if g is not None)) or "none: there are no task files"
     raise UsageError(f"unknown group {group!r}; the groups of the task files are: {known}")
+
+
+
+def reason_now(stored: str, states: dict[str, State]) -> str | None:
+    """A waiting reason kept by the last run, brought up to date with the records as they are
+    now: a dependency that has since succeeded (a human step confirmed) no longer holds the task,
+    and one in another state is named in that state; a ``not_before`` time that has passed no
+    longer holds it either. None when nothing holds it any more (the next run runs it)."""
+    if stored.startswith("depends on "):
+        import re  # not on the no-op path
+
+        unmet = [f"{version}_{name} ({states.get(version, State.PENDING)})"
+                 for version, name, _ in re.findall(r"(\d{14})_([a-z0-9_]+) \((\w+)\)", stored)
+                 if states.get(version) is not State.SUCCEEDED]
+        return f"depends on {', '.join(unmet)}" if unmet else None
+    if stored.startswith("not before "):
+        try:
+            when = datetime.strptime(stored, "not before %Y-%m-%d %H:%M:%S UTC")
+        except ValueError:
+            return stored
+        return stored if datetime.now(timezone.utc) < when.replace(tzinfo=timezone.utc) else None
+    return stored

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from afterparty.backends.base import Database, MissingTableError
-from afterparty.errors import DatabaseError, LockLostError
+from afterparty.backends.base import Database, MissingTableError, Row
+from afterparty.errors import DatabaseError, LockLostError, StateChanged
 from afterparty.records import (
     ATTEMPT_COLUMNS,
     LONG_TEXT_LIMIT,
@@ -26,9 +26,12 @@ from afterparty.records import (
     error_summary,
     storable,
 )
-from afterparty.states import Action, State, state_of
+from afterparty.states import Action, Actor, Guard, MoveRefused, State, allows, state_of
 
-LOCK_EPOCH = "lock_epoch"
+if TYPE_CHECKING:
+    from afterparty.backends.locks import DatabaseLock
+    from afterparty.fencing import Fence
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -58,9 +61,20 @@ def keeping_text(write: Callable[Concatenate[Recorder, P], T]) -> Callable[Conca
     return writer
 
 
+class Computed(NamedTuple):
+    """A column's new value as SQL over its old one (``attempts + 1``), and its value when the
+    record is new."""
+
+    sql: str
+    params: tuple[Any, ...]
+    first: Any
+
+
 class Recorder:
-    """Reads and writes the records. Writes happen only while holding the lock, and commit
-    only while this runner's lock epoch is still the current one (the fence)."""
+    """Reads and writes the records. Every read ends its own transaction (unless the caller
+    opened one); every write happens in a transaction that commits only while the writer's
+    fence (the environment lock's epoch, or a task lease's) is still the current one, and every
+    change of a record's state is one compare-and-set move (``move``)."""
 
     def __init__(self, database: Database, prefix: str) -> None:
         self.database = database
@@ -70,10 +84,6 @@ class Recorder:
         self.meta_table = f"{prefix}meta"
         self.progress_table = f"{prefix}progress"
         self.checkpoints_table = f"{prefix}checkpoints"
-        self.epoch: int | None = None
-        #: The meta row whose epoch fences this recorder's commits: the environment lock's, or
-        #: on a worker its task's lease (``lease.fence_key``).
-        self.fence = LOCK_EPOCH
         self._environment_id: str | None = None
 
     # --- reading (no lock needed) -------------------------------------------------------
@@ -82,7 +92,7 @@ class Recorder:
         """Version -> state as ``run`` sees it (a recurring task reads pending) of every record,
         in one query; empty before the first run."""
         try:
-            rows = self.database.query(f"SELECT version, state, recurring FROM {self.tasks_table}")
+            rows = self._read(f"SELECT version, state, recurring FROM {self.tasks_table}")
         except MissingTableError:
             return {}
         pending, of = State.PENDING, state_of
@@ -91,7 +101,7 @@ class Recorder:
     def read_records(self) -> dict[str, Record]:
         """Every record, in one query; empty before the first run."""
         try:
-            rows = self.database.query(f"SELECT {', '.join(TASK_COLUMNS)} FROM {self.tasks_table}")
+            rows = self._read(f"SELECT {', '.join(TASK_COLUMNS)} FROM {self.tasks_table}")
         except MissingTableError:
             return {}
         return {row[0]: Record(*row) for row in rows}
@@ -99,7 +109,7 @@ class Recorder:
     def read_attempts(self, version: str) -> list[Attempt]:
         """Every attempt at one task, oldest first."""
         try:
-            rows = self.database.query(
+            rows = self._read(
                 f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM {self.attempts_table} "
                 "WHERE version = %s ORDER BY id",
                 (version,),
@@ -112,7 +122,7 @@ class Recorder:
         """Checkpoints and progress of long tasks (or of one), in one query."""
         where, params = ("WHERE version = %s", (version,)) if version is not None else ("", ())
         try:
-            rows = self.database.query(
+            rows = self._read(
                 f"SELECT {', '.join(PROGRESS_COLUMNS)} FROM {self.progress_table} {where}", params)
         except MissingTableError:
             return {}
@@ -122,7 +132,7 @@ class Recorder:
         """Version -> checkpoint (JSON text) of long tasks (or of one), in one query."""
         where, params = ("WHERE version = %s", (version,)) if version is not None else ("", ())
         try:
-            rows = self.database.query(
+            rows = self._read(
                 f"SELECT version, checkpoint FROM {self.checkpoints_table} {where}", params)
         except MissingTableError:
             return {}
@@ -131,17 +141,28 @@ class Recorder:
     def environment_id(self) -> str:
         """A random identifier made with the tables: this environment's identity (read once)."""
         if self._environment_id is None:
-            self._environment_id = self._meta("environment_id")
+            rows = self._read(f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s",
+                              ("environment_id",))
+            self._environment_id = str(rows[0][0]) if rows else None
         return self._environment_id or ""
 
     def read_lock_holder(self) -> str | None:
         """Who said they hold the lock most recently."""
         try:
-            holder = self._meta("lock_holder")
+            rows = self._read(f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s",
+                              ("lock_holder",))
         except MissingTableError:
             return None
-        self.database.rollback()
-        return holder
+        return str(rows[0][0]) if rows else None
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One query; its transaction ends with it unless the caller opened one (so that the
+        next read sees what others committed since, even under repeatable read)."""
+        try:
+            return self.database.query(sql, params)
+        finally:
+            if not self.database.in_transaction:
+                self.database.rollback()
 
     # --- the schema and the fence (holding the lock) ------------------------------------
 
@@ -183,92 +204,133 @@ class Recorder:
                       self.tasks_table, self.meta_table):
             self.database.execute(f"DROP TABLE IF EXISTS {table}")
 
-    def begin_epoch(self, holder: str | None, fence: str = LOCK_EPOCH) -> int:
-        """Just after taking the lock (or a task's lease: ``fence`` is its meta key, and no
-        ``holder`` is kept): a new epoch, so that writes of any earlier holder that lost it
-        without knowing can no longer commit; and who holds it, for waiters."""
+    def take_fence(self, key: str, guard: Guard, lock: DatabaseLock, holder: str | None) -> Fence:
+        """Just after taking a lock (the environment lock, or a task's lease: ``key`` is its meta
+        row): a new epoch, so that writes of any earlier holder that lost it without knowing can
+        no longer commit; and who holds the environment lock (``holder``), for waiters."""
+        from afterparty.fencing import Fence
+
         # A read transaction left open from before the lock was taken would show, under
         # repeatable read, an epoch that a runner since then has already moved on.
         self.database.rollback()
         with self.database.transaction():
-            epoch = self.next_epoch(fence)
+            epoch = self._next_epoch(key)
             self._environment_id = self._meta("environment_id")
             if holder is not None and not self.database.execute(
                     f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = 'lock_holder'",
                     (holder,)):
                 self._insert_meta_if_missing("lock_holder", holder)
-        self.epoch, self.fence = epoch, fence
-        return epoch
+        return Fence(key, epoch, guard, lock)
 
-    def next_epoch(self, fence: str) -> int:
-        """Inside a transaction: move the epoch kept under ``fence`` on, and return it (a runner
-        that takes a dead worker's lease moves it on too, so that worker can commit nothing)."""
-        self._insert_meta_if_missing(fence, "0")
-        current = int(self._meta(fence) or 0)
+    def _next_epoch(self, key: str) -> int:
+        """Inside a transaction: move the epoch kept under ``key`` on, and return it."""
+        self._insert_meta_if_missing(key, "0")
+        current = int(self._meta(key) or 0)
         self.database.execute(
             f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = %s",
-            (str(current + 1), fence))
+            (str(current + 1), key))
         return current + 1
 
-    def commit(self) -> None:
-        """Commit the open transaction if this runner's epoch is still the current one;
-        otherwise roll it back and raise LockLostError.
+    def commit(self, fence: Fence) -> None:
+        """Commit the open transaction if ``fence`` is still the current one; otherwise roll it
+        back and raise LockLostError.
 
         The check is a locking read of the epoch's row (SQLite: the database's one writer): it
         waits for a newer holder's epoch change to commit, and blocks that change until this
         transaction ends, so no writer of an older epoch commits after a newer epoch began.
+        The lock is asked too whether it still guards this database (an SQLite file replaced
+        under its holder would take the commit somewhere nobody looks).
         """
-        if self.epoch is None:
-            raise LockLostError("afterparty wrote a record without holding the lock")
+        self._check_fence(fence)
+        self.database.commit()
+
+    def _check_fence(self, fence: Fence) -> None:
+        """In the open transaction: LockLostError, after rolling it back, unless ``fence`` is
+        still the current one (``commit``)."""
         current = self.database.query(
             f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s"
-            f"{self.database.dialect.locking_read}", (self.fence,))
-        if current != [(str(self.epoch),)]:
+            f"{self.database.dialect.locking_read}", (fence.key,))
+        guards = getattr(fence.lock, "guards_commit", lambda: True)
+        if current != [(str(fence.epoch),)] or not guards():
             self.database.rollback()
-            what = "environment lock" if self.fence == LOCK_EPOCH else "task's lease"
+            who = "runner" if fence.guard is Guard.LOCK else "worker"
             raise LockLostError(
-                f"this runner lost the {what} (its database session ended: killed, an "
+                f"this {who} lost the {fence.guard.value} (its database session ended: killed, an "
                 "idle timeout, the network) and another runner took it: nothing more was "
                 "recorded and the current task's database work was rolled back; see "
                 "`afterparty status`")
-        self.database.commit()
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """A transaction of record writes, committed by ``commit`` (fenced)."""
+    def writing(self, fence: Fence) -> Iterator[None]:
+        """A transaction of record writes, committed under ``fence`` (``commit``)."""
         self.database.begin()
         try:
             yield
         except BaseException:
             self.database.rollback()
             raise
-        self.commit()
+        self.commit(fence)
+
+    # --- the one writer of a state ------------------------------------------------------
+
+    def move(self, version: str, expected: State, to: State, fence: Fence, by: Actor,
+             **columns: Any) -> None:
+        """Move one record from ``expected`` (the state its writer read) to ``to``, setting
+        ``columns`` with it, inside the open fenced transaction: the only code that writes a
+        state. MoveRefused when the transition table has no such move for ``by`` under this
+        fence; StateChanged, with nothing changed, when the record is no longer ``expected``."""
+        if not allows(by, expected, to, fence.guard):
+            raise MoveRefused(f"the {by.value} may not move task {version} from {expected} to "
+                              f"{to} under the {fence.guard.value}")
+        values: dict[str, Any] = {"state": to.value, **columns}
+        sets: list[str] = []
+        params: list[Any] = []
+        for column, value in values.items():
+            if isinstance(value, Computed):
+                sets.append(f"{column} = {value.sql}")
+                params.extend(value.params)
+            else:
+                sets.append(f"{column} = %s")
+                params.append(value)
+        if self.database.execute(
+                f"UPDATE {self.tasks_table} SET {', '.join(sets)} WHERE version = %s AND state = %s",
+                (*params, version, expected.value)):
+            return
+        found = self._read(f"SELECT state FROM {self.tasks_table} WHERE version = %s", (version,))
+        if found or expected is not State.PENDING:
+            self._check_fence(fence)  # a newer holder moved it: say that this one lost the lock
+            now = state_of(str(found[0][0])) if found else State.PENDING
+            raise StateChanged(
+                f"task {version} is {now} now, not {expected} as it was read: someone else changed "
+                "it meanwhile, and nothing was changed; look at it again (`afterparty status`)")
+        first = {"attempts": 0, **{c: v.first if isinstance(v, Computed) else v
+                                   for c, v in values.items()}}
+        self.database.execute(
+            f"INSERT INTO {self.tasks_table} (version, {', '.join(first)}) "
+            f"VALUES (%s{', %s' * len(first)})", (version, *first.values()))
 
     # --- writing (inside a transaction; ``commit`` ends it) -----------------------------
 
     @keeping_text
     def record_start(self, version: str, name: str, description: str, checksum: str,
-                     origin: Origin, now: str, action: Action = Action.RUN,
+                     origin: Origin, now: str, fence: Fence, expected: State,
+                     by: Actor = Actor.RUNNER, action: Action = Action.RUN,
                      recurring: bool = False) -> int:
-        """Record a task as running with a new attempt; returns the attempt's id."""
-        changed = self.database.execute(
-            f"UPDATE {self.tasks_table} SET name = %s, state = %s, description = %s, "
-            "attempts = attempts + 1, checksum = %s, last_started_at = %s, "
-            "first_started_at = COALESCE(first_started_at, %s), finished_at = NULL, "
-            "recurring = %s, waiting_reason = NULL WHERE version = %s",
-            (name, State.RUNNING.value, storable(description, TEXT_LIMIT), checksum, now, now,
-             int(recurring), version),
-        )
-        if not changed:
-            self._insert_task(version, name, State.RUNNING, description, checksum, now, attempts=1,
-                              recurring=recurring)
+        """Move a task from ``expected`` to running with a new attempt; returns the attempt's id."""
+        self.move(version, expected, State.RUNNING, fence, by, name=name,
+                  description=storable(description, TEXT_LIMIT),
+                  attempts=Computed("attempts + 1", (), 1), checksum=checksum,
+                  last_started_at=now,
+                  first_started_at=Computed("COALESCE(first_started_at, %s)", (now,), now),
+                  finished_at=None, recurring=int(recurring), waiting_reason=None)
         return self._insert_attempt(version, name, action, State.RUNNING, origin, now)
 
     @keeping_text
     def record_finish(self, attempt_id: int, version: str, state: State, now: str,
-                      duration: float, error: str | None, output: str,
-                      task_state: State | None = None) -> None:
-        """Close an attempt and its task record with the outcome.
+                      duration: float, error: str | None, output: str, fence: Fence,
+                      by: Actor = Actor.RUNNER, task_state: State | None = None,
+                      expected: State = State.RUNNING) -> None:
+        """Close an attempt and move its task record from ``expected`` to the outcome.
 
         ``task_state`` is the record's state when it differs from the attempt's (a failed
         rollback leaves the task as it was).
@@ -279,11 +341,8 @@ class Recorder:
             (state.value, now, duration, storable(error, LONG_TEXT_LIMIT),
              storable(output, LONG_TEXT_LIMIT), attempt_id),
         )
-        self.database.execute(
-            f"UPDATE {self.tasks_table} SET state = %s, finished_at = %s, last_error = %s "
-            "WHERE version = %s",
-            ((task_state or state).value, now, storable(error_summary(error), TEXT_LIMIT), version),
-        )
+        self.move(version, expected, task_state or state, fence, by, finished_at=now,
+                  last_error=storable(error_summary(error), TEXT_LIMIT))
 
     @keeping_text
     def record_waiting(self, version: str, name: str, description: str, reason: str) -> None:
@@ -293,29 +352,31 @@ class Recorder:
             f"UPDATE {self.tasks_table} SET waiting_reason = %s WHERE version = %s",
             (reason_text, version),
         )
-        if not changed:
-            self._insert_task(version, name, State.PENDING, description, None, None, attempts=0,
-                              waiting_reason=reason_text)
+        if not changed:  # no record yet: one that says pending, as no record does
+            self.database.execute(
+                f"INSERT INTO {self.tasks_table} (version, name, state, description, attempts, "
+                "waiting_reason) VALUES (%s, %s, %s, %s, 0, %s)",
+                (version, name, State.PENDING.value, storable(description, TEXT_LIMIT), reason_text))
 
     @keeping_text
     def record_decision(self, version: str, name: str, description: str, action: Action,
-                        state: State, origin: Origin, now: str, note: str | None,
-                        checksum: str | None = None) -> int:
-        """Record a person's decision (mark-done, skip, forget, resolve, confirm), or a task sent
-        to a worker, as an attempt; returns the attempt's id."""
-        changed = self.database.execute(
-            f"UPDATE {self.tasks_table} SET name = %s, state = %s, "
-            "description = COALESCE(%s, description), checksum = COALESCE(%s, checksum), "
-            "finished_at = %s, waiting_reason = NULL WHERE version = %s",
-            (name, state.value, storable(description, TEXT_LIMIT) or None, checksum, now, version),
-        )
-        if not changed:
-            self._insert_task(version, name, state, description, checksum, None, attempts=0,
-                              finished_at=now)
+                        expected: State, state: State, origin: Origin, now: str, note: str | None,
+                        fence: Fence, by: Actor = Actor.PERSON, checksum: str | None = None,
+                        error: str | None = None) -> int:
+        """Record a decision (a person's: mark-done, skip, forget, resolve, confirm; a runner's:
+        a task sent to a worker) as a finished attempt and move the task from ``expected`` to
+        ``state``; returns the attempt's id."""
+        self.move(version, expected, state, fence, by, name=name,
+                  description=Computed("COALESCE(%s, description)",
+                                       (storable(description, TEXT_LIMIT) or None,),
+                                       storable(description, TEXT_LIMIT)),
+                  checksum=Computed("COALESCE(%s, checksum)", (checksum,), checksum),
+                  finished_at=now, waiting_reason=None,
+                  last_error=storable(error_summary(error), TEXT_LIMIT))
         attempt_id = self._insert_attempt(version, name, action, state, origin, now, note)
         self.database.execute(
-            f"UPDATE {self.attempts_table} SET finished_at = %s, duration = 0 WHERE id = %s",
-            (now, attempt_id),
+            f"UPDATE {self.attempts_table} SET finished_at = %s, duration = 0, error = %s "
+            "WHERE id = %s", (now, storable(error, LONG_TEXT_LIMIT), attempt_id),
         )
         return attempt_id
 
@@ -345,22 +406,23 @@ class Recorder:
                 f"INSERT INTO {table} (version, {', '.join(columns)}) "
                 f"VALUES (%s{', %s' * len(columns)})", (version, *values.values()))
 
-    def mark_orphans_interrupted(self, now: str, versions: Collection[str]) -> list[str]:
-        """Turn the records of ``versions`` left ``running`` by a dead runner (or worker) into
-        ``interrupted``; returns those versions."""
-        running = State.RUNNING.value
-        message = "interrupted: the runner stopped before the task finished (killed or crashed)"
+    def mark_orphans_interrupted(self, now: str, versions: Collection[str], fence: Fence,
+                                 by: Actor = Actor.RUNNER) -> list[str]:
+        """Move the records of ``versions`` left ``running`` by a dead runner (or worker) to
+        ``interrupted``, with their open attempts; returns those still running when asked."""
+        message = "interrupted: its runner or worker stopped before the task finished (killed or crashed)"
         orphans = []
         for version in versions:
-            for table in (self.attempts_table, self.tasks_table):
-                error_column = "error" if table == self.attempts_table else "last_error"
-                changed = self.database.execute(
-                    f"UPDATE {table} SET state = %s, finished_at = %s, {error_column} = %s "
-                    "WHERE state = %s AND version = %s",
-                    (State.INTERRUPTED.value, now, message, running, version),
-                )
-            if changed:
-                orphans.append(version)
+            try:
+                self.move(version, State.RUNNING, State.INTERRUPTED, fence, by, finished_at=now,
+                          last_error=message)
+            except StateChanged:
+                continue
+            self.database.execute(
+                f"UPDATE {self.attempts_table} SET state = %s, finished_at = %s, error = %s "
+                "WHERE state = %s AND version = %s",
+                (State.INTERRUPTED.value, now, message, State.RUNNING.value, version))
+            orphans.append(version)
         return orphans
 
     # --- helpers ----------------------------------------------------------------------
@@ -375,18 +437,6 @@ class Recorder:
             self.database.execute(
                 f"INSERT INTO {self.meta_table} (meta_key, meta_value) VALUES (%s, %s)",
                 (key, storable(value, TEXT_LIMIT)))
-
-    def _insert_task(self, version: str, name: str, state: State, description: str | None,
-                     checksum: str | None, started_at: str | None, attempts: int,
-                     finished_at: str | None = None, recurring: bool = False,
-                     waiting_reason: str | None = None) -> None:
-        self.database.execute(
-            f"INSERT INTO {self.tasks_table} (version, name, state, description, attempts, "
-            "checksum, first_started_at, last_started_at, finished_at, recurring, waiting_reason) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (version, name, state.value, storable(description, TEXT_LIMIT), attempts, checksum,
-             started_at, started_at, finished_at, int(recurring), waiting_reason),
-        )
 
     def _insert_attempt(self, version: str, name: str, action: Action, state: State,
                         origin: Origin, now: str, note: str | None = None) -> int:

@@ -47,7 +47,8 @@ def task_statuses(session: Session, problems: list[str] | None = None) -> list[T
     files = {f.version: f for f in _task_files(session, problems)}
     records = _records(session)
     environment = session.settings.environment
-    rows = [_status_row(version, files.get(version), records.get(version), environment)
+    states = {version: state_of(record.state) for version, record in records.items()}
+    rows = [_status_row(version, files.get(version), records.get(version), environment, states)
             for version in sorted(files.keys() | records.keys())]  # 14 digits: text order is numeric
     if records:
         _add_progress(session, {row.version: row for row in rows})
@@ -99,7 +100,7 @@ def _records(session: Session) -> dict[str, Record]:
 
 
 def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
-                environment: str) -> TaskStatus:
+                environment: str, states: dict[str, State]) -> TaskStatus:
     state = state_of(record.state if record else None)
     path = task_file.path if task_file else None  # joined once: status may list ten thousand
     facts, modified = _file_facts(path, record if state is not State.PENDING else None)
@@ -116,7 +117,7 @@ def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
         file_missing=task_file is None,
         modified=modified,
         path=path,
-        reason=_reason(environment, facts, record),
+        reason=_reason(environment, facts, record, states),
     )
 
 
@@ -134,7 +135,8 @@ def _file_facts(path: str | None, record: Record | None) -> tuple[SourceFacts | 
     return read_source_facts(path), False
 
 
-def _reason(environment: str, facts: SourceFacts | None, record: Record | None) -> str | None:
+def _reason(environment: str, facts: SourceFacts | None, record: Record | None,
+            states: dict[str, State]) -> str | None:
     """Why a pending task is not running: not meant for here, or what it waits for."""
     if record is None and facts is not None and facts.literal and facts.environments is not None \
             and environment not in facts.environments:
@@ -145,7 +147,10 @@ def _reason(environment: str, facts: SourceFacts | None, record: Record | None) 
     if state is State.AWAITING:
         return f"awaits confirmation: afterparty confirm {record.version}"
     if record.waiting_reason and not state.is_done:
-        return f"waiting: {record.waiting_reason}"
+        from afterparty.planner import reason_now
+
+        now = reason_now(record.waiting_reason, states)
+        return f"waiting: {now}" if now else None
     return None
 
 
@@ -159,7 +164,8 @@ def task_history(session: Session, wanted: str,
     records = _records(session)
     found = find_tasks(files, records, [wanted])[0]
     row = _status_row(found.version, found.task_file, records.get(found.version),
-                      session.settings.environment)
+                      session.settings.environment,
+                      {version: state_of(record.state) for version, record in records.items()})
     if session.missing_database_file is not None:
         return row, []
     _add_progress(session, {row.version: row}, row.version)

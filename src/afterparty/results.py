@@ -90,7 +90,9 @@ class RunResult:
 
     @property
     def failed(self) -> list[TaskOutcome]:
-        return [o for o in self.final_outcomes if o.state in (State.FAILED, State.INTERRUPTED)]
+        held = self.held.version if self.held is not None else None
+        return [o for o in self.final_outcomes
+                if o.state in (State.FAILED, State.INTERRUPTED) and o.version != held]
 
     @property
     def succeeded(self) -> list[TaskOutcome]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from afterparty.backends.base import Database
     from afterparty.backends.locks import DatabaseLock
     from afterparty.backends.url import DatabaseURL
+    from afterparty.fencing import FencedLock
 
 
 def utc_now() -> str:
@@ -75,6 +76,12 @@ class Session:
         if self._lock is None:
             self._lock = EnvironmentLock(self.database.lock(self.settings.table_prefix), self.recorder)
         return self._lock
+
+    @property
+    def fence_lock(self) -> FencedLock:
+        """The lock whose fence guards this session's writes: the environment lock (a worker's
+        session: its task's lease)."""
+        return self.lock
 
     @contextmanager
     def locked(self, wait: float = 300.0, if_busy: str = "wait",

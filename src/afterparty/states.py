@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import NamedTuple
 
 
 class State(str, Enum):
@@ -84,49 +85,109 @@ class Action(str, Enum):
         return self.value.split()[0]
 
 
-class Move:
-    """One decision's rule: the state it leaves a task in, and the states it may start from
-    (``None``: any); from a state in ``keep`` it changes nothing."""
+class Actor(str, Enum):
+    """Who makes a move: the runner of ``afterparty run`` (inline tasks, holding the environment
+    lock), a worker (a background task, holding its lease), or a person deciding."""
 
-    __slots__ = ("keep", "only_from", "to")
-
-    def __init__(self, to: State, only_from: frozenset[State] | None = None,
-                 keep: frozenset[State] = frozenset()) -> None:
-        self.to = to
-        self.only_from = only_from
-        self.keep = keep
+    RUNNER = "runner"
+    WORKER = "worker"
+    PERSON = "person"
 
 
-_SETTLEABLE = frozenset({State.INTERRUPTED, State.FAILED})
-MOVES: dict[Action, Move] = {
-    Action.MARK_DONE: Move(State.SUCCEEDED, keep=DONE),
-    Action.SKIP: Move(State.SKIPPED, keep=DONE),
-    Action.FORGET: Move(State.PENDING, keep=frozenset({State.PENDING})),
-    Action.RESOLVE_RETRY: Move(State.PENDING, only_from=_SETTLEABLE),
-    Action.RESOLVE_DONE: Move(State.SUCCEEDED, only_from=_SETTLEABLE),
-    Action.RESOLVE_SKIP: Move(State.SKIPPED, only_from=_SETTLEABLE),
-    Action.CONFIRM: Move(State.SUCCEEDED, only_from=frozenset({State.AWAITING})),
-    Action.ROLLBACK_RECORD_ONLY: Move(
-        State.REVERTED,
-        only_from=frozenset({State.SUCCEEDED, State.FAILED, State.INTERRUPTED, State.AWAITING})),
-}
+class Guard(str, Enum):
+    """The fence a move is written under: the environment lock's epoch or a task's lease's."""
+
+    LOCK = "environment lock"
+    LEASE = "task's lease"
+
+
+class Transition(NamedTuple):
+    """One allowed move of a record: from any of ``sources`` to ``to``, made by ``by``, written
+    under one of ``guards``. A person's decision names its ``action``; from a state in ``keep``
+    that decision changes nothing (mark-done of a task already done)."""
+
+    name: str
+    sources: frozenset[State]
+    to: State
+    by: frozenset[Actor]
+    guards: frozenset[Guard]
+    action: Action | None = None
+    keep: frozenset[State] = frozenset()
+
+
+def _states(*states: State) -> frozenset[State]:
+    return frozenset(states)
+
+
+_RUNNER, _WORKER, _PERSON = (frozenset({actor}) for actor in Actor)
+_LOCK, _LEASE, _EITHER = frozenset({Guard.LOCK}), frozenset({Guard.LEASE}), frozenset(Guard)
+# Not run yet, or to run again: what a runner starts and what it sends to a worker.
+RUNNABLE = _states(State.PENDING, State.FAILED, State.INTERRUPTED, State.REVERTED, State.QUEUED)
+NOT_RUN_YET = _states(State.PENDING, State.REVERTED, State.QUEUED)
+SETTLEABLE = _states(State.INTERRUPTED, State.FAILED)
 # A task that ran can be rolled back from these states (its undo step runs).
-ROLLBACK_FROM = frozenset({State.SUCCEEDED, State.FAILED, State.INTERRUPTED, State.AWAITING})
+ROLLBACK_FROM = _states(State.SUCCEEDED, State.FAILED, State.INTERRUPTED, State.AWAITING)
+# How an attempt ends: its outcome, a human step asked, an undo that failed (the state it left).
+_ENDS = _states(State.SUCCEEDED, State.FAILED, State.INTERRUPTED, State.AWAITING, State.REVERTED)
+
+#: Every allowed move of a record, and nothing else: ``Recorder.move`` refuses any other.
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition("start", RUNNABLE, State.RUNNING, _RUNNER, _LOCK),
+    Transition("start again (recurring)", frozenset(State) - {State.RUNNING}, State.RUNNING,
+               _RUNNER, _LOCK),
+    Transition("start the undo step", ROLLBACK_FROM, State.RUNNING, _RUNNER, _LOCK),
+    *(Transition(f"end: {end}", _states(State.RUNNING), end, _RUNNER | _WORKER, _EITHER)
+      for end in sorted(_ENDS)),
+    Transition("send to a worker", RUNNABLE, State.QUEUED, _RUNNER, _LOCK),
+    Transition("sending failed", _states(State.QUEUED), State.FAILED, _RUNNER, _LOCK),
+    Transition("start on a worker", _states(State.QUEUED, State.INTERRUPTED), State.RUNNING,
+               _WORKER, _LEASE),
+    Transition("cannot load on a worker", _states(State.QUEUED, State.INTERRUPTED), State.FAILED,
+               _WORKER, _LEASE),
+    Transition("mark-done", NOT_RUN_YET, State.SUCCEEDED, _PERSON, _LOCK, Action.MARK_DONE,
+               keep=DONE),
+    Transition("skip", NOT_RUN_YET | {State.AWAITING}, State.SKIPPED, _PERSON, _LOCK, Action.SKIP,
+               keep=DONE),
+    Transition("forget", frozenset(State) - {State.RUNNING, State.PENDING}, State.PENDING,
+               _PERSON, _LOCK, Action.FORGET, keep=_states(State.PENDING)),
+    Transition("resolve --retry", SETTLEABLE, State.PENDING, _PERSON, _LOCK, Action.RESOLVE_RETRY),
+    Transition("resolve --done", SETTLEABLE, State.SUCCEEDED, _PERSON, _LOCK, Action.RESOLVE_DONE),
+    Transition("resolve --skip", SETTLEABLE, State.SKIPPED, _PERSON, _LOCK, Action.RESOLVE_SKIP),
+    Transition("confirm", _states(State.AWAITING), State.SUCCEEDED, _PERSON, _LOCK, Action.CONFIRM),
+    Transition("rollback --record-only", ROLLBACK_FROM, State.REVERTED, _PERSON, _LOCK,
+               Action.ROLLBACK_RECORD_ONLY),
+)
+# The decision a person takes with each action (the runner's moves have none).
+DECISIONS: dict[Action, Transition] = {t.action: t for t in TRANSITIONS if t.action is not None}
 RESOLVE_ACTIONS = {"retry": Action.RESOLVE_RETRY, "done": Action.RESOLVE_DONE,
                    "skip": Action.RESOLVE_SKIP}
 
 
 class MoveRefused(Exception):
-    """A decision does not apply to a task in its current state."""
+    """A move the table does not allow from the task's current state."""
+
+
+def allows(by: Actor, before: State, after: State, guard: Guard) -> bool:
+    """Whether the table holds the move ``before -> after`` by ``by`` under ``guard``."""
+    return any(before in t.sources and t.to is after and by in t.by and guard in t.guards
+               for t in TRANSITIONS)
+
+
+def offered(state: State) -> list[Action]:
+    """The decisions a person may take about a task in ``state`` (each changes it), in the
+    table's order: what the CLI accepts, and what the console and the admin show."""
+    return [action for action, t in DECISIONS.items() if state in t.sources]
 
 
 def next_state(action: Action, before: State) -> State | None:
-    """The state ``action`` moves a task in state ``before`` to; None when it changes nothing;
-    MoveRefused when the action does not apply to that state."""
-    move = MOVES[action]
-    if move.only_from is not None and before not in move.only_from:
-        allowed = " or ".join(sorted(state.value for state in move.only_from))
-        raise MoveRefused(f"is {before}, not {allowed}: there is nothing to {action.verb}")
-    if before in move.keep or before is move.to:
+    """The state a person's ``action`` moves a task in state ``before`` to; None when it changes
+    nothing; MoveRefused when the action does not apply to that state."""
+    move = DECISIONS[action]
+    if before in move.keep:
         return None
+    if before not in move.sources:
+        allowed = " or ".join(sorted(state.value for state in move.sources))
+        settle = (" (settle it with `resolve`)" if before in SETTLEABLE
+                  and action in (Action.SKIP, Action.MARK_DONE) else "")
+        raise MoveRefused(f"is {before}, not {allowed}: there is nothing to {action.verb}{settle}")
     return move.to

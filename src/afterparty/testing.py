@@ -10,7 +10,7 @@ from afterparty.loader import TASK_FILE_NAME, TaskFile, load_checked
 from afterparty.records import Attempt
 from afterparty.results import SilentReporter
 from afterparty.session import Session
-from afterparty.states import State
+from afterparty.states import State, state_of
 
 
 @dataclass
@@ -53,7 +53,8 @@ def run_task(path: str | os.PathLike[str], *, database_url: str, env: str = "tes
             task = load_checked([task_file], [task_file], settings.project_root)[task_file.version]
             previous = session.recorder.read_records().get(task_file.version)
             outcome = AttemptRunner(session, SilentReporter()).run(
-                task_file, task, (previous.attempts if previous else 0) + 1)
+                task_file, task, (previous.attempts if previous else 0) + 1,
+                state_of(previous.state if previous else None))
             attempts = session.recorder.read_attempts(task_file.version)
     finally:
         session.close()

@@ -255,6 +255,8 @@ class Database:
         self.url = url
         self.dialect = dialect
         self.connection = connection
+        #: A transaction afterparty opened (``begin``) is open: reads do not end it.
+        self.in_transaction = False
 
     @classmethod
     def prepared(cls, url: DatabaseURL, dialect: Dialect, connection: Connection) -> Database:
@@ -265,6 +267,7 @@ class Database:
 
     def reopen(self) -> None:
         """A new session in place of this one (after a statement was cancelled mid-way)."""
+        self.in_transaction = False
         self.guard(self.connection.reopen)
         self.dialect.prepare(self)
 
@@ -299,11 +302,16 @@ class Database:
 
     def begin(self) -> None:
         self.guard(self.connection.begin)
+        self.in_transaction = True
 
     def commit(self) -> None:
-        self.guard(self.connection.commit)
+        try:
+            self.guard(self.connection.commit)
+        finally:
+            self.in_transaction = False
 
     def rollback(self) -> None:
+        self.in_transaction = False
         self.connection.rollback()
 
     @contextlib.contextmanager

@@ -12,7 +12,7 @@ from afterparty.backends.url import redact
 from afterparty.errors import AfterpartyError, UnknownTaskError
 from afterparty.records import Attempt
 from afterparty.report import TaskStatus
-from afterparty.states import MOVES, RESOLVE_ACTIONS, Action, State
+from afterparty.states import RESOLVE_ACTIONS, Action, State, offered
 from afterparty.web.auth import User
 from afterparty.web.console import Console
 from afterparty.web.environments import matrix, read_task
@@ -52,17 +52,23 @@ async def task_page(console: Console, request: Request, user: User, error: str |
                           error=error)
 
 
+# Each form of the task page, and the decisions it takes.
+FORMS: dict[str, frozenset[Action]] = {
+    "confirm": frozenset({Action.CONFIRM}),
+    "resolve": frozenset(RESOLVE_ACTIONS.values()),
+    "skip": frozenset({Action.SKIP}),
+}
+
+
+def forms_for(actions: list[Action]) -> list[str]:
+    """The forms that take any of ``actions``."""
+    return [form for form, takes in FORMS.items() if takes & set(actions)]
+
+
 def actions_for(row: TaskStatus) -> list[str]:
-    """The decisions the console offers for a task in this state (the CLI's rules)."""
-    state = State(row.state)
-    offered = []
-    if state in (MOVES[Action.CONFIRM].only_from or ()):
-        offered.append("confirm")
-    if state in (MOVES[RESOLVE_ACTIONS["retry"]].only_from or ()):
-        offered.append("resolve")
-    if state in (State.PENDING, State.REVERTED):
-        offered.append("skip")
-    return offered
+    """The console's forms for a task in this state: the decisions the transition table offers
+    (states.offered), as the forms that take them."""
+    return forms_for(offered(State(row.state)))
 
 
 def instructions(row: TaskStatus, attempts: list[Attempt]) -> str | None:
