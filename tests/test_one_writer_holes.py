@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -91,3 +90,22 @@ def test_reasons_are_computed_from_the_records_now(project: Project) -> None:
     verify = project.cli("verify", "--allow-pending")
     assert "(awaiting)" not in verify.both, verify.both
     assert "awaiting" not in project.cli("show", "reindex").out
+
+
+def test_a_task_for_other_environments_named_by_a_variable_holds_no_deploy(project: Project) -> None:
+    """``environments=ONLY``: only an import tells where it runs. ``run`` never runs it in
+    staging, and status and verify agree (not pending there); in production it runs."""
+    project.write_task("20260101000001", "production_only", "print('ran')",
+                       options="environments=ONLY", header='ONLY = ["production"]')
+    staging = {"AFTERPARTY_ENV": "staging"}
+    ran = project.cli("run", extra_env=staging)
+    assert ran.code == 0 and "ran" not in ran.out, ran.both
+    rows = json.loads(project.cli("status", "--json", extra_env=staging).out)["tasks"]
+    assert [(row["state"], row["reason"]) for row in rows] == [("pending", "not for this environment")]
+    verified = project.cli("verify", extra_env=staging)
+    assert verified.code == 0, verified.both
+
+    production = {"AFTERPARTY_ENV": "production"}
+    assert project.cli("verify", extra_env=production).code == 6
+    assert project.cli("run", extra_env=production).code == 0
+    assert project.cli("verify", extra_env=production).code == 0

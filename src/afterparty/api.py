@@ -62,7 +62,8 @@ def run(*tasks: str, dry_run: bool = False, keep_going: bool = False, wait: floa
 
 
 def status(**where: Unpack[Where]) -> StatusReport:
-    """Every task file and record in version order; never imports a task file."""
+    """Every task file and record in version order; imports a task file only when its options
+    are not literals (only an import tells whether it runs here)."""
     from afterparty.report import StatusReport, task_statuses
 
     with _session(where) as session:

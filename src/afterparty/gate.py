@@ -1,7 +1,7 @@
 """The deploy gate (``afterparty verify``): is everything in this environment settled?
 
-It reads the same rows as ``status`` and never imports a task file, so a CI step or a
-readiness probe can call it as often as it likes.
+It reads the same rows as ``status`` (importing only a task file whose options are not
+literals, as ``run`` does), so a CI step or a readiness probe can call it as often as it likes.
 """
 
 from __future__ import annotations

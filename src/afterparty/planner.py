@@ -3,6 +3,7 @@ the lock; and whether a pending task may run now (no SQL, no running)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -49,6 +50,29 @@ def _meant_for(task_file: TaskFile, environment: str) -> bool:
     facts = read_source_facts(task_file.path)
     return not (facts.literal and facts.environments is not None
                 and environment not in facts.environments)
+
+
+def meant_for_here(task_file: TaskFile, environment: str, project_root: str) -> bool:
+    """Whether a task file runs in this environment at all: its syntax tells when its options
+    are literals (``environments=["production"]``); otherwise an import does, as it does for
+    ``run`` (``environments=ONLY``). A file that cannot be imported counts as meant for here:
+    ``run`` reports it. ``status``, ``verify`` and the console ask this, so that they call
+    pending exactly what ``run`` would run."""
+    from afterparty.facts import read_source_facts
+
+    facts = read_source_facts(task_file.path)
+    if facts.literal:
+        return facts.environments is None or environment in facts.environments
+    from afterparty.errors import TaskFileError
+    from afterparty.loader import load_tasks
+
+    if project_root not in sys.path:
+        sys.path.insert(0, project_root)
+    try:
+        task = load_tasks([task_file])[task_file.version]
+    except TaskFileError:
+        return True
+    return task.runs_in(environment)
 
 
 class Look(NamedTuple):

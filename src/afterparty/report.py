@@ -1,5 +1,6 @@
 """What ``status``, ``show`` and ``run`` report, as typed values: rows, histories and the
-``--json`` shapes. Never imports a task file."""
+``--json`` shapes. Imports a task file only when its options are not literals: only an import
+tells whether it runs here, as it does for ``run``."""
 
 from __future__ import annotations
 
@@ -46,9 +47,9 @@ def task_statuses(session: Session, problems: list[str] | None = None) -> list[T
     are no task files are added to it instead of refusing (TaskFileError) to answer at all."""
     files = {f.version: f for f in _task_files(session, problems)}
     records = _records(session)
-    environment = session.settings.environment
+    here = (session.settings.environment, session.settings.project_root)
     states = {version: state_of(record.state) for version, record in records.items()}
-    rows = [_status_row(version, files.get(version), records.get(version), environment, states)
+    rows = [_status_row(version, files.get(version), records.get(version), here, states)
             for version in sorted(files.keys() | records.keys())]  # 14 digits: text order is numeric
     if records:
         _add_progress(session, {row.version: row for row in rows})
@@ -100,7 +101,9 @@ def _records(session: Session) -> dict[str, Record]:
 
 
 def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
-                environment: str, states: dict[str, State]) -> TaskStatus:
+                here: tuple[str, str], states: dict[str, State]) -> TaskStatus:
+    """``here``: the environment and the project's root (for a task file only an import tells
+    about)."""
     state = state_of(record.state if record else None)
     path = task_file.path if task_file else None  # joined once: status may list ten thousand
     facts, modified = _file_facts(path, record if state is not State.PENDING else None)
@@ -117,7 +120,7 @@ def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
         file_missing=task_file is None,
         modified=modified,
         path=path,
-        reason=_reason(environment, facts, record, states),
+        reason=_reason(here, task_file, facts, record, states),
     )
 
 
@@ -135,13 +138,15 @@ def _file_facts(path: str | None, record: Record | None) -> tuple[SourceFacts | 
     return read_source_facts(path), False
 
 
-def _reason(environment: str, facts: SourceFacts | None, record: Record | None,
-            states: dict[str, State]) -> str | None:
-    """Why a pending task is not running: not meant for here, or what it waits for."""
-    if record is None and facts is not None and facts.literal and facts.environments is not None \
-            and environment not in facts.environments:
-        return "not for this environment"
+def _reason(here: tuple[str, str], task_file: TaskFile | None, facts: SourceFacts | None,
+            record: Record | None, states: dict[str, State]) -> str | None:
+    """Why a pending task is not running: not meant for here (planner.meant_for_here, as
+    ``run`` decides it), or what it waits for."""
     if record is None:
+        from afterparty.planner import meant_for_here
+
+        if task_file is not None and facts is not None and not meant_for_here(task_file, *here):
+            return "not for this environment"
         return None
     state = state_of(record.state)
     if state is State.AWAITING:
@@ -164,7 +169,7 @@ def task_history(session: Session, wanted: str,
     records = _records(session)
     found = find_tasks(files, records, [wanted])[0]
     row = _status_row(found.version, found.task_file, records.get(found.version),
-                      session.settings.environment,
+                      (session.settings.environment, session.settings.project_root),
                       {version: state_of(record.state) for version, record in records.items()})
     if session.missing_database_file is not None:
         return row, []
