@@ -559,3 +559,82 @@ def test_a_decision_taken_before_a_worker_starts_stands(celery_project: Project,
     wait_until(lambda: "is skipped: nothing to do" in workers.log(number), "the worker doing nothing")
     assert state_of(project) == "skipped" and not ledger.exists()
     assert attempts(project) == [("enqueue", "queued"), ("skip", "skipped")]
+
+
+def test_wait_background_runs_what_waited_on_a_background_task(celery_project: Project,
+                                                               workers: Workers) -> None:
+    """An inline task depends on a background one: with --wait-background it runs in the same
+    command, as soon as its dependency succeeded on a worker."""
+    project = celery_project
+    project.write_task(VERSION, "backfill", 'print("filled")',
+                       options='description="backfill", background=True')
+    project.write_task("20260101000001", "announce", 'print("announced")',
+                       options='description="announce", depends_on=["backfill"]')
+    workers.start()
+
+    result = project.cli("run", "--wait-background")
+
+    assert result.code == 0, result.both
+    assert "announce waiting: depends on" in result.out
+    assert f"{VERSION} backfill succeeded on worker " in result.out
+    assert "20260101000001 announce succeeded" in result.out
+    assert "after the background tasks: 1 succeeded" in result.out
+    assert state_of(project, "20260101000001") == "succeeded"
+    assert project.cli("run").out.strip() == "no pending tasks"
+
+
+def dies_once_task(project: Project, started: Path) -> None:
+    """A background task whose first attempt blocks (until its worker is killed) and whose
+    next attempt finishes."""
+    project.write_task(VERSION, "backfill", f"""
+        import os, time
+        if not os.path.exists({str(started)!r}):
+            open({str(started)!r}, "w").close()
+            while True:
+                time.sleep(0.05)
+        print("finished on the second try")
+    """, options='description="backfill", background=True')
+
+
+def test_a_dead_worker_is_noticed_and_its_task_sent_again_within_seconds(
+        celery_project: Project, workers: Workers, tmp_path: Path) -> None:
+    """The worker running a task is SIGKILLed (OOM, a lost node): `status` says its worker is
+    gone (no frozen progress), and `run --wait-background` does not wait for the broker's
+    visibility timeout (an hour): it finds the lease free, records the task interrupted and
+    sends it again, and another worker finishes it."""
+    project = celery_project
+    started = tmp_path / "started"
+    dies_once_task(project, started)
+    first = workers.start()
+    waiting = project.popen("run", "--wait-background")
+    try:
+        wait_until(started.exists, "the first worker running the task")
+        assert "running on worker" in project.cli("status").out
+        workers.kill(first)
+        workers.start()
+        out, err = waiting.communicate(timeout=90)
+    finally:
+        stop(waiting)
+    assert waiting.returncode == 0, out + err
+    assert f"{VERSION} backfill interrupted on worker " in out, out
+    assert "its worker is gone; it is sent to a worker again" in out, out
+    assert f"{VERSION} backfill succeeded on worker " in out, out
+    assert state_of(project) == "succeeded"
+    assert [a for a in attempts(project)] == [
+        ("enqueue", "queued"), ("run", "interrupted"), ("enqueue", "queued"), ("run", "succeeded")]
+
+
+def test_status_and_verify_say_a_killed_worker_is_gone(celery_project: Project, workers: Workers,
+                                                       tmp_path: Path) -> None:
+    project = celery_project
+    started = tmp_path / "started"
+    dies_once_task(project, started)
+    number = workers.start()
+    assert project.cli("run").code == 0
+    wait_until(started.exists, "the worker running the task")
+    workers.kill(number)
+
+    status = project.cli("status")
+    assert "its worker is gone" in status.out and "left" not in status.out, status.out
+    verify = project.cli("verify")
+    assert verify.code == 6 and "its worker is gone" in verify.both, verify.both

@@ -4,11 +4,12 @@ whose commit failed, a task that forks, and reasons that are computed from the r
 from __future__ import annotations
 
 import json
+import signal
 import textwrap
 
 import pytest
 
-from conftest import MYSQL_ADMIN, Project
+from conftest import MYSQL_ADMIN, Project, stop, wait_until
 from test_task_escapes import SESSION_ENDS, appends, backend, states
 
 
@@ -109,3 +110,34 @@ def test_a_task_for_other_environments_named_by_a_variable_holds_no_deploy(proje
     assert project.cli("verify", extra_env=production).code == 6
     assert project.cli("run", extra_env=production).code == 0
     assert project.cli("verify", extra_env=production).code == 0
+
+
+def test_status_says_a_killed_runner_is_gone(project: Project) -> None:
+    """A run SIGKILLed mid-task leaves the task recorded running: status and verify say that
+    its runner is gone instead of showing its last progress as if it went on."""
+    started = project.root / "started"
+    project.write_task("20260101000001", "backfill", f"""
+        import os, time
+        ctx.progress(1, total=10)
+        open({str(started)!r}, "w").close()
+        if not os.path.exists({str(project.root / "second")!r}):
+            while True:
+                time.sleep(0.05)
+    """, options='description="backfill", atomic=False')
+    runner = project.popen("run")
+    try:
+        wait_until(started.exists, "the task running")
+        status = project.cli("status")
+        assert "its runner is gone" not in status.out, status.out
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+    finally:
+        stop(runner)
+
+    status = project.cli("status")
+    assert "its runner is gone" in status.out and "left" not in status.out, status.out
+    verify = project.cli("verify")
+    assert verify.code == 6 and "its runner is gone" in verify.both, verify.both
+    (project.root / "second").touch()
+    again = project.cli("run")
+    assert again.code == 0 and "interrupted" in again.out, again.both

@@ -270,16 +270,34 @@ def _record_unrunnable(session: Session, version: str, record: Record | None, be
 # --- waiting for them ---------------------------------------------------------------------
 
 
-def still_going(task: Background, state: State) -> bool:
-    """Queued, running, or interrupted and about to be resumed (unless it holds)."""
-    return state in (State.QUEUED, State.RUNNING) or (state is State.INTERRUPTED and not task.hold)
+def still_going(state: State) -> bool:
+    """Queued for a worker, or running on one."""
+    return state in (State.QUEUED, State.RUNNING)
+
+
+def worker_gone(session: Session, version: str) -> bool:
+    """For a task recorded running on a worker: whether that worker is gone (nobody holds the
+    task's lease: a worker holds it from before it records `running` until its outcome is
+    committed). Then the task is recorded interrupted under the lease, taken with a new epoch
+    so that the gone worker, if it only lost its session, can commit nothing more."""
+    lease = lease_if_free(session, version)
+    if lease is None:
+        return False
+    try:
+        with session.recorder.writing(lease.fence):
+            session.recorder.mark_orphans_interrupted(utc_now(), [version], lease.fence,
+                                                      Actor.RUNNER)
+    finally:
+        lease.release()
+    return True
 
 
 def wait_for(session: Session, tasks: list[Background],
              finished: Callable[[Background], None]) -> int | None:
-    """Poll the records (no lock held), with a growing pause, until every task in ``tasks`` is
-    done, failed or held; ``finished`` is told of each as it ends. Returns the signal that
-    stopped the wait (SIGINT, SIGTERM), or None."""
+    """Poll the records (no lock held), with a growing pause, until every task in ``tasks`` has
+    ended: succeeded, failed, or interrupted because its worker is gone (each poll tries the
+    lease of a running task: a free one means its worker died); ``finished`` is told of each as
+    it ends. Returns the signal that stopped the wait (SIGINT, SIGTERM), or None."""
     from afterparty.interruptions import Interruptions
 
     left = list(tasks)
@@ -291,7 +309,11 @@ def wait_for(session: Session, tasks: list[Background],
                 for task in list(left):
                     record = records.get(task.version)
                     state = state_of(record.state if record else None)
-                    if still_going(task, state):
+                    if state is State.RUNNING and worker_gone(session, task.version):
+                        state, record = State.INTERRUPTED, session.recorder.read_records().get(
+                            task.version)
+                        delay = 0.1
+                    if still_going(state):
                         continue
                     left.remove(task)
                     _settle(session, task, state, record)

@@ -17,6 +17,7 @@ from afterparty.printing import (
     print_background_outcome,
     print_background_wait,
     print_decisions,
+    print_followed,
     print_long_task,
     print_run_summary,
     print_status,
@@ -121,7 +122,7 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
     code = int(result.exit_code)
     if wait_background and result.background and result.stopped_by is None:
         try:
-            code = _wait_background(session, result, as_json) or code
+            code = _wait_background(state, session, result, as_json, keep_going, wait, if_busy)
         finally:
             session.close()
     if as_json:
@@ -133,20 +134,37 @@ def run(state: _State, versions: tuple[str, ...], dry_run: bool, keep_going: boo
     return code
 
 
-def _wait_background(session: Session, result: RunResult, as_json: bool) -> int:
-    """``run --wait-background``: the exit code as if the background tasks had run here."""
-    from afterparty.background import exit_code_of, wait_for
+def _wait_background(state: _State, session: Session, result: RunResult, as_json: bool,
+                     keep_going: bool, wait: float, if_busy: str) -> int:
+    """``run --wait-background``: wait, run what waited on the background tasks as they end,
+    and exit as if everything had run here."""
+    from afterparty.background import exit_code_of
+    from afterparty.executor import Executor
 
     command = session.settings.command
     if not as_json:
         print_background_wait(len(result.background))
-    stopped = wait_for(session, result.background,
-                       lambda task: None if as_json else print_background_outcome(task, command))
+    reporter = RunPrinter(quiet=as_json, may_ask=False, command=command,
+                          log_format=state.log_format, on_work=state.show_logs)
+    ran_before = len(result.outcomes)
+    try:
+        stopped = Executor(session, reporter).follow_background(
+            result, lambda task: None if as_json else print_background_outcome(task, command),
+            keep_going, wait, if_busy)
+    finally:
+        reporter.close()
     if stopped is not None:
         click.echo("stopped waiting: the background tasks go on on their workers; see "
                    f"`{command} status`", err=True)
         return 128 + stopped
-    return exit_code_of(result.background)
+    if not as_json and len(result.outcomes) > ran_before:
+        print_followed(result.outcomes[ran_before:])
+    return max(int(result.exit_code), exit_code_of(result.background), key=_severity)
+
+
+def _severity(code: int) -> int:
+    """A failure (1) outweighs a task held for a person (5), which outweighs success (0)."""
+    return {0: 0, 5: 1, 1: 2}.get(code, 3)
 
 
 def _json(data: Any, indent: int = 2) -> str:

@@ -24,12 +24,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from afterparty.attempt import AttemptRunner
-    from afterparty.background import Sender
+    from afterparty.background import Background, Sender
     from afterparty.context import Context
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
     from afterparty.notices import Notices
     from afterparty.records import Record
+
+
+# How often ``run --wait-background`` sends a task again whose worker is gone.
+RESENDS = 3
 
 
 class Executor:
@@ -72,6 +76,38 @@ class Executor:
             if outcome is LockOutcome.FINISHED_ELSEWHERE:
                 return RunResult()
             return self._run_locked(files, keep_going, group)
+
+    def follow_background(self, result: RunResult, finished: Callable[[Background], None],
+                          keep_going: bool = False, wait: float = 300.0,
+                          if_busy: str = "wait") -> int | None:
+        """``run --wait-background``: wait for the tasks ``result`` sent to workers, and as they
+        end, go on in this command: what waited on them runs (inline, or sent to a worker in
+        turn), and a task whose worker is gone is sent again (at most ``RESENDS`` times; one
+        that holds waits for a person). Everything is added to ``result``; returns the signal
+        that stopped the waiting, or None."""
+        from afterparty.background import wait_for
+
+        sent_again: dict[str, int] = {}
+        waiting_on = [t for t in result.background if t.state in (State.QUEUED, State.RUNNING)]
+        while waiting_on:
+            stopped = wait_for(self.session, waiting_on, finished)
+            if stopped is not None:
+                return stopped
+            again = [t.version for t in waiting_on if t.state is State.INTERRUPTED and not t.hold
+                     and sent_again.get(t.version, 0) < RESENDS]
+            if not again and not any(t.state is State.SUCCEEDED for t in waiting_on):
+                return None
+            for version in again:
+                sent_again[version] = sent_again.get(version, 0) + 1
+            wanted = again + [v for v in result.waiting if v not in again]
+            if not wanted:
+                return None
+            more = self.run(wanted, keep_going, wait, if_busy)
+            if more.stopped_by is not None:
+                return more.stopped_by
+            result.absorb(more)
+            waiting_on = [t for t in more.background if t.state in (State.QUEUED, State.RUNNING)]
+        return None
 
     def dry_run(self, wanted: list[str], group: str | None = None) -> RunResult:
         """What ``run`` would do now, checking the task files; changes nothing. ``planned`` is

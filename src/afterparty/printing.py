@@ -313,11 +313,21 @@ def print_background_outcome(task: Background, command: str = "afterparty") -> N
     state = _styled(str(task.state), STATE_COLORS.get(str(task.state)))
     took = f" in {task.duration:.2f}s" if task.duration is not None else ""
     line = f"{task.version} {task.name} {state} on worker {task.worker or '?'}{took}"
-    if task.state is State.INTERRUPTED:
+    if task.state is State.INTERRUPTED and task.hold:
         line += f": it is on_interrupt=\"hold\"; choose with `{command} resolve {task.version}`"
+    elif task.state is State.INTERRUPTED:
+        line += ": its worker is gone; it is sent to a worker again"
     elif task.error:
         line += f": {task.error}"
     click.echo(line)
+
+
+def print_followed(outcomes: list[TaskOutcome]) -> None:
+    """What ran in the same command once the background tasks it waited on had ended."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[str(outcome.state)] = counts.get(str(outcome.state), 0) + 1
+    click.echo("after the background tasks: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
 
 
 def print_awaiting(result: RunResult, command: str = "afterparty") -> None:
@@ -356,7 +366,8 @@ def print_status(rows: list[TaskStatus], tasks_dir: str, command: str = "afterpa
             flags = [flag for flag, on in (
                 ("file missing", row.file_missing), ("modified since it ran", row.modified),
                 (row.reason, row.reason),
-                (shows_progress and describe_progress(row.progress or {}, row.state == "running"),
+                (shows_progress and describe_progress(row.progress or {},
+                                                      row.state == "running" and not row.gone),
                  shows_progress)) if on]
             line += f"  {for_command(', '.join(str(flag) for flag in flags), command)}"
         lines.append(line.rstrip())

@@ -40,6 +40,8 @@ class TaskStatus:
     progress: dict[str, Any] | None = None
     #: A long task's checkpoint (``ctx.checkpoint``), as the task saved it.
     checkpoint: Any = None
+    #: Recorded running, but its runner (or worker) is gone: nobody holds its lock any more.
+    gone: bool = False
 
 
 def task_statuses(session: Session, problems: list[str] | None = None) -> list[TaskStatus]:
@@ -58,15 +60,29 @@ def task_statuses(session: Session, problems: list[str] | None = None) -> list[T
 
 
 def _add_workers(session: Session, rows: list[TaskStatus]) -> None:
-    """Where a background task runs: ``running on worker <host>`` (its last attempt's host), for
-    the few running rows whose history shows it was sent to a worker."""
+    """Who runs the few running rows, and whether they still do: ``running on worker <host>``
+    for a task sent to a worker (its last attempt's host); ``its worker is gone`` or ``its
+    runner is gone`` when nobody holds its lease (or the environment lock) any more."""
+    from afterparty.lease import lock_name
     from afterparty.states import Action
 
+    prefix = session.settings.table_prefix
     for row in rows:
         if row.state != State.RUNNING.value:
             continue
         attempts = session.recorder.read_attempts(row.version)
-        if attempts and any(a.action == Action.ENQUEUE.value for a in attempts):
+        on_worker = bool(attempts) and any(a.action == Action.ENQUEUE.value for a in attempts)
+        where = f"{attempts[-1].host}, pid {attempts[-1].pid}" if attempts else "unknown"
+        lock = session.database.lock(lock_name(prefix, row.version) if on_worker else prefix)
+        try:
+            row.gone = lock.is_free()
+        finally:
+            lock.close()
+        if row.gone:
+            who = "worker" if on_worker else "runner"
+            row.reason = (f"its {who} is gone ({where}): the next `afterparty run` records it "
+                          "interrupted, then runs it again or holds it as its on_interrupt says")
+        elif on_worker:
             row.reason = f"running on worker {attempts[-1].host} (pid {attempts[-1].pid})"
 
 

@@ -83,6 +83,23 @@ class RunResult:
     #: Background tasks sent to a worker, or found running on one.
     background: list[Background] = field(default_factory=list)
 
+    def absorb(self, later: RunResult) -> None:
+        """Take in what a later pass of the same command did (``run --wait-background`` runs
+        what waited on background tasks once they end): its attempts and background tasks, and
+        what still waits; a task sent to a worker again replaces its earlier entry."""
+        self.outcomes += later.outcomes
+        resent = {t.version for t in later.background}
+        self.background = [t for t in self.background if t.version not in resent] + later.background
+        for version in [v for v in self.waiting if v in later.planned_versions]:
+            del self.waiting[version]
+        self.waiting.update(later.waiting)
+        self.awaiting += [a for a in later.awaiting if a not in self.awaiting]
+        self.held = later.held or self.held
+
+    @property
+    def planned_versions(self) -> set[str]:
+        return {task_file.version for task_file in self.planned}
+
     @property
     def final_outcomes(self) -> list[TaskOutcome]:
         """The last attempt of each task this run tried (retries make several)."""

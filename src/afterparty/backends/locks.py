@@ -33,6 +33,11 @@ class DatabaseLock(ABC):
     def holder(self) -> str | None:
         """Who holds it, as far as the database can tell."""
 
+    @abstractmethod
+    def is_free(self) -> bool:
+        """Whether nobody holds it, asked without taking it (a look must never stand in the way
+        of a runner or worker taking it at that moment)."""
+
     def close(self) -> None:
         """Free what the lock keeps open; called once the database is closed."""
         self.release()
@@ -51,6 +56,8 @@ class SessionLock(DatabaseLock):
     owns: ClassVar[str]
     #: Gives back every lock of the session.
     give_back: ClassVar[str]
+    #: Whether no session holds the lock (asked on the main session); one row, one column.
+    free: ClassVar[str]
 
     def __init__(self, database: Database, key: object) -> None:
         self.database = database
@@ -75,8 +82,15 @@ class SessionLock(DatabaseLock):
         return bool(mine)
 
     def owns_params(self) -> tuple[object, ...]:
-        """The parameters of ``owns``: the key, unless the server shows it otherwise."""
+        """The parameters of ``owns`` and ``free``: the key, unless the server shows it otherwise."""
         return (self.key,)
+
+    def is_free(self) -> bool:
+        try:
+            (free,), = self.database.query(self.free, self.owns_params())
+        finally:
+            self.database.rollback()
+        return bool(free)
 
     def release(self) -> None:
         if self.session is None:

@@ -171,6 +171,7 @@ class NamedLock(SessionLock):
     take = "SELECT GET_LOCK(%s, 0)"
     owns = "SELECT IS_USED_LOCK(%s) = CONNECTION_ID()"
     give_back = "SELECT RELEASE_ALL_LOCKS()"
+    free = "SELECT IS_FREE_LOCK(%s) = 1"
     keep_alive = (f"SET SESSION wait_timeout = {LOCK_SESSION_WAIT_TIMEOUT}",)
 
     def __init__(self, database: Database, prefix: str) -> None:

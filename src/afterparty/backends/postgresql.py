@@ -189,6 +189,8 @@ class AdvisoryLock(SessionLock):
     owns = ("SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted "
             "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1")
     give_back = "SELECT pg_advisory_unlock_all()"
+    free = ("SELECT count(*) = 0 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = %s AND objid = %s AND objsubid = 1")
     # A DBA's idle timeouts must not end the session that holds the lock (the second one
     # exists from PostgreSQL 14 on: set only where the server knows it).
     keep_alive = (

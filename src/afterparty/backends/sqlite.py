@@ -169,6 +169,23 @@ class FileLock(DatabaseLock):
         self._held = True
         return True
 
+    def is_free(self) -> bool:
+        import fcntl
+        import struct
+
+        if not hasattr(fcntl, "F_OFD_GETLK"):
+            return False  # flock has no way to ask: nobody is said to be gone
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except OSError:
+            return False  # cannot tell: nobody is said to be gone
+        try:
+            asked = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, self.offset, 1, 0)
+            answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, asked)
+        finally:
+            os.close(fd)
+        return bool(struct.unpack("hhqqi", answer)[0] == fcntl.F_UNLCK)
+
     def _lock(self, exclusive: bool) -> None:
         import fcntl
         import struct
