@@ -19,10 +19,9 @@ from afterparty.backends import open_database
 from afterparty.backends.base import Database
 from afterparty.backends.url import parse_url
 from afterparty.errors import LockLostError
-from afterparty.fencing import Fence
 from afterparty.lock import EnvironmentLock, LockOutcome
 from afterparty.recorder import Recorder
-from afterparty.records import LONG_TEXT_LIMIT, TEXT_LIMIT, Origin, storable
+from afterparty.records import LONG_TEXT_LIMIT, TEXT_LIMIT, Fence, Origin, storable
 from afterparty.states import State
 from conftest import query, wait_until
 

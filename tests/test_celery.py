@@ -133,9 +133,8 @@ def attempts(project: Project, version: str = VERSION) -> list[tuple[str, str]]:
 def send_again(project: Project, version: str = VERSION) -> None:
     """Deliver the task's message once more, as Celery may (acks late, a visibility timeout)."""
     script = (
-        "from afterparty.background import message_for\n"
+        "from afterparty.background.sending import load_app, message_for, send\n"
         "from afterparty.config import load_settings\n"
-        "from afterparty.contrib.celery import load_app, send\n"
         "from afterparty.session import Session\n"
         "settings = load_settings()\n"
         "session = Session(settings)\n"

@@ -84,7 +84,7 @@ def check(**where: Unpack[Where]) -> list[TaskFile]:
 
     Needs no database: for CI on pull requests.
     """
-    from afterparty.loader import check_task_files
+    from afterparty.graph import check_task_files
 
     settings = _settings(where)
     return check_task_files(settings.tasks_dir, settings.project_root)

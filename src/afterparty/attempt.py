@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from afterparty.capture import OutputCapture
     from afterparty.context import Context
     from afterparty.definition import Task, TaskBody
-    from afterparty.fencing import Fence
     from afterparty.loader import TaskFile
     from afterparty.long_tasks import LongTask
+    from afterparty.records import Fence
 
 # The savepoint that opens the task's transaction before its body runs: the task's own
 # transaction blocks nest inside it, and its absence afterwards shows that the task ended

@@ -138,7 +138,7 @@ def _wait_background(state: _State, session: Session, result: RunResult, as_json
                      keep_going: bool, wait: float, if_busy: str) -> int:
     """``run --wait-background``: wait, run what waited on the background tasks as they end,
     and exit as if everything had run here."""
-    from afterparty.background import exit_code_of
+    from afterparty.background.waiting import exit_code_of
     from afterparty.executor import Executor
 
     command = session.settings.command
@@ -250,7 +250,7 @@ def _say_what_is_not_there_yet(session: Session, problems: list[str]) -> None:
 @pass_state
 def check(state: _State) -> None:
     """Validate every task file without touching the database."""
-    from afterparty.loader import check_task_files
+    from afterparty.graph import check_task_files
 
     settings = state.settings()
     files = check_task_files(settings.tasks_dir, settings.project_root)

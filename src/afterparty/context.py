@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from afterparty.errors import AfterpartyError
+from afterparty.long_tasks import KEEP_CHECKPOINT
 
 if TYPE_CHECKING:
     from afterparty.long_tasks import Checkpoint, LongTask
@@ -227,10 +228,6 @@ class TaskConnection:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
-
-
-# ``ctx.batch()`` without ``checkpoint=``: the checkpoint stays as it is (None is a value).
-KEEP_CHECKPOINT: Any = object()
 
 
 class Context:

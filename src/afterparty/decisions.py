@@ -21,9 +21,8 @@ from afterparty.states import (
 )
 
 if TYPE_CHECKING:
-    from afterparty.fencing import Fence
     from afterparty.graph import FoundTask
-    from afterparty.records import Record
+    from afterparty.records import Fence, Record
 
 OnWait = Callable[[str | None], None]
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
-if TYPE_CHECKING:
-    from afterparty.context import Context
-
-TaskBody = Callable[["Context"], Any]
-Condition = Callable[["Context"], bool]
+# Each is called with the task's ``ctx`` (afterparty.Context); the definition of a task sits
+# below the code that runs it, so it names no type of that code.
+TaskBody = Callable[[Any], Any]
+Condition = Callable[[Any], bool]
 #: A task's ``throttle``: how many seconds its next batch should wait (0 or None: go now).
-Throttle = Callable[["Context"], "float | None"]
+Throttle = Callable[[Any], "float | None"]
 
 ON_INTERRUPT_CHOICES = ("retry", "hold")
 DEFAULT_GROUP = "default"
@@ -50,7 +49,7 @@ class Task:
     background: bool = False
     undo_body: TaskBody | None = field(default=None, repr=False)
 
-    def __call__(self, ctx: Context) -> Any:
+    def __call__(self, ctx: Any) -> Any:
         return self.body(ctx)
 
     def undo(self, func: TaskBody) -> TaskBody:
@@ -62,7 +61,7 @@ class Task:
         """Whether this task is meant for that environment at all."""
         return self.environments is None or environment in self.environments
 
-    def instructions(self, ctx: Context) -> str:
+    def instructions(self, ctx: Any) -> str:
         """A manual task's text for a person: what its body returns, else its docstring."""
         import inspect
 

@@ -4,7 +4,6 @@ human steps and holds. No SQL and no signal handling of its own (see attempt.py)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from afterparty.errors import StoppedBySignal, UsageError
@@ -19,17 +18,19 @@ from afterparty.results import (
 )
 from afterparty.session import Session, utc_now
 from afterparty.states import Action, State, state_of
+from afterparty.task_run import run_task
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from afterparty.attempt import AttemptRunner
-    from afterparty.background import Background, Sender
+    from afterparty.background.sending import Sender
     from afterparty.context import Context
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
     from afterparty.notices import Notices
     from afterparty.records import Record
+    from afterparty.results import Background
 
 
 # How often ``run --wait-background`` sends a task again whose worker is gone.
@@ -85,7 +86,7 @@ class Executor:
         turn), and a task whose worker is gone is sent again (at most ``RESENDS`` times; one
         that holds waits for a person). Everything is added to ``result``; returns the signal
         that stopped the waiting, or None."""
-        from afterparty.background import wait_for
+        from afterparty.background.waiting import wait_for
 
         sent_again: dict[str, int] = {}
         waiting_on = [t for t in result.background if t.state in (State.QUEUED, State.RUNNING)]
@@ -130,7 +131,7 @@ class Executor:
             result.planned.append(task_file)
             task = tasks[task_file.version]
             if task.background:
-                from afterparty.background import Background
+                from afterparty.results import Background
 
                 result.background.append(Background(task_file.version, task_file.name,
                                                     task.on_interrupt == "hold"))
@@ -184,7 +185,7 @@ class Executor:
         return task.runs_in(self.session.settings.environment) and group in (None, task.group)
 
     def _load(self, task_files: list[TaskFile]) -> dict[str, Task]:
-        from afterparty.loader import load_checked
+        from afterparty.graph import load_checked
 
         return load_checked(task_files, self._every_task_file(),
                             self.session.settings.project_root)
@@ -208,7 +209,7 @@ class Executor:
         tasks = self._load(pending)
         to_run = [f for f in pending if self._meant_for_here(tasks[f.version], group)]
         if any(tasks[f.version].background for f in to_run):
-            from afterparty.background import Sender
+            from afterparty.background.sending import Sender
 
             self._sender = Sender(self.session)
             self._sender.check_configured()  # a configuration error before anything runs
@@ -276,7 +277,7 @@ class Executor:
             if task.background:
                 state = self._send_to_worker(task_file, task, record, result)
             else:
-                state = self.run_attempts(runner, task_file, task, record, result)
+                state = run_task(runner, self.notices, task_file, task, record, result)
             states[task_file.version] = state
             if state is State.INTERRUPTED and task.on_interrupt == "hold":
                 # Its outcome is unknown (the commit failed): a person decides, as after a crash.
@@ -299,7 +300,7 @@ class Executor:
         """A background task is sent to a worker (recorded ``queued``), not run here; one
         still running on a live worker (it holds the task's lease) is left to it. A task
         found queued is sent again: a second delivery does nothing (the lease, the record)."""
-        from afterparty.background import Background
+        from afterparty.results import Background
 
         assert self._sender is not None  # made, and its configuration checked, before the run
         entry = Background(task_file.version, task_file.name, task.on_interrupt == "hold")
@@ -318,58 +319,6 @@ class Executor:
         if told is not None:
             told(task_file, entry.state)
         return entry.state
-
-    def run_attempts(self, runner: AttemptRunner, task_file: TaskFile, task: Task,
-                     record: Record | None, result: RunResult) -> State:
-        """A task's attempts: one, or more as its ``retries`` allow; a human step is asked
-        (a worker runs a background task's attempts through this too)."""
-        attempt = record.attempts if record else 0
-        state = state_of(record.state if record else None)
-        if task.manual:
-            return self._ask_a_person(runner, task_file, task, attempt + 1, state, result)
-        outcome: TaskOutcome | None = None
-        for try_number in range(task.retries + 1):
-            attempt += 1
-            with _stop_note(result, f"{task_file.label} was stopped: its work was rolled back and "
-                                    "it was recorded interrupted"):
-                outcome = runner.run(task_file, task, attempt, state)
-            state = outcome.state
-            result.outcomes.append(outcome)
-            if outcome.state is not State.FAILED or try_number == task.retries:
-                break
-            delay = task.retry_delay * (2 ** try_number)
-            self.reporter.task_retrying(task_file, delay)
-            with _stop_note(result, f"stopped while waiting to try {task_file.label} again: "
-                                    "it stays failed"):
-                runner.interruptions.sleep(delay)
-        assert outcome is not None
-        if outcome.state is State.FAILED:
-            self.notices.task_failed(task_file, outcome.error)
-        return outcome.state
-
-    def _ask_a_person(self, runner: AttemptRunner, task_file: TaskFile, task: Task, attempt: int,
-                      before: State, result: RunResult) -> State:
-        """Record a human step as awaiting, tell people, and ask at a terminal if there is one."""
-        instructions = runner.record_awaiting(task_file, task, attempt, before)
-        if isinstance(instructions, TaskOutcome):  # its body failed to give instructions
-            result.outcomes.append(instructions)
-            return instructions.state
-        self.notices.step_awaits(task_file, task, instructions)
-        with _stop_note(result, f"stopped at the question: {task_file.label} still awaits "
-                                f"confirmation ({self.session.settings.command} confirm "
-                                f"{task_file.version})"), \
-                runner.interruptions.at_once():
-            confirmed = self.reporter.manual_step(task_file, instructions)
-        if confirmed:
-            from afterparty.decisions import record_decision
-
-            record_decision(self.session, task_file.version, task_file.name, Action.CONFIRM,
-                            State.AWAITING, "confirmed at the prompt")
-            # Counted as done in the summary (not "still pending").
-            result.outcomes.append(TaskOutcome(task_file.version, task_file.name, State.SUCCEEDED, 0.0))
-            return State.SUCCEEDED
-        result.awaiting.append(Awaiting(task_file.version, task_file.name, task.owner))
-        return State.AWAITING
 
     def rollback(self, wanted: str, record_only: bool = False, wait: float = 300.0) -> TaskOutcome:
         """Run a task's undo step and mark it reverted (pending again); or only record that."""
@@ -412,13 +361,3 @@ def _awaiting(task_file: TaskFile) -> Awaiting:
     from afterparty.facts import read_source_facts
 
     return Awaiting(task_file.version, task_file.name, read_source_facts(task_file.path).owner)
-
-
-@contextmanager
-def _stop_note(result: RunResult, note: str) -> Iterator[None]:
-    """Say what a signal stopped, for the summary; the signal still ends the run."""
-    try:
-        yield
-    except StoppedBySignal:
-        result.stop_note = note
-        raise

@@ -4,7 +4,6 @@ taken, so that a holder who lost it without knowing can commit nothing more."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from afterparty.errors import LockLostError
@@ -13,20 +12,10 @@ from afterparty.states import Guard
 if TYPE_CHECKING:
     from afterparty.backends.locks import DatabaseLock
     from afterparty.recorder import Recorder
+    from afterparty.records import Fence
 
 #: The meta row holding the environment lock's epoch (a task's lease has its own: lease_key).
 LOCK_KEY = "lock_epoch"
-
-
-@dataclass(frozen=True)
-class Fence:
-    """What a holder's writes are guarded by: the meta row ``key`` must still hold ``epoch``
-    when they commit (``Recorder.commit``), and the lock must still guard the same database."""
-
-    key: str
-    epoch: int
-    guard: Guard
-    lock: DatabaseLock = field(compare=False, repr=False)
 
 
 def lease_key(version: str) -> str:

@@ -1,15 +1,17 @@
-"""Tasks found by version or name, and the dependencies between them (unknown names, cycles)."""
+"""Tasks found by version or name, and the dependencies between them (unknown names, cycles),
+checked as task files are loaded."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from afterparty.errors import UnknownTaskError
+from afterparty.errors import TaskFileError, UnknownTaskError
+from afterparty.loader import TaskFile, load_tasks, scan_tasks_dir
 
 if TYPE_CHECKING:
     from afterparty.definition import Task
-    from afterparty.loader import TaskFile
     from afterparty.records import Record
 
 
@@ -69,3 +71,22 @@ def dependency_problems(loaded: list[TaskFile], tasks: dict[str, Task],
         path = nodes[start:] + nodes[:start]
         problems.append("dependency cycle: " + " -> ".join([*path, path[0]]))
     return problems
+
+
+def load_checked(task_files: list[TaskFile], all_files: list[TaskFile], project_root: str) -> dict[str, Task]:
+    """Import task files (the project root on ``sys.path``) and check their dependencies
+    among ``all_files``; one TaskFileError listing every problem before anything runs."""
+    if project_root not in sys.path:
+        sys.path.insert(0, project_root)
+    tasks = load_tasks(task_files)
+    problems = dependency_problems(task_files, tasks, all_files)
+    if problems:
+        raise TaskFileError(problems)
+    return tasks
+
+
+def check_task_files(tasks_dir: str, project_root: str) -> list[TaskFile]:
+    """Import every task file and check names and dependencies (``afterparty check``)."""
+    files = scan_tasks_dir(tasks_dir)
+    load_checked(files, files, project_root)
+    return files

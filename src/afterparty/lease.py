@@ -13,7 +13,7 @@ from afterparty.states import Guard
 
 if TYPE_CHECKING:
     from afterparty.backends.base import Database
-    from afterparty.fencing import Fence
+    from afterparty.records import Fence
     from afterparty.session import Session
 
 

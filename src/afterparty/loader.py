@@ -184,24 +184,3 @@ def _describe_import_error(task_file: TaskFile, exc: Exception | SystemExit) -> 
     if isinstance(exc, TaskOptionError):
         return f"{task_file.path}{line}: invalid option: {exc}"
     return f"{task_file.path}{line}: cannot import: {type(exc).__name__}: {exc}"
-
-
-def load_checked(task_files: list[TaskFile], all_files: list[TaskFile], project_root: str) -> dict[str, Task]:
-    """Import task files (the project root on ``sys.path``) and check their dependencies
-    among ``all_files``; one TaskFileError listing every problem before anything runs."""
-    from afterparty.graph import dependency_problems
-
-    if project_root not in sys.path:
-        sys.path.insert(0, project_root)
-    tasks = load_tasks(task_files)
-    problems = dependency_problems(task_files, tasks, all_files)
-    if problems:
-        raise TaskFileError(problems)
-    return tasks
-
-
-def check_task_files(tasks_dir: str, project_root: str) -> list[TaskFile]:
-    """Import every task file and check names and dependencies (``afterparty check``)."""
-    files = scan_tasks_dir(tasks_dir)
-    load_checked(files, files, project_root)
-    return files

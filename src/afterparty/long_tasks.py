@@ -8,19 +8,20 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from afterparty.context import KEEP_CHECKPOINT
 from afterparty.errors import AfterpartyError, DatabaseError
 from afterparty.records import LONG_TEXT_LIMIT, Progress
 from afterparty.session import utc_now
 
 if TYPE_CHECKING:
     from afterparty.backends.base import Database
-    from afterparty.context import Context
     from afterparty.definition import Throttle
-    from afterparty.fencing import Fence
     from afterparty.interruptions import Interruptions
     from afterparty.recorder import Recorder
+    from afterparty.records import Fence
     from afterparty.session import Session
+
+# ``ctx.batch()`` without ``checkpoint=``: the checkpoint stays as it is (None is a value).
+KEEP_CHECKPOINT: Any = object()
 
 # Progress is written at most this often (a task may report every row); the last report of
 # an attempt is always kept, with its outcome.
@@ -94,7 +95,7 @@ class LongTask:
         self._checkpoint_text = text
 
     @contextlib.contextmanager
-    def batch(self, ctx: Context, checkpoint: Any = KEEP_CHECKPOINT,
+    def batch(self, ctx: object, checkpoint: Any = KEEP_CHECKPOINT,
               pause: float | None = None) -> Iterator[None]:
         """``ctx.batch``: the block's ``ctx.db`` work and the checkpoint commit together."""
         if self.atomic:
@@ -134,7 +135,7 @@ class LongTask:
                 self.session.recorder.writing(self.fence):
             yield
 
-    def _wait_while_throttled(self, ctx: Context) -> None:
+    def _wait_while_throttled(self, ctx: object) -> None:
         """Before a batch: wait as long as the task's ``throttle`` asks."""
         assert self.throttle is not None
         while True:

@@ -16,13 +16,12 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
-    from afterparty.background import Background
     from afterparty.decisions import Decision
     from afterparty.loader import TaskFile
     from afterparty.progress import Ticker
     from afterparty.records import Attempt, Progress
     from afterparty.report import TaskStatus
-    from afterparty.results import RunResult, TaskOutcome
+    from afterparty.results import Background, RunResult, TaskOutcome
 
 # The longest error shown on a task's line; `show` has the whole (stored) error.
 SUMMARY_LIMIT = 500
@@ -107,7 +106,7 @@ class RunPrinter:
         self._stop_ticker()
         from afterparty.progress import Ticker
 
-        self._ticker = Ticker(self, label)
+        self._ticker = Ticker(self, label, describe_progress)
         self._ticker.start()
 
     def task_output(self, text: str) -> None:

@@ -6,11 +6,22 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import IO, TYPE_CHECKING
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from afterparty.printing import RunPrinter
     from afterparty.records import Progress
+
+
+class TickerOutput(Protocol):
+    """Where a ticker says what it says (the run's printer)."""
+
+    out: IO[str]
+    err: IO[str]
+
+    def show_indicator(self, text: str) -> None: ...
+
+    def heartbeat(self, text: str) -> None: ...
 
 # A task running longer than this gets the elapsed-time indicator at a terminal.
 INDICATOR_AFTER = 2.0
@@ -30,9 +41,12 @@ class Ticker:
     """While a task runs: the elapsed time at a terminal (a line redrawn on stderr about once a
     second after the first two), and in a log a heartbeat line every 30 s."""
 
-    def __init__(self, printer: RunPrinter, label: str) -> None:
+    def __init__(self, printer: TickerOutput, label: str,
+                 describe: Callable[[dict[str, Any]], str]) -> None:
         self.printer = printer
         self.label = label
+        #: Puts a progress report (``Progress.shown()``) into words.
+        self.describe = describe
         #: The task's last progress report (``ctx.progress``).
         self.progress: Progress | None = None
         self.stopped = threading.Event()
@@ -70,11 +84,9 @@ class Ticker:
 
 
     def _progress_text(self) -> str:
-        from afterparty.printing import describe_progress
-
         progress = self.progress
         assert progress is not None
-        return describe_progress(progress.shown())
+        return self.describe(progress.shown())
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -19,6 +19,7 @@ from afterparty.records import (
     TASK_COLUMNS,
     TEXT_LIMIT,
     Attempt,
+    Fence,
     Origin,
     Progress,
     Record,
@@ -30,7 +31,6 @@ from afterparty.states import Action, Actor, Guard, MoveRefused, State, allows, 
 
 if TYPE_CHECKING:
     from afterparty.backends.locks import DatabaseLock
-    from afterparty.fencing import Fence
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -208,8 +208,6 @@ class Recorder:
         """Just after taking a lock (the environment lock, or a task's lease: ``key`` is its meta
         row): a new epoch, so that writes of any earlier holder that lost it without knowing can
         no longer commit; and who holds the environment lock (``holder``), for waiters."""
-        from afterparty.fencing import Fence
-
         # A read transaction left open from before the lock was taken would show, under
         # repeatable read, an epoch that a runner since then has already moved on.
         self.database.rollback()

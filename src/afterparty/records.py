@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from afterparty.states import State, run_state
+from afterparty.states import Guard, State, run_state
+
+if TYPE_CHECKING:
+    from afterparty.backends.locks import DatabaseLock
 
 # 2: the progress table (checkpoints and progress of long tasks).
 SCHEMA_VERSION = 2
@@ -224,3 +228,15 @@ def error_summary(error: str | None) -> str | None:
     """The line of an error that says what went wrong: the last one of a traceback."""
     lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
     return lines[-1] if lines else None
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a holder's writes are guarded by (afterparty.fencing takes and gives it): the meta
+    row ``key`` must still hold ``epoch`` when they commit (``Recorder.commit``), and ``lock``
+    must still guard the same database."""
+
+    key: str
+    epoch: int
+    guard: Guard
+    lock: DatabaseLock = field(compare=False, repr=False)

@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 from afterparty.states import State, state_of
 
 if TYPE_CHECKING:
-    from afterparty.background import Background
     from afterparty.facts import SourceFacts
     from afterparty.loader import TaskFile
     from afterparty.records import Attempt, Record
-    from afterparty.results import Awaiting, RunResult, TaskOutcome
+    from afterparty.results import Awaiting, Background, RunResult, TaskOutcome
     from afterparty.session import Session
 
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Protocol
 from afterparty.states import State
 
 if TYPE_CHECKING:
-    from afterparty.background import Background
     from afterparty.loader import TaskFile
 
 
@@ -64,6 +63,20 @@ class Awaiting:
     version: str
     name: str
     owner: str | None
+
+
+@dataclass
+class Background:
+    """A background task of one run: sent to a worker now, or found running on one."""
+
+    version: str
+    name: str
+    #: on_interrupt="hold": once interrupted, it waits for a person instead of being resumed.
+    hold: bool
+    state: State = State.QUEUED
+    error: str | None = None
+    worker: str | None = None
+    duration: float | None = None
 
 
 @dataclass

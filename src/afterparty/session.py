@@ -108,7 +108,7 @@ class Session:
             import getpass
             import socket
 
-            from afterparty import __version__
+            from afterparty.version import __version__
 
             try:
                 user = getpass.getuser()

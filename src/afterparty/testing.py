@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 
 from afterparty.config import Settings
-from afterparty.loader import TASK_FILE_NAME, TaskFile, load_checked
+from afterparty.graph import load_checked
+from afterparty.loader import TASK_FILE_NAME, TaskFile
 from afterparty.records import Attempt
 from afterparty.results import SilentReporter
 from afterparty.session import Session

@@ -11,10 +11,10 @@ import pytest
 from afterparty.backends import open_database
 from afterparty.backends.url import parse_url
 from afterparty.errors import StateChanged
-from afterparty.fencing import Fence
 from afterparty.lease import TaskLease
 from afterparty.lock import EnvironmentLock
 from afterparty.recorder import Recorder
+from afterparty.records import Fence
 from afterparty.states import (
     DECISIONS,
     TRANSITIONS,

@@ -15,7 +15,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from afterparty import decisions
-from afterparty.contrib.django.framework import DjangoFramework, django_afterparty_settings, records_alias
+from afterparty.contrib.django.configuration import django_afterparty_settings
+from afterparty.contrib.django.framework import DjangoFramework, records_alias
 from afterparty.contrib.django.models import Task
 from afterparty.errors import AfterpartyError, LockBusyError, UsageError
 from afterparty.session import Session

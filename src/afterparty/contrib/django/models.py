@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import models
 
 from afterparty.config import DEFAULTS
-from afterparty.contrib.django.framework import django_afterparty_settings
+from afterparty.contrib.django.configuration import django_afterparty_settings
 from afterparty.errors import AfterpartyError
 
 
