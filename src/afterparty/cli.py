@@ -25,7 +25,7 @@ from afterparty.printing import (
 )
 
 if TYPE_CHECKING:
-    from afterparty.contrib import Framework
+    from afterparty.cli_options import Framework
     from afterparty.results import RunResult
     from afterparty.session import Session
 

@@ -3,17 +3,16 @@ they leave for the commands, and shell completion of task versions and names."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
-from afterparty.errors import AfterpartyError
+from afterparty.errors import AfterpartyError, UsageError
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
     from afterparty.config import Settings
-    from afterparty.contrib import Framework
     from afterparty.logs import CommandLineLogHandler
     from afterparty.session import Session
 
@@ -21,6 +20,26 @@ if TYPE_CHECKING:
 # command or after it, the command's own wins.
 _OPTIONS = "afterparty.options"
 _SETTING_FLAGS = ("database_url", "tasks_dir", "environment", "table_prefix")
+
+
+class Framework(Protocol):
+    """Passed to ``afterparty.cli.main`` by ``manage.py afterparty`` and ``flask afterparty``."""
+
+    def settings(self, flags: dict[str, str | None]) -> Settings:
+        """The settings, with the framework's own between environment and pyproject.toml."""
+
+    def session(self, settings: Settings, connect_timeout: float) -> Session:
+        """The session, recording through the framework's database connection."""
+
+
+def refuse_database_url(flags: dict[str, str | None], command: str, instead: str) -> None:
+    """The framework's database is the tracking database: a URL flag would split the two."""
+    if flags.get("database_url"):
+        raise UsageError(
+            f"{command} keeps records in the application's database, so that a task's ORM "
+            f"work and its record commit together: {instead} instead of --database-url"
+        )
+
 
 
 class State:

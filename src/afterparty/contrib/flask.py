@@ -11,8 +11,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from afterparty.cli import main
+from afterparty.cli_options import refuse_database_url
 from afterparty.config import ENV_VARS, Settings, load_settings
-from afterparty.contrib import refuse_database_url
 from afterparty.session import Session
 
 # app.config keys are named as the environment variables are: AFTERPARTY_TASKS_DIR, ...

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS
 
+from afterparty.cli_options import refuse_database_url
 from afterparty.config import Settings
-from afterparty.contrib import refuse_database_url
 from afterparty.contrib.django.configuration import DATABASE, afterparty_setting, django_afterparty_settings
 from afterparty.session import Session
 
