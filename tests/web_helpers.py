@@ -7,16 +7,19 @@ import json
 import re
 import socket
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import bcrypt
+import httpx
 import pytest
 
 with warnings.catch_warnings():  # Starlette asks for httpx2, the successor of the httpx it still uses
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from conftest import Project
+from conftest import Project, stop, wait_until
 
 SECRET = "test-secret-0123456789abcdef"
 PASSWORDS = {"alice": "correct horse", "carol": "battery staple"}
@@ -105,3 +108,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served_console(project: Project, log: Path, *args: str,
+                   extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """`afterparty web ARGS` started for real on a free port of 127.0.0.1: its base URL once it
+    answers; stopped when the block ends, however it ends."""
+    port = free_port()
+    server = project.popen_logged("web", "--port", str(port), *args, log=log,
+                                  extra_env={**web_env(project), **(extra_env or {})})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def answers() -> bool:
+            try:
+                httpx.get(f"{base}/login", timeout=2)
+                return True
+            except httpx.TransportError:
+                assert server.poll() is None, log.read_text()
+                return False
+        wait_until(answers, "the console answering")
+        yield base
+    finally:
+        stop(server)

@@ -1,0 +1,38 @@
+"""The console as `afterparty web` serves it, over real HTTP: who a request comes from when
+forwarding headers are sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import Project
+from web_helpers import served_console, set_up_tasks, web_table
+
+
+@pytest.fixture
+def web_project(sqlite_project: Project) -> Project:
+    set_up_tasks(sqlite_project)
+    return sqlite_project
+
+
+def test_x_forwarded_for_does_not_pass_for_a_trusted_proxy(web_project: Project, tmp_path: Path) -> None:
+    web_table(web_project, 'proxy_user_header = "X-Forwarded-User"\ntrusted_proxies = ["10.0.0.5"]')
+    forged = {"X-Forwarded-For": "10.0.0.5", "X-Forwarded-User": "mallory"}
+    # Even when uvicorn is told to believe every address's X-Forwarded-For.
+    with served_console(web_project, tmp_path / "web.log", extra_env={"FORWARDED_ALLOW_IPS": "*"}) as base:
+        assert httpx.get(f"{base}/api/v1/status", headers=forged).status_code == 401
+        page = httpx.get(f"{base}/", headers=forged)
+        assert page.status_code == 303 and "/login" in page.headers["location"]
+
+
+def test_a_proxy_on_the_same_host_that_sends_x_forwarded_for_signs_its_user_in(
+        web_project: Project, tmp_path: Path) -> None:
+    web_table(web_project, 'proxy_user_header = "X-Forwarded-User"')  # trusted: 127.0.0.1 and ::1
+    sent = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-User": "alice"}
+    with served_console(web_project, tmp_path / "web.log") as base:
+        assert httpx.get(f"{base}/api/v1/status", headers=sent).status_code == 200
+        page = httpx.get(f"{base}/", headers=sent)
+        assert page.status_code == 200 and "alice" in page.text
