@@ -113,7 +113,8 @@ def test_the_console_mounts_under_a_prefix_of_an_asgi_app(web_project: Project,
     from starlette.testclient import TestClient
 
     inner = console(web_project, monkeypatch).app
-    client = TestClient(Starlette(routes=[Mount("/ops/afterparty", app=inner)]), follow_redirects=False)
+    client = TestClient(Starlette(routes=[Mount("/ops/afterparty", app=inner)]),
+                        base_url="http://localhost", follow_redirects=False)
     assert client.get("/ops/afterparty/").headers["location"] == "/ops/afterparty/login?next=/"
     form = client.get("/ops/afterparty/login")
     assert 'action="/ops/afterparty/login"' in form.text
@@ -150,12 +151,14 @@ def test_afterparty_web_serves_the_console(web_project: Project, tmp_path: Path)
     ((), {"AFTERPARTY_WEB_HTPASSWD": "missing.htpasswd", "AFTERPARTY_WEB_SECRET": SECRET},
      "AFTERPARTY_WEB_HTPASSWD names missing.htpasswd, which is not a file"),
     ((), {"AFTERPARTY_WEB_SECRET": ""}, "set AFTERPARTY_WEB_SECRET to a random text"),
+    (("--host", "0.0.0.0"), {"AFTERPARTY_WEB_SECRET": SECRET},
+     "listening on 0.0.0.0, the console needs the host names people open it by"),
 ])
 def test_afterparty_web_refuses_to_start_unsafely(sqlite_project: Project, args: tuple[str, ...],
                                                   env: dict[str, str], message: str) -> None:
     variables = {**web_env(sqlite_project), **env} if env else {}
     refused = sqlite_project.cli("web", "--port", str(free_port()), *args, extra_env=variables,
-                                 timeout=60)
+                                 timeout=30)
     assert refused.code == 2, refused.both
     assert refused.err.startswith("afterparty: error: ") and message in refused.err
     assert len(refused.err.strip().splitlines()) == 1 and "Traceback" not in refused.err
@@ -210,3 +213,21 @@ def test_no_auth_on_this_machine_records_the_user_who_started_it(web_project: Pr
                        data={"csrf_token": csrf(page.text), "expected": "awaiting"})
     assert done.status_code == 303
     assert history(web_project, HUMAN_STEP)[-1]["username"] == f"{getpass.getuser()} (via web)"
+
+
+def test_allowed_hosts_names_the_hosts_the_console_answers_to(web_project: Project,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.testclient import TestClient
+
+    web_table(web_project, 'allowed_hosts = ["ops.example.com", ".internal.example"]')
+    app = console(web_project, monkeypatch).app
+    for host in ("ops.example.com", "OPS.example.com:8443", "internal.example", "a.internal.example"):
+        assert TestClient(app, base_url=f"http://{host}").get("/login").status_code == 200, host
+    for host in ("localhost", "example.com", "evil-ops.example.com", "xinternal.example"):
+        refused = TestClient(app, base_url=f"http://{host}").get("/login")
+        assert refused.status_code == 400, host
+        assert refused.headers["x-frame-options"] == "DENY"
+    monkeypatch.setenv("AFTERPARTY_WEB_ALLOWED_HOSTS", "console.example.org")
+    app = console(web_project, monkeypatch).app
+    assert TestClient(app, base_url="http://console.example.org").get("/login").status_code == 200
+    assert TestClient(app, base_url="http://ops.example.com").get("/login").status_code == 400

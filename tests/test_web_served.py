@@ -1,5 +1,5 @@
 """The console as `afterparty web` serves it, over real HTTP: who a request comes from when
-forwarding headers are sent."""
+forwarding headers are sent, and the host names it answers to."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conftest import Project
-from web_helpers import served_console, set_up_tasks, web_table
+from web_helpers import HUMAN_STEP, served_console, set_up_tasks, state, web_table
 
 
 @pytest.fixture
@@ -36,3 +36,17 @@ def test_a_proxy_on_the_same_host_that_sends_x_forwarded_for_signs_its_user_in(
         assert httpx.get(f"{base}/api/v1/status", headers=sent).status_code == 200
         page = httpx.get(f"{base}/", headers=sent)
         assert page.status_code == 200 and "alice" in page.text
+
+
+def test_a_page_that_rebinds_its_name_to_this_machine_gets_400(web_project: Project,
+                                                               tmp_path: Path) -> None:
+    with served_console(web_project, tmp_path / "web.log", "--no-auth") as base:
+        port = base.rsplit(":", 1)[1]
+        for rebound in (f"evil.example:{port}", "evil.example", f"localhost.evil.example:{port}"):
+            assert httpx.get(f"{base}/", headers={"Host": rebound}).status_code == 400
+            refused = httpx.post(f"{base}/env/development/tasks/{HUMAN_STEP}/confirm",
+                                 headers={"Host": rebound}, data={"expected": "awaiting"})
+            assert refused.status_code == 400
+        for loopback in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST"):
+            assert httpx.get(f"{base}/", headers={"Host": loopback}).status_code == 200, loopback
+    assert state(web_project, HUMAN_STEP) == "awaiting"

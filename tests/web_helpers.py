@@ -73,7 +73,8 @@ def console(project: Project, monkeypatch: pytest.MonkeyPatch, no_auth: bool = F
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("AFTERPARTY_WEB_URL", raising=False)
     config = WebConfig.load(load_settings(cwd=str(project.root)), no_auth=no_auth, connect_timeout=2)
-    return TestClient(create_app(config), follow_redirects=False)
+    # Opened as http://localhost, one of the names a console bound to this machine answers to.
+    return TestClient(create_app(config), base_url="http://localhost", follow_redirects=False)
 
 
 def csrf(page: str) -> str:

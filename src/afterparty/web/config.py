@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -9,10 +10,13 @@ from dataclasses import dataclass, field, replace
 from afterparty.config import Settings, read_pyproject_table
 from afterparty.errors import ConfigError, UsageError
 
-WEB_KEYS = frozenset({"environments", "read_only", "proxy_user_header", "trusted_proxies"})
+WEB_KEYS = frozenset({"environments", "read_only", "proxy_user_header", "trusted_proxies",
+                      "allowed_hosts"})
 # Environment names from [tool.afterparty.web.environments] are path segments of the console's URLs.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}")
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# The names a console bound to this machine answers to when allowed_hosts is not given.
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 @dataclass
@@ -26,6 +30,9 @@ class WebConfig:
     proxy_user_header: str | None = None
     trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
     read_only: frozenset[str] = frozenset()
+    #: The Host names it answers to (Django's ALLOWED_HOSTS): "name", ".domain" (and its
+    #: subdomains), "*" (any).
+    allowed_hosts: frozenset[str] = LOOPBACK_NAMES
     #: Only when started with --no-auth on this machine: every visitor acts as this name.
     anonymous_user: str | None = None
     secure_cookie: bool = False
@@ -53,7 +60,8 @@ class WebConfig:
 
             user = getpass.getuser()
             return cls(environments(settings, table), secret or secrets.token_hex(32),
-                       anonymous_user=user, connect_timeout=connect_timeout)
+                       allowed_hosts=allowed_hosts(table, host), anonymous_user=user,
+                       connect_timeout=connect_timeout)
         if htpasswd is None and header is None:
             raise UsageError("the console needs users: set AFTERPARTY_WEB_HTPASSWD to an htpasswd "
                              "file with bcrypt hashes (or proxy_user_header in [tool.afterparty.web]); "
@@ -68,6 +76,7 @@ class WebConfig:
             environments(settings, table), secret, htpasswd=htpasswd, proxy_user_header=header,
             trusted_proxies=frozenset(_names(table, "trusted_proxies") or ("127.0.0.1", "::1")),
             read_only=frozenset(_names(table, "read_only")),
+            allowed_hosts=allowed_hosts(table, host),
             secure_cookie=os.environ.get("AFTERPARTY_WEB_URL", "").startswith("https:"),
             connect_timeout=connect_timeout,
         )
@@ -85,6 +94,29 @@ def web_table(pyproject: str | None) -> dict[str, object]:
         raise ConfigError(f"{pyproject}: unknown key {unknown[0]!r} in [tool.afterparty.web]; "
                           f"known keys: {', '.join(sorted(WEB_KEYS))}")
     return table
+
+
+def allowed_hosts(table: dict[str, object], host: str) -> frozenset[str]:
+    """AFTERPARTY_WEB_ALLOWED_HOSTS (comma-separated), else allowed_hosts of [tool.afterparty.web],
+    else the loopback names when ``host`` is this machine; ConfigError when bound elsewhere
+    without them (any name could then reach it, DNS rebinding included)."""
+    given = os.environ.get("AFTERPARTY_WEB_ALLOWED_HOSTS")
+    names = ([name for name in given.split(",") if name.strip()] if given is not None
+             else _names(table, "allowed_hosts"))
+    if names:
+        return frozenset(name.strip().lower().rstrip(".") for name in names)
+    if _is_loopback(host):
+        return LOOPBACK_NAMES | {f"[{host}]" if ":" in host else host.lower()}
+    raise ConfigError(f"listening on {host}, the console needs the host names people open it by: "
+                      "set allowed_hosts = [\"ops.example.com\"] in [tool.afterparty.web] (or "
+                      "AFTERPARTY_WEB_ALLOWED_HOSTS); any other Host gets 400")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def environments(settings: Settings, table: dict[str, object]) -> dict[str, Settings]:
