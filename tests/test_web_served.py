@@ -1,15 +1,27 @@
 """The console as `afterparty web` serves it, over real HTTP: who a request comes from when
-forwarding headers are sent, and the host names it answers to."""
+forwarding headers are sent, the host names it answers to, and a decision taken while a deploy
+runs."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import Project
-from web_helpers import HUMAN_STEP, served_console, set_up_tasks, state, web_table
+from conftest import Project, stop, wait_until
+from web_helpers import (
+    HUMAN_STEP,
+    csrf,
+    history,
+    served_console,
+    set_up_tasks,
+    sign_in,
+    state,
+    task_url,
+    web_table,
+)
 
 
 @pytest.fixture
@@ -50,3 +62,37 @@ def test_a_page_that_rebinds_its_name_to_this_machine_gets_400(web_project: Proj
         for loopback in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST"):
             assert httpx.get(f"{base}/", headers={"Host": loopback}).status_code == 200, loopback
     assert state(web_project, HUMAN_STEP) == "awaiting"
+
+
+def test_a_decision_while_a_deploy_holds_the_lock_is_refused_at_once(sqlite_project: Project,
+                                                                     tmp_path: Path) -> None:
+    sqlite_project.write_task("20260101000001", "long_import", """
+        open("started", "w").close()
+        while not os.path.exists("go"):
+            time.sleep(0.05)""", header="import os\nimport time")
+    sqlite_project.write_task("20260101000002", "mail_customer")
+    runner = None
+    with served_console(sqlite_project, tmp_path / "web.log") as base, \
+            httpx.Client(base_url=base, timeout=10, follow_redirects=False) as browser:
+        try:
+            sign_in(browser)
+            runner = sqlite_project.popen("run", "--no-input")
+            wait_until(lambda: (sqlite_project.root / "started").exists() or runner.poll() is not None,
+                       "the run starting its first task")
+            assert runner.poll() is None, runner.communicate()
+            page = browser.get(task_url("20260101000002"))
+            started = time.monotonic()
+            refused = browser.post(task_url("20260101000002") + "/skip", data={
+                "csrf_token": csrf(page.text), "expected": "pending", "note": "not needed"})
+            assert refused.status_code == 409
+            assert time.monotonic() - started < 5
+            assert "a deploy is running; decide when it ends" in refused.text
+            assert browser.get("/api/v1/status").status_code == 200
+
+            (sqlite_project.root / "go").touch()
+            assert runner.wait(timeout=60) == 0
+        finally:
+            if runner is not None:
+                stop(runner)
+    assert state(sqlite_project, "20260101000002") == "succeeded"
+    assert "skip" not in [attempt["action"] for attempt in history(sqlite_project, "20260101000002")]

@@ -83,7 +83,8 @@ def csrf(page: str) -> str:
     return found.group(1)
 
 
-def sign_in(client: TestClient, name: str = "alice") -> None:
+def sign_in(client: httpx.Client, name: str = "alice") -> None:
+    """Sign in through the login form, as a browser would (the test client or a real one)."""
     form = client.get("/login")
     done = client.post("/login", data={"username": name, "password": PASSWORDS[name],
                                        "csrf_token": csrf(form.text), "next": "/"})
