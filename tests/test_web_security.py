@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from conftest import Project, stop, wait_until
@@ -23,6 +24,7 @@ from web_helpers import (
     sign_in,
     state,
     task_url,
+    web_config,
     web_env,
     web_table,
 )
@@ -121,6 +123,9 @@ def test_the_console_mounts_under_a_prefix_of_an_asgi_app(web_project: Project,
     signed_in = client.post("/ops/afterparty/login", data={
         "username": "alice", "password": PASSWORDS["alice"], "csrf_token": csrf(form.text), "next": "/"})
     assert signed_in.headers["location"] == "/ops/afterparty/"
+    # The cookie goes back to the console only, for 12 hours at most.
+    cookie = signed_in.headers["set-cookie"].lower()
+    assert "path=/ops/afterparty;" in cookie and "max-age=43200" in cookie
     page = client.get("/ops/afterparty/").text
     assert f'href="/ops/afterparty/env/development/tasks/{HUMAN_STEP}"' in page
 
@@ -231,3 +236,86 @@ def test_allowed_hosts_names_the_hosts_the_console_answers_to(web_project: Proje
     app = console(web_project, monkeypatch).app
     assert TestClient(app, base_url="http://console.example.org").get("/login").status_code == 200
     assert TestClient(app, base_url="http://ops.example.com").get("/login").status_code == 400
+
+
+def test_a_changed_password_hash_ends_that_users_sessions(web_project: Project,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, carol = console(web_project, monkeypatch), console(web_project, monkeypatch)
+    sign_in(alice)
+    sign_in(carol, "carol")
+    users = web_project.root / "users.htpasswd"
+    rehashed = bcrypt.hashpw(PASSWORDS["alice"].encode(), bcrypt.gensalt(rounds=4)).decode()
+    users.write_text("".join(f"alice:{rehashed}\n" if line.startswith("alice:") else line + "\n"
+                             for line in users.read_text().splitlines()))
+    assert alice.get("/").status_code == 303  # even with the same password: its hash changed
+    assert carol.get("/").status_code == 200
+    sign_in(alice)
+    assert alice.get("/").status_code == 200
+
+
+def test_two_consoles_sharing_a_secret_refuse_each_others_cookies(web_project: Project,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    first = console(web_project, monkeypatch)
+    login_form = first.get("/login")
+    anonymous = first.cookies["afterparty_console"]
+    sign_in(first)
+    web_table(web_project, '[tool.afterparty.web.environments]\nstaging = "sqlite:///staging.sqlite3"')
+    second = console(web_project, monkeypatch)  # the same secret, users and database
+    second.cookies.set("afterparty_console", first.cookies["afterparty_console"])
+    assert second.get("/").status_code == 303
+    assert first.get("/").status_code == 200
+    second.cookies.set("afterparty_console", anonymous)  # its form's token does not count here
+    refused = second.post("/login", data={"username": "alice", "password": PASSWORDS["alice"],
+                                          "csrf_token": csrf(login_form.text)})
+    assert refused.status_code == 403
+
+
+def test_a_signed_cookie_the_console_did_not_write_is_refused(web_project: Project,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import json
+
+    import itsdangerous
+
+    from afterparty.web.sessions import console_identity, cookie_serializer
+
+    client = console(web_project, monkeypatch)
+    # What another Starlette application's session middleware with the same secret writes.
+    foreign = itsdangerous.TimestampSigner(SECRET).sign(base64.b64encode(json.dumps(
+        {"user": "mallory", "via": "proxy", "sid": "x"}).encode())).decode()
+    ours = cookie_serializer(SECRET, console_identity(web_config(web_project, monkeypatch)))
+    for cookie in (foreign, ours.dumps({"user": "alice", "via": "htpasswd"}),
+                   ours.dumps({"sid": "an-id-it-never-gave", "user": "alice"})):
+        client.cookies.set("afterparty_console", cookie)
+        assert client.get("/").status_code == 303
+        assert client.get("/api/v1/status").status_code == 401
+
+
+def test_a_session_ends_after_30_idle_minutes_12_hours_or_sign_out() -> None:
+    from afterparty.web.sessions import SessionStore
+
+    now = [0.0]
+    store = SessionStore(clock=lambda: now[0])
+    hashes = {"alice": b"$2b$04$hash"}
+    active = store.start("alice", hashes["alice"])
+    for _ in range(24):  # used every 29 minutes: 11 h 36 min
+        now[0] += 29 * 60
+        assert store.user(active, hashes.get) == "alice"
+    now[0] += 29 * 60  # 12 h 5 min after signing in
+    assert store.user(active, hashes.get) is None
+
+    idle = store.start("alice", hashes["alice"])
+    now[0] += 30 * 60 + 1
+    assert store.user(idle, hashes.get) is None
+
+    signed_out = store.start("alice", hashes["alice"])
+    store.end(signed_out)
+    assert store.user(signed_out, hashes.get) is None
+
+
+def test_the_sessions_kept_are_bounded() -> None:
+    from afterparty.web.sessions import SessionStore
+
+    store = SessionStore(limit=3)
+    first, *_ = [store.start(f"user{n}", None) for n in range(5)]
+    assert len(store) == 3 and store.user(first, lambda name: None) is None

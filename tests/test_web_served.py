@@ -1,6 +1,6 @@
 """The console as `afterparty web` serves it, over real HTTP: who a request comes from when
-forwarding headers are sent, the host names it answers to, and a decision taken while a deploy
-runs."""
+forwarding headers are sent, the host names it answers to, a decision taken while a deploy runs,
+and a session cookie kept after signing out."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from conftest import Project, stop, wait_until
 from web_helpers import (
     HUMAN_STEP,
+    LATER,
     csrf,
     history,
     served_console,
@@ -96,3 +97,22 @@ def test_a_decision_while_a_deploy_holds_the_lock_is_refused_at_once(sqlite_proj
                 stop(runner)
     assert state(sqlite_project, "20260101000002") == "succeeded"
     assert "skip" not in [attempt["action"] for attempt in history(sqlite_project, "20260101000002")]
+
+
+def test_a_cookie_copied_before_signing_out_reads_and_decides_nothing(web_project: Project,
+                                                                      tmp_path: Path) -> None:
+    with served_console(web_project, tmp_path / "web.log") as base, \
+            httpx.Client(base_url=base, timeout=10, follow_redirects=False) as browser:
+        sign_in(browser)
+        page = browser.get(task_url(LATER))
+        copied, token = browser.cookies["afterparty_console"], csrf(page.text)
+        assert browser.post("/logout", data={"csrf_token": token}).status_code == 303
+        with httpx.Client(base_url=base, timeout=10, follow_redirects=False,
+                          cookies={"afterparty_console": copied}) as copy:
+            assert copy.get("/").status_code == 303
+            assert copy.get(task_url(LATER)).status_code == 303
+            assert copy.get("/api/v1/status").status_code == 401
+            skip = copy.post(task_url(LATER) + "/skip", data={
+                "csrf_token": token, "expected": "pending", "note": "after signing out"})
+            assert skip.status_code == 303 and "/login" in skip.headers["location"]
+    assert state(web_project, LATER) == "pending"

@@ -19,6 +19,7 @@ with warnings.catch_warnings():  # Starlette asks for httpx2, the successor of t
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from afterparty.web import WebConfig
 from conftest import Project, stop, wait_until
 
 SECRET = "test-secret-0123456789abcdef"
@@ -36,9 +37,11 @@ def write_users(path: Path) -> Path:
 
 
 def web_env(project: Project) -> dict[str, str]:
-    """The variables `afterparty web` is started with."""
-    return {"AFTERPARTY_WEB_HTPASSWD": str(write_users(project.root / "users.htpasswd")),
-            "AFTERPARTY_WEB_SECRET": SECRET}
+    """The variables `afterparty web` is started with (the users file is written once)."""
+    users = project.root / "users.htpasswd"
+    if not users.exists():
+        write_users(users)
+    return {"AFTERPARTY_WEB_HTPASSWD": str(users), "AFTERPARTY_WEB_SECRET": SECRET}
 
 
 def set_up_tasks(project: Project) -> None:
@@ -62,17 +65,24 @@ def web_table(project: Project, table: str) -> None:
     pyproject.write_text(pyproject.read_text() + "\n[tool.afterparty.web]\n" + table + "\n")
 
 
-def console(project: Project, monkeypatch: pytest.MonkeyPatch, no_auth: bool = False) -> TestClient:
-    """The console app of the project, in this process, as `afterparty web` would build it."""
+def web_config(project: Project, monkeypatch: pytest.MonkeyPatch, no_auth: bool = False) -> WebConfig:
+    """The console's settings in the project, as `afterparty web` would load them."""
     from afterparty.config import load_settings
-    from afterparty.web import WebConfig, create_app
+    from afterparty.web import WebConfig
 
     for name, value in {**project.env, **web_env(project)}.items():
         if name.startswith("AFTERPARTY_"):
             monkeypatch.setenv(name, value)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("AFTERPARTY_WEB_URL", raising=False)
-    config = WebConfig.load(load_settings(cwd=str(project.root)), no_auth=no_auth, connect_timeout=2)
+    return WebConfig.load(load_settings(cwd=str(project.root)), no_auth=no_auth, connect_timeout=2)
+
+
+def console(project: Project, monkeypatch: pytest.MonkeyPatch, no_auth: bool = False) -> TestClient:
+    """The console app of the project, in this process, as `afterparty web` would build it."""
+    from afterparty.web import create_app
+
+    config = web_config(project, monkeypatch, no_auth)
     # Opened as http://localhost, one of the names a console bound to this machine answers to.
     return TestClient(create_app(config), base_url="http://localhost", follow_redirects=False)
 

@@ -9,7 +9,6 @@ from functools import partial
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -19,8 +18,8 @@ from afterparty.web import actions, api, login, pages
 from afterparty.web.auth import User
 from afterparty.web.config import WebConfig
 from afterparty.web.console import Console
+from afterparty.web.sessions import SessionCookie, console_identity
 
-SESSION_HOURS = 12
 CSS = os.path.join(os.path.dirname(__file__), "static", "console.css")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; "
@@ -64,8 +63,8 @@ def create_app(config: WebConfig | None = None) -> Starlette:
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(AllowedHosts, allowed=config.allowed_hosts),
-        Middleware(SessionMiddleware, secret_key=config.secret, session_cookie="afterparty_console",
-                   max_age=SESSION_HOURS * 3600, same_site="lax", https_only=config.secure_cookie),
+        Middleware(SessionCookie, secret=config.secret, identity=console_identity(config),
+                   secure=config.secure_cookie),
     ]
     return Starlette(routes=routes, middleware=middleware)
 

@@ -19,6 +19,7 @@ import bcrypt
 from starlette.requests import HTTPConnection
 
 from afterparty.web.config import WebConfig
+from afterparty.web.sessions import SessionStore
 
 log = logging.getLogger("afterparty.web")
 
@@ -47,7 +48,7 @@ class Htpasswd:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._hashes: dict[str, bytes] = {}
         self._guard = threading.Lock()
 
@@ -57,13 +58,11 @@ class Htpasswd:
                 stat = os.stat(self.path)
             except OSError:
                 return {}
-            if self._stamp != (stat.st_mtime, stat.st_size):
+            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            if self._stamp != stamp:
                 self._hashes = _read_htpasswd(self.path)
-                self._stamp = (stat.st_mtime, stat.st_size)
+                self._stamp = stamp
             return self._hashes
-
-    def knows(self, name: str) -> bool:
-        return name in self.hashes()
 
     def check(self, name: str, password: str) -> bool:
         hashed = self.hashes().get(name)
@@ -129,6 +128,7 @@ class Authenticator:
         self.config = config
         self.htpasswd = Htpasswd(config.htpasswd) if config.htpasswd else None
         self.throttle = LoginThrottle()
+        self.sessions = SessionStore()
 
     def user(self, conn: HTTPConnection, basic: bool = False) -> User | None:
         config = self.config
@@ -146,13 +146,27 @@ class Authenticator:
         return conn.headers.get(header, "").strip() or None
 
     def _from_session(self, conn: HTTPConnection) -> str | None:
-        name = conn.session.get("user")
-        if not isinstance(name, str):
+        session_id = conn.session.get("sid")
+        if not isinstance(session_id, str):
             return None
-        # A name taken out of the htpasswd file signs out at once, whatever its cookie says.
-        if conn.session.get("via") == "htpasswd" and not (self.htpasswd and self.htpasswd.knows(name)):
-            return None
-        return name
+        return self.sessions.user(session_id, self._credential)
+
+    def _credential(self, name: str) -> bytes | None:
+        """The user's hash in the htpasswd file now: a session started with another one (the
+        password changed, the name was taken out) has ended."""
+        return self.htpasswd.hashes().get(name) if self.htpasswd else None
+
+    def start_session(self, conn: HTTPConnection, name: str) -> None:
+        """Sign ``name`` in: a new session id, so that one set before (by anyone) is not kept."""
+        conn.session.clear()
+        conn.session["sid"] = self.sessions.start(name, self._credential(name))
+
+    def end_session(self, conn: HTTPConnection) -> None:
+        """Sign out: the session ends here, so a copy of its cookie no longer signs anyone in."""
+        session_id = conn.session.get("sid")
+        if isinstance(session_id, str):
+            self.sessions.end(session_id)
+        conn.session.clear()
 
     def _from_basic(self, conn: HTTPConnection) -> str | None:
         scheme, _, encoded = conn.headers.get("authorization", "").partition(" ")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -41,14 +39,13 @@ async def log_in(console: Console, request: Request) -> Response:
         status = 429 if refused.startswith("too many") else 401
         return console.render(request, "login.html", None, status, next=wanted, passwords=True,
                               error=refused, username=name)
-    request.session.clear()  # a new session id: one set before signing in is not kept
-    request.session.update({"user": name, "via": "htpasswd", "sid": secrets.token_urlsafe(16)})
+    console.auth.start_session(request, name)
     return RedirectResponse(_next_page(request, wanted), status_code=303)
 
 
 async def log_out(console: Console, request: Request) -> Response:
     form = await request.form()
     if csrf_valid(request, console.config.secret, form.get("csrf_token")):
-        request.session.clear()
+        console.auth.end_session(request)
     root = request.scope.get("root_path", "")
     return RedirectResponse(f"{root}/login", status_code=303)
