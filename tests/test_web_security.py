@@ -4,6 +4,7 @@ and refusing to start without authentication)."""
 
 from __future__ import annotations
 
+import logging
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,6 +17,7 @@ from web_helpers import (
     HUMAN_STEP,
     PASSWORDS,
     SECRET,
+    TestClient,
     console,
     csrf,
     free_port,
@@ -112,7 +114,6 @@ def test_the_console_mounts_under_a_prefix_of_an_asgi_app(web_project: Project,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from starlette.applications import Starlette
     from starlette.routing import Mount
-    from starlette.testclient import TestClient
 
     inner = console(web_project, monkeypatch).app
     client = TestClient(Starlette(routes=[Mount("/ops/afterparty", app=inner)]),
@@ -222,8 +223,6 @@ def test_no_auth_on_this_machine_records_the_user_who_started_it(web_project: Pr
 
 def test_allowed_hosts_names_the_hosts_the_console_answers_to(web_project: Project,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from starlette.testclient import TestClient
-
     web_table(web_project, 'allowed_hosts = ["ops.example.com", ".internal.example"]')
     app = console(web_project, monkeypatch).app
     for host in ("ops.example.com", "OPS.example.com:8443", "internal.example", "a.internal.example"):
@@ -319,3 +318,66 @@ def test_the_sessions_kept_are_bounded() -> None:
     store = SessionStore(limit=3)
     first, *_ = [store.start(f"user{n}", None) for n in range(5)]
     assert len(store) == 3 and store.user(first, lambda name: None) is None
+
+
+def from_address(client: TestClient, address: str) -> TestClient:
+    """The same console, asked from another address."""
+    return TestClient(client.app, base_url="http://localhost", client=(address, 50000),
+                      follow_redirects=False)
+
+
+def test_failed_logins_from_one_address_never_lock_another_out(web_project: Project,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    client = console(web_project, monkeypatch)
+    attacker, alice = from_address(client, "203.0.113.66"), from_address(client, "198.51.100.7")
+    token = csrf(attacker.get("/login").text)
+
+    def attempt(password: str) -> int:
+        return attacker.post("/login", data={"username": "alice", "password": password,
+                                             "csrf_token": token}).status_code
+
+    assert [attempt("guess") for _ in range(5)] == [401] * 5
+    assert attempt(PASSWORDS["alice"]) == 429
+    sign_in(alice)  # from her own address, alice is not locked out
+    assert alice.get("/").status_code == 200
+    assert attempt("guess") == 429  # and signing in cleared nothing of the other address's
+
+    # X-Forwarded-For counts only from a trusted proxy: rotating it does not reset the count...
+    for n in range(3):
+        forged = attacker.post("/login", headers={"X-Forwarded-For": f"192.0.2.{n}"}, data={
+            "username": "alice", "password": "guess", "csrf_token": token})
+        assert forged.status_code == 429
+    # ...and behind one (127.0.0.1, trusted by default) each person is counted by their own address.
+    proxy = from_address(client, "127.0.0.1")
+    token = csrf(proxy.get("/login").text)
+    for n, expected in enumerate([401] * 5 + [429]):
+        wrong = proxy.post("/login", headers={"X-Forwarded-For": "203.0.113.66"}, data={
+            "username": "carol", "password": f"guess {n}", "csrf_token": token})
+        assert wrong.status_code == expected
+    right = proxy.post("/login", headers={"X-Forwarded-For": "198.51.100.7, 127.0.0.1"}, data={
+        "username": "carol", "password": PASSWORDS["carol"], "csrf_token": token, "next": "/"})
+    assert right.status_code == 303
+
+
+def test_an_oversized_name_is_refused_before_anything_and_never_logged_whole(
+        web_project: Project, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    client = console(web_project, monkeypatch)
+    token = csrf(client.get("/login").text)
+    huge = "mallory" * 30_000
+    with caplog.at_level(logging.WARNING, logger="afterparty.web"):
+        form = client.post("/login", data={"username": huge, "password": "x", "csrf_token": token})
+        basic = client.get("/api/v1/status", auth=(huge, "x"))
+    assert form.status_code == 401 and "wrong name or password" in form.text
+    assert huge[:1000] not in form.text  # nor shown back in the form
+    assert basic.status_code == 401
+    assert "failed login" in caplog.text and len(caplog.text) < 2_000
+
+
+def test_the_login_throttle_keeps_a_bounded_number_of_entries() -> None:
+    from afterparty.web.auth import LoginThrottle
+
+    throttle = LoginThrottle(max_entries=100)
+    for n in range(1_000):
+        throttle.failed(f"10.0.{n // 250}.{n % 250}", f"name{n}")
+    assert len(throttle) == 100
+    assert throttle.wait_needed("10.0.3.249", "name999") == 0.0  # one failure: not throttled

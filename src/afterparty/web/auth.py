@@ -7,12 +7,13 @@ import base64
 import functools
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import bcrypt
@@ -22,6 +23,9 @@ from afterparty.web.config import WebConfig
 from afterparty.web.sessions import SessionStore
 
 log = logging.getLogger("afterparty.web")
+
+# Longer names are refused before they are looked at, kept or logged (Django's limit).
+MAX_NAME_LENGTH = 150
 
 
 @functools.cache
@@ -86,38 +90,42 @@ def _read_htpasswd(path: str) -> dict[str, bytes]:
 
 
 class LoginThrottle:
-    """At most ``limit`` failed logins per ``window`` seconds from one address or for one name."""
+    """At most ``limit`` failed logins per ``window`` seconds for one name from one address.
+    Counted by (address, name): one address never locks another out, and a person's successful
+    login clears nothing another address did. At most ``max_entries`` pairs are kept, the least
+    recently failed going first, each with at most ``limit`` times."""
 
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+    def __init__(self, limit: int = 5, window: float = 300.0, max_entries: int = 10_000) -> None:
         self.limit = limit
         self.window = window
-        self._failures: dict[str, deque[float]] = {}
+        self.max_entries = max_entries
+        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
         self._guard = threading.Lock()
 
-    def wait_needed(self, *keys: str) -> float:
-        """Seconds until a login may be tried again for these keys (0: now)."""
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def wait_needed(self, address: str, name: str) -> float:
+        """Seconds until ``name`` may be tried again from ``address`` (0: now)."""
         now = time.monotonic()
         with self._guard:
-            waits = [self._recent(key, now) for key in keys]
-        return max(waits, default=0.0)
+            failures = self._failures.get((address, name))
+            if failures is None or len(failures) < self.limit:
+                return 0.0
+            return max(0.0, failures[0] + self.window - now)
 
-    def _recent(self, key: str, now: float) -> float:
-        failures = self._failures.get(key)
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures or len(failures) < self.limit:
-            return 0.0
-        return failures[0] + self.window - now
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
+    def failed(self, address: str, name: str) -> None:
+        key = (address, name)
         with self._guard:
-            for key in keys:
-                self._failures.setdefault(key, deque()).append(now)
+            failures = self._failures.pop(key, None) or deque(maxlen=self.limit)
+            failures.append(time.monotonic())
+            self._failures[key] = failures
+            while len(self._failures) > self.max_entries:
+                self._failures.popitem(last=False)
 
-    def succeeded(self, name_key: str) -> None:
+    def succeeded(self, address: str, name: str) -> None:
         with self._guard:
-            self._failures.pop(name_key, None)
+            self._failures.pop((address, name), None)
 
 
 class Authenticator:
@@ -176,25 +184,44 @@ class Authenticator:
             name, _, password = base64.b64decode(encoded).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
-        return name if self.log_in(name, password, _address(conn)) is None else None
+        return name if self.log_in(name, password, self.client_address(conn)) is None else None
+
+    def client_address(self, conn: HTTPConnection) -> str:
+        """Where a request comes from, for the login throttle and the log: the peer, or behind
+        trusted proxies the last address of X-Forwarded-For that is not one of them."""
+        peer = conn.client.host if conn.client else "unknown"
+        if peer not in self.config.trusted_proxies:
+            return peer
+        for hop in reversed(conn.headers.get("x-forwarded-for", "").split(",")):
+            hop = hop.strip()
+            if hop not in self.config.trusted_proxies:
+                return hop if _is_address(hop) else peer
+        return peer
 
     def log_in(self, name: str, password: str, address: str) -> str | None:
         """None when the name and password are right; else why not, for the person."""
-        keys = (f"address:{address}", f"name:{name}")
-        wait = self.throttle.wait_needed(*keys)
+        if len(name) > MAX_NAME_LENGTH:  # no user has such a name: refused before anything
+            log.warning("failed login for a name of %d characters (%r...) from %s", len(name),
+                        name[:32], address)
+            return "wrong name or password"
+        wait = self.throttle.wait_needed(address, name)
         if wait > 0:
             log.warning("login refused for %r from %s: too many failed logins", name, address)
             return f"too many failed logins: try again in {int(wait) + 1} s"
         if self.htpasswd is not None and self.htpasswd.check(name, password):
-            self.throttle.succeeded(keys[1])
+            self.throttle.succeeded(address, name)
             return None
-        self.throttle.failed(*keys)
+        self.throttle.failed(address, name)
         log.warning("failed login for %r from %s", name, address)
         return "wrong name or password"
 
 
-def _address(conn: HTTPConnection) -> str:
-    return conn.client.host if conn.client else "unknown"
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def csrf_token(conn: HTTPConnection, secret: str) -> str:

@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from afterparty.web.auth import csrf_valid
+from afterparty.web.auth import MAX_NAME_LENGTH, csrf_valid
 from afterparty.web.console import Console
 
 
@@ -32,13 +32,13 @@ async def log_in(console: Console, request: Request) -> Response:
                               error="this form was out of date: try again")
     name = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
-    address = request.client.host if request.client else "unknown"
+    address = console.auth.client_address(request)
     # bcrypt takes a moment on purpose: not on the event loop.
     refused = await run_in_threadpool(console.auth.log_in, name, password, address)
     if refused is not None:
         status = 429 if refused.startswith("too many") else 401
         return console.render(request, "login.html", None, status, next=wanted, passwords=True,
-                              error=refused, username=name)
+                              error=refused, username=name[:MAX_NAME_LENGTH])
     console.auth.start_session(request, name)
     return RedirectResponse(_next_page(request, wanted), status_code=303)
 
