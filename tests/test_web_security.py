@@ -381,3 +381,25 @@ def test_the_login_throttle_keeps_a_bounded_number_of_entries() -> None:
         throttle.failed(f"10.0.{n // 250}.{n % 250}", f"name{n}")
     assert len(throttle) == 100
     assert throttle.wait_needed("10.0.3.249", "name999") == 0.0  # one failure: not throttled
+
+
+def test_an_unknown_name_takes_as_long_as_a_wrong_password(web_project: Project,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import statistics
+    import time
+
+    users = web_project.root / "users.htpasswd"
+    users.write_text(f"alice:{bcrypt.hashpw(b'correct horse', bcrypt.gensalt(rounds=12)).decode()}\n")
+    client = console(web_project, monkeypatch)
+    token = csrf(client.get("/login").text)
+
+    def seconds(name: str) -> float:
+        started = time.perf_counter()
+        answer = client.post("/login", data={"username": name, "password": "guess", "csrf_token": token})
+        assert answer.status_code == 401
+        return time.perf_counter() - started
+
+    seconds("nobody")  # the first unknown name may pay for making the stand-in hash
+    known = statistics.median(seconds("alice") for _ in range(3))
+    unknown = statistics.median(seconds(f"nobody{n}") for n in range(3))
+    assert unknown >= 0.5 * known, (unknown, known)

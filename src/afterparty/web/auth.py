@@ -1,37 +1,29 @@
-"""Who is asking: htpasswd users (bcrypt), the login throttle, a trusted proxy's header, the
+"""Who is asking: htpasswd users signing in, the login throttle, a trusted proxy's header, the
 read-only role, and the CSRF token every form carries."""
 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import ipaddress
 import logging
-import os
 import secrets
 import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-import bcrypt
 from starlette.requests import HTTPConnection
 
 from afterparty.web.config import WebConfig
+from afterparty.web.htpasswd import Htpasswd
 from afterparty.web.sessions import SessionStore
 
 log = logging.getLogger("afterparty.web")
 
 # Longer names are refused before they are looked at, kept or logged (Django's limit).
 MAX_NAME_LENGTH = 150
-
-
-@functools.cache
-def _dummy_hash() -> bytes:
-    """Checked when the name is unknown, so that a wrong name takes as long as a wrong password."""
-    return bcrypt.hashpw(b"afterparty", bcrypt.gensalt(rounds=10))
 
 
 @dataclass(frozen=True)
@@ -45,48 +37,6 @@ class User:
     def signature(self) -> str:
         """How their decisions are recorded: the name, and where they took them."""
         return f"{self.name} (via web)"
-
-
-class Htpasswd:
-    """An htpasswd file of ``name:bcrypt-hash`` lines, read again whenever it changes."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._stamp: tuple[int, int, int] | None = None
-        self._hashes: dict[str, bytes] = {}
-        self._guard = threading.Lock()
-
-    def hashes(self) -> dict[str, bytes]:
-        with self._guard:
-            try:
-                stat = os.stat(self.path)
-            except OSError:
-                return {}
-            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-            if self._stamp != stamp:
-                self._hashes = _read_htpasswd(self.path)
-                self._stamp = stamp
-            return self._hashes
-
-    def check(self, name: str, password: str) -> bool:
-        hashed = self.hashes().get(name)
-        try:
-            matches = bcrypt.checkpw(password.encode(), hashed or _dummy_hash())
-        except ValueError:  # not a bcrypt hash (htpasswd's MD5 or SHA1): never accepted
-            log.warning("htpasswd %s: the entry of %r is not a bcrypt hash (use htpasswd -B)",
-                        self.path, name)
-            return False
-        return matches and hashed is not None
-
-
-def _read_htpasswd(path: str) -> dict[str, bytes]:
-    hashes: dict[str, bytes] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            name, _, hashed = line.strip().partition(":")
-            if name and hashed and not name.startswith("#"):
-                hashes[name] = hashed.split(":", 1)[0].encode()
-    return hashes
 
 
 class LoginThrottle:
