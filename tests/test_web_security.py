@@ -5,6 +5,7 @@ and refusing to start without authentication)."""
 from __future__ import annotations
 
 import logging
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from conftest import Project, stop, wait_until
+from conftest import Project, Result, stop, wait_until
 from web_helpers import (
     HUMAN_STEP,
     PASSWORDS,
@@ -159,15 +160,74 @@ def test_afterparty_web_serves_the_console(web_project: Project, tmp_path: Path)
     ((), {"AFTERPARTY_WEB_SECRET": ""}, "set AFTERPARTY_WEB_SECRET to a random text"),
     (("--host", "0.0.0.0"), {"AFTERPARTY_WEB_SECRET": SECRET},
      "listening on 0.0.0.0, the console needs the host names people open it by"),
+    ((), {"AFTERPARTY_WEB_SECRET": "s" * 31},
+     "set AFTERPARTY_WEB_SECRET to a random text of at least 32 bytes"),
+    (("--env", "eu/production"), {"AFTERPARTY_WEB_SECRET": SECRET},
+     "the environment name 'eu/production' may not hold '/' or '..'"),
+    (("--env", ".."), {"AFTERPARTY_WEB_SECRET": SECRET}, "the environment name '..' may not hold"),
 ])
 def test_afterparty_web_refuses_to_start_unsafely(sqlite_project: Project, args: tuple[str, ...],
                                                   env: dict[str, str], message: str) -> None:
     variables = {**web_env(sqlite_project), **env} if env else {}
-    refused = sqlite_project.cli("web", "--port", str(free_port()), *args, extra_env=variables,
-                                 timeout=30)
+    assert_refused_to_start(sqlite_project.cli("web", "--port", str(free_port()), *args,
+                                               extra_env=variables, timeout=30), message)
+
+
+def assert_refused_to_start(refused: Result, message: str) -> None:
     assert refused.code == 2, refused.both
     assert refused.err.startswith("afterparty: error: ") and message in refused.err
     assert len(refused.err.strip().splitlines()) == 1 and "Traceback" not in refused.err
+
+
+@pytest.mark.parametrize(("users", "mode", "message"), [
+    (None, 0o666, "which anyone on this machine may write: `chmod o-w"),
+    ("bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n", 0o600, "holds no bcrypt hash"),
+    ("", 0o600, "holds no bcrypt hash"),
+])
+def test_afterparty_web_refuses_an_htpasswd_file_it_cannot_trust(sqlite_project: Project,
+                                                                  users: str | None, mode: int,
+                                                                  message: str) -> None:
+    variables = web_env(sqlite_project)
+    path = Path(variables["AFTERPARTY_WEB_HTPASSWD"])
+    if users is not None:
+        path.write_text(users)
+    path.chmod(mode)
+    assert_refused_to_start(sqlite_project.cli("web", "--port", str(free_port()), extra_env=variables,
+                                               timeout=30), message)
+
+
+def test_an_environment_name_with_dots_in_the_console_table_is_refused(
+        web_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from afterparty.errors import ConfigError
+
+    web_table(web_project, '[tool.afterparty.web.environments]\n"eu..production" = "sqlite:///eu.sqlite3"')
+    with pytest.raises(ConfigError, match=re.escape("'eu..production' may not hold '/' or '..'")):
+        web_config(web_project, monkeypatch)
+
+
+def test_read_only_names_ignore_case_and_surrounding_spaces(web_project: Project,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    web_table(web_project, 'read_only = ["Carol"]\nproxy_user_header = "X-Forwarded-User"\n'
+                           'trusted_proxies = ["testclient"]')
+    client = console(web_project, monkeypatch)
+    sign_in(client, "carol")
+    for header in ({}, {"X-Forwarded-User": " CAROL "}, {"X-Forwarded-User": "carol"}):
+        page = client.get(task_url(HUMAN_STEP), headers=header)
+        assert "may look but not decide" in page.text, header
+        refused = client.post(task_url(HUMAN_STEP) + "/confirm", headers=header,
+                              data={"csrf_token": csrf(page.text), "expected": "awaiting"})
+        assert refused.status_code == 403, header
+    assert state(web_project, HUMAN_STEP) == "awaiting"
+
+
+def test_a_password_longer_than_bcrypt_reads_gets_a_clear_message(
+        web_project: Project, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    client = console(web_project, monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="afterparty.web"):
+        refused = client.post("/login", data={"username": "alice", "password": "é" * 40,
+                                               "csrf_token": csrf(client.get("/login").text)})
+    assert refused.status_code == 401 and "longer than 72 bytes" in refused.text
+    assert "not a bcrypt hash" not in caplog.text
 
 
 def test_the_console_mounts_into_a_wsgi_app_through_a2wsgi(web_project: Project,

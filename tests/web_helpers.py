@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # Starlette asks for httpx2, the successor of t
 from afterparty.web import WebConfig
 from conftest import Project, stop, wait_until
 
-SECRET = "test-secret-0123456789abcdef"
+SECRET = "test-secret-0123456789abcdef-0123456789"
 PASSWORDS = {"alice": "correct horse", "carol": "battery staple"}
 HUMAN_STEP = "20260101000001"
 FAILING = "20260101000002"

@@ -17,13 +17,18 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from afterparty.web.config import WebConfig
-from afterparty.web.htpasswd import Htpasswd
+from afterparty.web.htpasswd import MAX_PASSWORD_BYTES, Htpasswd
 from afterparty.web.sessions import SessionStore
 
 log = logging.getLogger("afterparty.web")
 
 # Longer names are refused before they are looked at, kept or logged (Django's limit).
 MAX_NAME_LENGTH = 150
+
+
+def normal_name(name: str) -> str:
+    """A user name as sign-in takes it (from the form, HTTP Basic or the proxy's header)."""
+    return name.strip()
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class Authenticator:
         self.htpasswd = Htpasswd(config.htpasswd) if config.htpasswd else None
         self.throttle = LoginThrottle()
         self.sessions = SessionStore()
+        self.read_only = frozenset(normal_name(name).casefold() for name in config.read_only)
 
     def user(self, conn: HTTPConnection, basic: bool = False) -> User | None:
         config = self.config
@@ -95,13 +101,13 @@ class Authenticator:
         name = self._from_proxy(conn) or self._from_session(conn)
         if name is None and basic:
             name = self._from_basic(conn)
-        return User(name, read_only=name in config.read_only) if name else None
+        return User(name, read_only=normal_name(name).casefold() in self.read_only) if name else None
 
     def _from_proxy(self, conn: HTTPConnection) -> str | None:
         header = self.config.proxy_user_header
         if header is None or conn.client is None or conn.client.host not in self.config.trusted_proxies:
             return None
-        return conn.headers.get(header, "").strip() or None
+        return normal_name(conn.headers.get(header, "")) or None
 
     def _from_session(self, conn: HTTPConnection) -> str | None:
         session_id = conn.session.get("sid")
@@ -134,6 +140,7 @@ class Authenticator:
             name, _, password = base64.b64decode(encoded).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
+        name = normal_name(name)
         return name if self.log_in(name, password, self.client_address(conn)) is None else None
 
     def client_address(self, conn: HTTPConnection) -> str:
@@ -154,6 +161,9 @@ class Authenticator:
             log.warning("failed login for a name of %d characters (%r...) from %s", len(name),
                         name[:32], address)
             return "wrong name or password"
+        if len(password.encode()) > MAX_PASSWORD_BYTES:
+            return (f"this password is longer than {MAX_PASSWORD_BYTES} bytes, which bcrypt cannot "
+                    "check: no console password is that long")
         wait = self.throttle.wait_needed(address, name)
         if wait > 0:
             log.warning("login refused for %r from %s: too many failed logins", name, address)

@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from afterparty.web.auth import MAX_NAME_LENGTH, csrf_valid
+from afterparty.web.auth import MAX_NAME_LENGTH, csrf_valid, normal_name
 from afterparty.web.console import Console
 
 
@@ -30,7 +30,7 @@ async def log_in(console: Console, request: Request) -> Response:
     if not csrf_valid(request, console.config.secret, form.get("csrf_token")):
         return console.render(request, "login.html", None, 403, next=wanted, passwords=True,
                               error="this form was out of date: try again")
-    name = str(form.get("username", "")).strip()
+    name = normal_name(str(form.get("username", "")))
     password = str(form.get("password", ""))
     address = console.auth.client_address(request)
     # bcrypt takes a moment on purpose: not on the event loop.
