@@ -357,6 +357,7 @@ def test_a_session_ends_after_30_idle_minutes_12_hours_or_sign_out() -> None:
     store = SessionStore(clock=lambda: now[0])
     hashes = {"alice": b"$2b$04$hash"}
     active = store.start("alice", hashes["alice"])
+    assert len(active) >= 43  # 256 random bits
     for _ in range(24):  # used every 29 minutes: 11 h 36 min
         now[0] += 29 * 60
         assert store.user(active, hashes.get) == "alice"
@@ -463,3 +464,48 @@ def test_an_unknown_name_takes_as_long_as_a_wrong_password(web_project: Project,
     known = statistics.median(seconds("alice") for _ in range(3))
     unknown = statistics.median(seconds(f"nobody{n}") for n in range(3))
     assert unknown >= 0.5 * known, (unknown, known)
+
+
+def test_signing_in_gives_a_new_session_id(web_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = console(web_project, monkeypatch)
+    client.get("/login")
+    before = client.cookies["afterparty_console"]  # one an attacker could have planted
+    sign_in(client)
+    planted = from_address(client, "testclient")
+    planted.cookies.set("afterparty_console", before)
+    assert planted.get("/").status_code == 303
+    assert client.get("/").status_code == 200
+
+
+
+def test_the_cookie_is_secure_when_the_console_is_served_over_https(
+        web_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from afterparty.config import load_settings
+    from afterparty.web import WebConfig, create_app
+
+    web_config(web_project, monkeypatch)  # the console's variables...
+    monkeypatch.setenv("AFTERPARTY_WEB_URL", "https://ops.example.com/afterparty/")  # ...and its address
+    config = WebConfig.load(load_settings(cwd=str(web_project.root)))
+    client = TestClient(create_app(config), base_url="https://localhost", follow_redirects=False)
+    assert "; secure" in client.get("/login").headers["set-cookie"].lower()
+
+
+def test_task_output_errors_and_notes_are_shown_as_text(sqlite_project: Project,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_project.write_task("20260101000001", "markup", """
+        ctx.log.info("<script>alert('output')</script>")
+        raise RuntimeError("<img src=x onerror=alert('error')>")""",
+        options='description="<b>described</b>"')
+    assert sqlite_project.cli("run").code == 1
+    client = console(sqlite_project, monkeypatch)
+    sign_in(client)
+    page = client.get(task_url("20260101000001"))
+    resolved = client.post(task_url("20260101000001") + "/resolve", data={
+        "csrf_token": csrf(page.text), "expected": "failed", "choice": "skip",
+        "note": "<iframe src=//evil.example></iframe>"})
+    assert resolved.status_code == 303
+    for shown in (client.get(task_url("20260101000001")).text, client.get("/").text):
+        assert "<script>alert" not in shown and "<img src=x" not in shown
+        assert "<iframe" not in shown and "<b>described" not in shown
+    page = client.get(task_url("20260101000001")).text
+    assert "&lt;script&gt;alert(" in page and "&lt;iframe src=//evil.example&gt;" in page

@@ -1,4 +1,5 @@
-"""The console as an ASGI application: its routes, its session cookie and its security headers."""
+"""The console as an ASGI application: its routes, the host names it answers to, its session
+cookie and its security headers."""
 
 from __future__ import annotations
 
