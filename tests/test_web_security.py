@@ -509,3 +509,14 @@ def test_task_output_errors_and_notes_are_shown_as_text(sqlite_project: Project,
         assert "<iframe" not in shown and "<b>described" not in shown
     page = client.get(task_url("20260101000001")).text
     assert "&lt;script&gt;alert(" in page and "&lt;iframe src=//evil.example&gt;" in page
+
+
+def test_another_cookie_of_the_same_name_does_not_sign_anyone_out(web_project: Project,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    client = console(web_project, monkeypatch)
+    sign_in(client)
+    ours = client.cookies["afterparty_console"]
+    client.cookies.clear()
+    # What a browser sends when an older console set one for "/": the one of the longer path first.
+    stale = {"Cookie": f"afterparty_console={ours}; afterparty_console=eyJ1c2VyIjoiYWxpY2UifQ.old.sig"}
+    assert client.get("/", headers=stale).status_code == 200

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import itsdangerous
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.sessions import Session
-from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from afterparty.web.config import WebConfig
@@ -118,7 +117,9 @@ class SessionCookie:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        read = self._read(HTTPConnection(scope).cookies.get(COOKIE))
+        # A browser may send several cookies of this name (another console's, or one set for
+        # another path): the first one this console wrote counts.
+        read = next((data for data in map(self._read, _cookies_named(scope, COOKIE)) if data), None)
         scope["session"] = Session(read or {})
         path = scope.get("root_path") or "/"
 
@@ -136,9 +137,7 @@ class SessionCookie:
 
         await self.app(scope, receive, send_with_cookie)
 
-    def _read(self, cookie: str | None) -> dict[str, Any] | None:
-        if not cookie:
-            return None
+    def _read(self, cookie: str) -> dict[str, Any] | None:
         try:
             data = self.serializer.loads(cookie, max_age=LIFETIME_SECONDS)
         except itsdangerous.BadData:
@@ -148,3 +147,10 @@ class SessionCookie:
                        for key, value in data.items())):
             return None
         return data
+
+
+def _cookies_named(scope: Scope, name: str) -> list[str]:
+    """The values of every cookie called ``name`` in the request, in the order sent."""
+    sent = "; ".join(Headers(scope=scope).getlist("cookie"))
+    pairs = (part.strip().partition("=") for part in sent.split(";"))
+    return [value for key, _, value in pairs if key == name and value]
