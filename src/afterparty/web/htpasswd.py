@@ -17,7 +17,8 @@ log = logging.getLogger("afterparty.web")
 MAX_PASSWORD_BYTES = 72
 # The cost of the stand-in hash when the file holds no bcrypt hash to take it from.
 DEFAULT_COST = 12
-_BCRYPT = re.compile(rb"\$2[abxy]\$(\d\d)\$[./A-Za-z0-9]{53}")
+# What the bcrypt library checks: $2a$, $2b$ or $2y$, a cost from 04 to 31, salt and hash.
+_BCRYPT = re.compile(rb"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
 
 def bcrypt_cost(hashed: bytes) -> int | None:
