@@ -7,18 +7,22 @@ import json
 import re
 import socket
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import bcrypt
+import httpx
 import pytest
 
 with warnings.catch_warnings():  # Starlette asks for httpx2, the successor of the httpx it still uses
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from conftest import Project
+from afterparty.web import WebConfig
+from conftest import Project, stop, wait_until
 
-SECRET = "test-secret-0123456789abcdef"
+SECRET = "test-secret-0123456789abcdef-0123456789"
 PASSWORDS = {"alice": "correct horse", "carol": "battery staple"}
 HUMAN_STEP = "20260101000001"
 FAILING = "20260101000002"
@@ -33,9 +37,11 @@ def write_users(path: Path) -> Path:
 
 
 def web_env(project: Project) -> dict[str, str]:
-    """The variables `afterparty web` is started with."""
-    return {"AFTERPARTY_WEB_HTPASSWD": str(write_users(project.root / "users.htpasswd")),
-            "AFTERPARTY_WEB_SECRET": SECRET}
+    """The variables `afterparty web` is started with (the users file is written once)."""
+    users = project.root / "users.htpasswd"
+    if not users.exists():
+        write_users(users)
+    return {"AFTERPARTY_WEB_HTPASSWD": str(users), "AFTERPARTY_WEB_SECRET": SECRET}
 
 
 def set_up_tasks(project: Project) -> None:
@@ -59,18 +65,26 @@ def web_table(project: Project, table: str) -> None:
     pyproject.write_text(pyproject.read_text() + "\n[tool.afterparty.web]\n" + table + "\n")
 
 
-def console(project: Project, monkeypatch: pytest.MonkeyPatch, no_auth: bool = False) -> TestClient:
-    """The console app of the project, in this process, as `afterparty web` would build it."""
+def web_config(project: Project, monkeypatch: pytest.MonkeyPatch, no_auth: bool = False) -> WebConfig:
+    """The console's settings in the project, as `afterparty web` would load them."""
     from afterparty.config import load_settings
-    from afterparty.web import WebConfig, create_app
+    from afterparty.web import WebConfig
 
     for name, value in {**project.env, **web_env(project)}.items():
         if name.startswith("AFTERPARTY_"):
             monkeypatch.setenv(name, value)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("AFTERPARTY_WEB_URL", raising=False)
-    config = WebConfig.load(load_settings(cwd=str(project.root)), no_auth=no_auth, connect_timeout=2)
-    return TestClient(create_app(config), follow_redirects=False)
+    return WebConfig.load(load_settings(cwd=str(project.root)), no_auth=no_auth, connect_timeout=2)
+
+
+def console(project: Project, monkeypatch: pytest.MonkeyPatch, no_auth: bool = False) -> TestClient:
+    """The console app of the project, in this process, as `afterparty web` would build it."""
+    from afterparty.web import create_app
+
+    config = web_config(project, monkeypatch, no_auth)
+    # Opened as http://localhost, one of the names a console bound to this machine answers to.
+    return TestClient(create_app(config), base_url="http://localhost", follow_redirects=False)
 
 
 def csrf(page: str) -> str:
@@ -79,7 +93,8 @@ def csrf(page: str) -> str:
     return found.group(1)
 
 
-def sign_in(client: TestClient, name: str = "alice") -> None:
+def sign_in(client: httpx.Client, name: str = "alice") -> None:
+    """Sign in through the login form, as a browser would (the test client or a real one)."""
     form = client.get("/login")
     done = client.post("/login", data={"username": name, "password": PASSWORDS[name],
                                        "csrf_token": csrf(form.text), "next": "/"})
@@ -105,3 +120,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served_console(project: Project, log: Path, *args: str,
+                   extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """`afterparty web ARGS` started for real on a free port of 127.0.0.1: its base URL once it
+    answers; stopped when the block ends, however it ends."""
+    port = free_port()
+    server = project.popen_logged("web", "--port", str(port), *args, log=log,
+                                  extra_env={**web_env(project), **(extra_env or {})})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def answers() -> bool:
+            try:
+                httpx.get(f"{base}/login", timeout=2)
+                return True
+            except httpx.TransportError:
+                assert server.poll() is None, log.read_text()
+                return False
+        wait_until(answers, "the console answering")
+        yield base
+    finally:
+        stop(server)

@@ -15,7 +15,7 @@ from afterparty import decisions
 from afterparty.backends.url import redact
 from afterparty.config import Settings
 from afterparty.decisions import Decision
-from afterparty.errors import AfterpartyError, DatabaseError, UsageError
+from afterparty.errors import AfterpartyError, DatabaseError, LockBusyError, UsageError
 from afterparty.session import Session
 from afterparty.states import RESOLVE_ACTIONS, State
 from afterparty.web.auth import User, csrf_valid
@@ -27,21 +27,29 @@ from afterparty.web.pages import task_page
 Decide = Callable[[Session, str, str | None, State, FormData], list[Decision]]
 
 
+def _refuse_to_wait(holder: str | None) -> None:
+    """Called when the environment's lock is taken: a request never waits for a deploy (each
+    waiting one would hold a worker thread until the deploy ends)."""
+    raise LockBusyError("a deploy is running; decide when it ends"
+                        + (f" (the lock is held by {holder})" if holder else ""))
+
+
 def _confirm(session: Session, version: str, note: str | None, seen: State,
              form: FormData) -> list[Decision]:
-    return decisions.confirm(session, version, note, expected=seen)
+    return decisions.confirm(session, version, note, on_wait=_refuse_to_wait, expected=seen)
 
 
 def _resolve(session: Session, version: str, note: str | None, seen: State,
              form: FormData) -> list[Decision]:
-    return decisions.resolve(session, version, str(form.get("choice", "")), note, expected=seen)
+    return decisions.resolve(session, version, str(form.get("choice", "")), note,
+                             on_wait=_refuse_to_wait, expected=seen)
 
 
 def _skip(session: Session, version: str, note: str | None, seen: State,
           form: FormData) -> list[Decision]:
     if not note:
         raise UsageError("say why it is skipped: the note is kept in the history")
-    return decisions.skip(session, [version], note, expected=seen)
+    return decisions.skip(session, [version], note, on_wait=_refuse_to_wait, expected=seen)
 
 
 ACTIONS: dict[str, tuple[Decide, str]] = {

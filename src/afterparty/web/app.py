@@ -1,16 +1,17 @@
-"""The console as an ASGI application: its routes, its session cookie and its security headers."""
+"""The console as an ASGI application: its routes, the host names it answers to, its session
+cookie and its security headers."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Awaitable, Callable
 from functools import partial
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,8 +19,8 @@ from afterparty.web import actions, api, login, pages
 from afterparty.web.auth import User
 from afterparty.web.config import WebConfig
 from afterparty.web.console import Console
+from afterparty.web.sessions import SessionCookie, console_identity
 
-SESSION_HOURS = 12
 CSS = os.path.join(os.path.dirname(__file__), "static", "console.css")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; "
@@ -62,8 +63,9 @@ def create_app(config: WebConfig | None = None) -> Starlette:
     ]
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(SessionMiddleware, secret_key=config.secret, session_cookie="afterparty_console",
-                   max_age=SESSION_HOURS * 3600, same_site="lax", https_only=config.secure_cookie),
+        Middleware(AllowedHosts, allowed=config.allowed_hosts),
+        Middleware(SessionCookie, secret=config.secret, identity=console_identity(config),
+                   secure=config.secure_cookie),
     ]
     return Starlette(routes=routes, middleware=middleware)
 
@@ -73,6 +75,40 @@ async def stylesheet(request: Request) -> Response:
         css = fh.read()
     return Response(css, media_type="text/css",
                     headers={"cache-control": "public, max-age=3600"})
+
+
+# A Host header: a name or an [IPv6] literal, then an optional port (Django's pattern).
+_HOST = re.compile(r"([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(:[0-9]+)?")
+
+
+def host_allowed(host: str, allowed: frozenset[str]) -> bool:
+    """Whether a request's Host header names this console (``allowed``: see WebConfig)."""
+    parsed = _HOST.fullmatch(host.lower())
+    if parsed is None:
+        return False
+    name = parsed.group(1).rstrip(".")
+    return "*" in allowed or name in allowed or any(
+        pattern.startswith(".") and (name == pattern[1:] or name.endswith(pattern))
+        for pattern in allowed)
+
+
+class AllowedHosts:
+    """Answers 400 to a request for any other host name: a page whose name was rebound to the
+    console's address must not drive it."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if not host_allowed(host, self.allowed):
+                refused = PlainTextResponse("this console does not answer to that host name "
+                                            "(allowed_hosts)", status_code=400)
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:

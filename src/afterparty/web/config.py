@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import stat
 from dataclasses import dataclass, field, replace
 
 from afterparty.config import Settings, read_pyproject_table
 from afterparty.errors import ConfigError, UsageError
+from afterparty.web.htpasswd import bcrypt_cost, read_htpasswd
 
-WEB_KEYS = frozenset({"environments", "read_only", "proxy_user_header", "trusted_proxies"})
+WEB_KEYS = frozenset({"environments", "read_only", "proxy_user_header", "trusted_proxies",
+                      "allowed_hosts"})
 # Environment names from [tool.afterparty.web.environments] are path segments of the console's URLs.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}")
+MIN_SECRET_BYTES = 32
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# The names a console bound to this machine answers to when allowed_hosts is not given.
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 @dataclass
@@ -26,6 +33,9 @@ class WebConfig:
     proxy_user_header: str | None = None
     trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
     read_only: frozenset[str] = frozenset()
+    #: The Host names it answers to (Django's ALLOWED_HOSTS): "name", ".domain" (and its
+    #: subdomains), "*" (any).
+    allowed_hosts: frozenset[str] = LOOPBACK_NAMES
     #: Only when started with --no-auth on this machine: every visitor acts as this name.
     anonymous_user: str | None = None
     secure_cookie: bool = False
@@ -40,7 +50,9 @@ class WebConfig:
     def load(cls, settings: Settings, no_auth: bool = False, host: str = "127.0.0.1",
              connect_timeout: float = 5.0) -> WebConfig:
         """The console's settings from the usual ones, [tool.afterparty.web] and the
-        AFTERPARTY_WEB_* variables; refuses (UsageError) to serve anyone without authentication."""
+        AFTERPARTY_WEB_* variables; refuses (UsageError) to serve anyone without authentication,
+        and (ConfigError) a short secret, an htpasswd file it cannot trust, an environment name
+        that is no path segment, or a listening address without allowed_hosts."""
         table = web_table(settings.pyproject)
         htpasswd = os.environ.get("AFTERPARTY_WEB_HTPASSWD") or None
         header = _text(table, "proxy_user_header")
@@ -51,23 +63,22 @@ class WebConfig:
             import getpass
             import secrets
 
-            user = getpass.getuser()
-            return cls(environments(settings, table), secret or secrets.token_hex(32),
-                       anonymous_user=user, connect_timeout=connect_timeout)
+            return cls(environments(settings, table),
+                       _check_secret(secret) if secret else secrets.token_hex(32),
+                       allowed_hosts=allowed_hosts(table, host), anonymous_user=getpass.getuser(),
+                       connect_timeout=connect_timeout)
         if htpasswd is None and header is None:
             raise UsageError("the console needs users: set AFTERPARTY_WEB_HTPASSWD to an htpasswd "
                              "file with bcrypt hashes (or proxy_user_header in [tool.afterparty.web]); "
                              "on this machine only, --no-auth --host 127.0.0.1 serves without them")
-        if htpasswd is not None and not os.path.isfile(htpasswd):
-            raise ConfigError(f"AFTERPARTY_WEB_HTPASSWD names {htpasswd}, which is not a file: "
-                              "create it with `htpasswd -cB FILE USER`")
-        if len(secret) < 16:
-            raise ConfigError("set AFTERPARTY_WEB_SECRET to a random text of at least 16 characters "
-                              "(it signs the console's cookies), e.g. `openssl rand -hex 32`")
+        if htpasswd is not None:
+            _check_htpasswd(htpasswd)
         return cls(
-            environments(settings, table), secret, htpasswd=htpasswd, proxy_user_header=header,
+            environments(settings, table), _check_secret(secret), htpasswd=htpasswd,
+            proxy_user_header=header,
             trusted_proxies=frozenset(_names(table, "trusted_proxies") or ("127.0.0.1", "::1")),
             read_only=frozenset(_names(table, "read_only")),
+            allowed_hosts=allowed_hosts(table, host),
             secure_cookie=os.environ.get("AFTERPARTY_WEB_URL", "").startswith("https:"),
             connect_timeout=connect_timeout,
         )
@@ -87,6 +98,54 @@ def web_table(pyproject: str | None) -> dict[str, object]:
     return table
 
 
+def _check_secret(secret: str) -> str:
+    """The secret that signs the console's cookies and tokens, if it is long enough to."""
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(f"set AFTERPARTY_WEB_SECRET to a random text of at least {MIN_SECRET_BYTES} "
+                          "bytes (it signs the console's cookies), e.g. `openssl rand -hex 32`")
+    return secret
+
+
+def _check_htpasswd(path: str) -> None:
+    """Refuses a users file that anyone may change, or that no one can sign in with."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"AFTERPARTY_WEB_HTPASSWD names {path}, which is not a file: "
+                          "create it with `htpasswd -cB FILE USER`")
+    if os.stat(path).st_mode & stat.S_IWOTH:
+        raise ConfigError(f"AFTERPARTY_WEB_HTPASSWD names {path}, which anyone on this machine may "
+                          f"write: `chmod o-w {path}`")
+    try:
+        hashes = read_htpasswd(path)
+    except UnicodeDecodeError:
+        hashes = {}
+    if not any(bcrypt_cost(hashed) for hashed in hashes.values()):
+        raise ConfigError(f"AFTERPARTY_WEB_HTPASSWD names {path}, which holds no bcrypt hash (the "
+                          f"only kind the console accepts): add a user with `htpasswd -B {path} NAME`")
+
+
+def allowed_hosts(table: dict[str, object], host: str) -> frozenset[str]:
+    """AFTERPARTY_WEB_ALLOWED_HOSTS (comma-separated), else allowed_hosts of [tool.afterparty.web],
+    else the loopback names when ``host`` is this machine; ConfigError when bound elsewhere
+    without them (any name could then reach it, DNS rebinding included)."""
+    given = os.environ.get("AFTERPARTY_WEB_ALLOWED_HOSTS")
+    names = ([name for name in given.split(",") if name.strip()] if given is not None
+             else _names(table, "allowed_hosts"))
+    if names:
+        return frozenset(name.strip().lower().rstrip(".") for name in names)
+    if _is_loopback(host):
+        return LOOPBACK_NAMES | {f"[{host}]" if ":" in host else host.lower()}
+    raise ConfigError(f"listening on {host}, the console needs the host names people open it by: "
+                      "set allowed_hosts = [\"ops.example.com\"] in [tool.afterparty.web] (or "
+                      "AFTERPARTY_WEB_ALLOWED_HOSTS); any other Host gets 400")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def environments(settings: Settings, table: dict[str, object]) -> dict[str, Settings]:
     """The usual environment, then each of [tool.afterparty.web.environments] (a name given
     there too takes the URL given there). ``"$VAR"`` reads the URL from a variable, so that
@@ -94,8 +153,10 @@ def environments(settings: Settings, table: dict[str, object]) -> dict[str, Sett
     named = table.get("environments", {})
     if not isinstance(named, dict):
         raise ConfigError("[tool.afterparty.web.environments] must map names to database URLs")
+    _check_path_segment(settings.environment)
     found = {settings.environment: settings}
     for name, value in named.items():
+        _check_path_segment(name)
         if not _NAME.fullmatch(name):
             raise ConfigError(f"environment name {name!r} in [tool.afterparty.web.environments] may "
                               "hold only letters, digits, '_', '.' and '-'")
@@ -107,6 +168,15 @@ def environments(settings: Settings, table: dict[str, object]) -> dict[str, Sett
         found[name] = replace(settings, environment=name, database_url=_anchor(url, settings),
                               database_url_source=source)
     return found
+
+
+def _check_path_segment(name: str) -> None:
+    """An environment's name is a segment of the console's addresses: '/' or '..' would change
+    which page they name."""
+    if "/" in name or ".." in name or name == ".":
+        raise ConfigError(f"the environment name {name!r} may not hold '/' or '..': it is part of "
+                          "the console's addresses; choose another with --env or "
+                          "[tool.afterparty.web.environments]")
 
 
 def _resolve(name: str, value: str) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from afterparty.web.auth import csrf_valid
+from afterparty.web.auth import MAX_NAME_LENGTH, csrf_valid, normal_name
 from afterparty.web.console import Console
 
 
@@ -32,23 +30,22 @@ async def log_in(console: Console, request: Request) -> Response:
     if not csrf_valid(request, console.config.secret, form.get("csrf_token")):
         return console.render(request, "login.html", None, 403, next=wanted, passwords=True,
                               error="this form was out of date: try again")
-    name = str(form.get("username", "")).strip()
+    name = normal_name(str(form.get("username", "")))
     password = str(form.get("password", ""))
-    address = request.client.host if request.client else "unknown"
+    address = console.auth.client_address(request)
     # bcrypt takes a moment on purpose: not on the event loop.
     refused = await run_in_threadpool(console.auth.log_in, name, password, address)
     if refused is not None:
         status = 429 if refused.startswith("too many") else 401
         return console.render(request, "login.html", None, status, next=wanted, passwords=True,
-                              error=refused, username=name)
-    request.session.clear()  # a new session id: one set before signing in is not kept
-    request.session.update({"user": name, "via": "htpasswd", "sid": secrets.token_urlsafe(16)})
+                              error=refused, username=name[:MAX_NAME_LENGTH])
+    console.auth.start_session(request, name)
     return RedirectResponse(_next_page(request, wanted), status_code=303)
 
 
 async def log_out(console: Console, request: Request) -> Response:
     form = await request.form()
     if csrf_valid(request, console.config.secret, form.get("csrf_token")):
-        request.session.clear()
+        console.auth.end_session(request)
     root = request.scope.get("root_path", "")
     return RedirectResponse(f"{root}/login", status_code=303)

@@ -13,4 +13,7 @@ def serve(settings: Settings, host: str, port: int, no_auth: bool, connect_timeo
     import uvicorn
 
     config = WebConfig.load(settings, no_auth=no_auth, host=host, connect_timeout=connect_timeout)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
+    # uvicorn's proxy headers would put X-Forwarded-For's address in the request's client, and
+    # trusted_proxies is about the peer that really connected: the console reads them itself.
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False,
+                proxy_headers=False, forwarded_allow_ips="")
