@@ -76,8 +76,8 @@ def check_environment(rows: list[TaskStatus], environment: str, *, allow_pending
         finding = _finding(row)
         if finding is None:
             continue
-        tolerated = (finding.problem == "pending" and allow_pending) or (
-            finding.problem == "awaiting" and allow_awaiting)
+        tolerated = (finding.problem == State.PENDING and allow_pending) or (
+            finding.problem == State.AWAITING and allow_awaiting)
         (report.allowed if tolerated else report.problems).append(finding)
     return report
 
@@ -97,18 +97,18 @@ def _finding(row: TaskStatus) -> Finding | None:
     error_lines = (row.last_error or "").strip().splitlines()
     detail = row.reason or (error_lines[-1] if error_lines else "")
     if state is State.FAILED:
-        return Finding(version, row.name, "failed", detail,
+        return Finding(version, row.name, state.value, detail,
                        f"`afterparty show {version}`; fix it and run again, or skip it")
     if state is State.INTERRUPTED:
-        return Finding(version, row.name, "interrupted", detail or "its runner stopped mid-task",
+        return Finding(version, row.name, state.value, detail or "its runner stopped mid-task",
                        f"`afterparty resolve {version} --retry|--done|--skip`, or run again")
     if state is State.AWAITING:
-        return Finding(version, row.name, "awaiting", "a person's step",
+        return Finding(version, row.name, state.value, "a person's step",
                        f"`afterparty confirm {version}` once it is done")
     if state is State.RUNNING:
-        return Finding(version, row.name, "running", row.reason or "a runner is running it now, or died",
+        return Finding(version, row.name, state.value, row.reason or "a runner is running it now",
                        "wait for the run to end; the next run finds a dead runner's task")
     if state is State.QUEUED:
-        return Finding(version, row.name, "queued", "sent to a background worker",
+        return Finding(version, row.name, state.value, "sent to a background worker",
                        "wait for a worker to run it (`afterparty run --wait-background`)")
-    return Finding(version, row.name, "pending", detail, "`afterparty run`")
+    return Finding(version, row.name, state.value, detail, "`afterparty run`")

@@ -271,13 +271,13 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
         click.echo("no pending tasks")
         print_awaiting(result, command)
         return
-    parts = [f"{len(result.succeeded)} {_styled('succeeded', 'green' if result.succeeded else None)}"]
+    parts = [f"{len(result.succeeded)} {_styled(State.SUCCEEDED, 'green' if result.succeeded else None)}"]
     if result.failed:
-        parts.append(f"{len(result.failed)} {_styled('failed', 'red')}")
+        parts.append(f"{len(result.failed)} {_styled(State.FAILED, 'red')}")
     if result.waiting:
         parts.append(f"{len(result.waiting)} {_styled('waiting', 'yellow')}")
     if result.awaiting:
-        parts.append(f"{len(result.awaiting)} {_styled('awaiting', 'yellow')} confirmation")
+        parts.append(f"{len(result.awaiting)} {_styled(State.AWAITING, 'yellow')} confirmation")
     queued = [b for b in result.background if b.state is State.QUEUED]
     if queued:
         parts.append(f"{len(queued)} queued for Celery workers ({', '.join(b.version for b in queued)})")
@@ -332,7 +332,7 @@ def print_followed(outcomes: list[TaskOutcome]) -> None:
 def print_awaiting(result: RunResult, command: str = "afterparty") -> None:
     for step in result.awaiting:
         whom = step.owner or "a person"
-        click.echo(f"{_styled('awaiting', 'yellow')} {whom}: {step.version} {step.name}; "
+        click.echo(f"{_styled(State.AWAITING, 'yellow')} {whom}: {step.version} {step.name}; "
                    f"when it is done: {command} confirm {step.version}")
 
 
@@ -366,7 +366,7 @@ def print_status(rows: list[TaskStatus], tasks_dir: str, command: str = "afterpa
                 ("file missing", row.file_missing), ("modified since it ran", row.modified),
                 (row.reason, row.reason),
                 (shows_progress and describe_progress(row.progress or {},
-                                                      row.state == "running" and not row.gone),
+                                                      row.state == State.RUNNING and not row.gone),
                  shows_progress)) if on]
             line += f"  {for_command(', '.join(str(flag) for flag in flags), command)}"
         lines.append(line.rstrip())

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from afterparty.config import Settings
 from afterparty.report import TaskStatus
+from afterparty.states import State
 from afterparty.web.auth import Authenticator, User, csrf_token
 from afterparty.web.config import WebConfig
 from afterparty.web.environments import EnvironmentStatus, read_environment
@@ -33,6 +34,8 @@ class Console:
         self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
         self.templates.filters["progress"] = progress_text
+        # The pages name states as states.py does, never by their stored words.
+        self.templates.globals["State"] = State
         root = next(iter(config.environments.values())).project_root
         self.templates.filters["in_project"] = partial(in_project, root)
 
@@ -82,7 +85,7 @@ def progress_text(row: TaskStatus) -> str | None:
         return None
     from afterparty.printing import describe_progress
 
-    return describe_progress(row.progress, running=row.state == "running")
+    return describe_progress(row.progress, running=row.state == State.RUNNING and not row.gone)
 
 
 def in_project(root: str, path: str) -> str:

@@ -24,9 +24,6 @@ from afterparty.states import Action, MoveRefused, State, next_state, state_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The admin skips only tasks that have not run yet: a failed or interrupted task is resolved
-# (a permission of its own), a human step is confirmed.
-NOT_RUN_YET = frozenset({State.PENDING, State.REVERTED})
 # A request does not wait for a deploy to finish: the person tries again after it.
 CONNECT_TIMEOUT = 10.0
 
@@ -44,17 +41,12 @@ class AdminDecision:
     note_label: str
     submit: str
     apply: ApplyDecision
-    move: Action | None = None  # the move checked before the page is shown (None: skip's rule)
+    move: Action  # the decision checked against the transition table before the page is shown
     note_required: bool = False
     choices: tuple[tuple[str, str], ...] = ()
 
     def refusal(self, version: str, state: State) -> str | None:
-        """Why this decision does not apply to a task in ``state``, or None."""
-        if self.move is None:
-            if state in NOT_RUN_YET:
-                return None
-            return (f"task {version} is {state}: only a task that has not run yet is skipped here "
-                    "(a failed or interrupted task is resolved, a human step confirmed)")
+        """Why this decision does not apply to a task in ``state`` (states.offered), or None."""
         try:
             next_state(self.move, state)
         except MoveRefused as refused:
@@ -85,7 +77,7 @@ SKIP = AdminDecision(
     "skip_tasks", "skip", "Skip tasks that have not run", "Reason (kept in the history)", "Skip",
     lambda session, version, choice, note, seen: decisions.skip(
         session, [version], note, _refuse_to_wait, expected=seen),
-    note_required=True)
+    move=Action.SKIP, note_required=True)
 DECISIONS = {decision.name: decision for decision in (CONFIRM, RESOLVE, SKIP)}
 
 
