@@ -32,6 +32,7 @@ JSON shapes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -166,8 +167,8 @@ def session_of(page: Path) -> Session:
             previous.expected = block
         elif block.file_name:
             path = shlex.quote(block.file_name)
-            session.steps.append(Step(block, f"mkdir -p \"$(dirname {path})\" && cat > {path} <<'{END_OF_FILE}'\n"
-                                             f"{block.body}{END_OF_FILE}"))
+            write = f"mkdir -p \"$(dirname {path})\" && cat > {path} <<'{END_OF_FILE}'\n"
+            session.steps.append(Step(block, f"{write}{block.body}{END_OF_FILE}"))
             previous = None
         elif block.language in SHELL:
             previous = Step(block, block.body.rstrip("\n"))
@@ -233,31 +234,30 @@ def run_session(session: Session, cwd: Path, env: dict[str, str]) -> dict[str, s
         output, _ = process.communicate(timeout=PAGE_TIMEOUT)
     finally:
         # A server a page started and did not stop, or a page that timed out.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait()
     printed: dict[str, str] = {}
     pieces = re.split(r"@@block (\d+|end)@@\n", output)
-    for number, text in zip(pieces[1::2], pieces[2::2]):
+    for number, text in zip(pieces[1::2], pieces[2::2], strict=True):
         printed[number] = text
     return printed
 
 
-def check_session(session: Session, printed: dict[str, str]) -> None:
+def check_session(session: Session, printed: dict[str, str], database: str) -> None:
+    on = "" if database == "default" else f" (on {database})"
     for number, step in enumerate(session.steps):
         if str(number) not in printed:
-            pytest.fail(f"{step.block.where}: the page stopped before this block")
+            pytest.fail(f"{step.block.where}{on}: the page stopped before this block")
         text = printed[str(number)]
         failed = re.search(r"\n?@@failed (\d+)@@\n", text)
         if failed:
-            pytest.fail(f"{step.block.where}: a command failed (exit {failed[1]}); it printed:\n"
+            pytest.fail(f"{step.block.where}{on}: a command failed (exit {failed[1]}); it printed:\n"
                         f"{text[:failed.start()]}")
         if step.expected is not None and not matches(step.expected.body, text):
-            pytest.fail(f"{step.expected.where}: the page shows\n{step.expected.body}\n"
+            pytest.fail(f"{step.expected.where}{on}: the page shows\n{step.expected.body}\n"
                         f"but the block at {step.block.where} printed\n{text}")
-    assert "end" in printed, f"{session.page}: the page did not run to its end"
+    assert "end" in printed, f"{session.page}{on}: the page did not run to its end"
 
 
 def page_id(page: Path) -> str:
@@ -265,23 +265,25 @@ def page_id(page: Path) -> str:
 
 
 SESSIONS = [session_of(page) for page in PAGES]
-RUNS = [pytest.param(session, database, id=page_id(session.page) + ("" if database == "default" else f"[{database}]"))
-        for session in SESSIONS if session.steps for database in (session.databases or ["default"])]
 
 
-@pytest.mark.parametrize(("session", "database"), RUNS)
-def test_the_page_runs_as_written(session: Session, database: str, tmp_path: Path,
-                                  request: pytest.FixtureRequest) -> None:
-    env = environment(tmp_path)
-    if database == "sqlite":
-        env["AFTERPARTY_DATABASE_URL"] = f"sqlite:///{tmp_path / 'records.sqlite3'}"
-    elif database != "default":
-        env["AFTERPARTY_DATABASE_URL"] = str(request.getfixturevalue(f"{database}_url"))
-    if "redis" in session.needs:
-        env["CELERY_BROKER_URL"] = str(request.getfixturevalue("redis_url"))
-    work = tmp_path / "work"
-    work.mkdir()
-    check_session(session, run_session(session, work, env))
+@pytest.mark.parametrize("session", [s for s in SESSIONS if s.steps], ids=lambda s: page_id(s.page))
+def test_the_page_runs_as_written(session: Session, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A page about a server runs once per database it names, one after the other (its
+    examples may start a server on a fixed port)."""
+    for database in session.databases or ["default"]:
+        directory = tmp_path / database
+        directory.mkdir()
+        env = environment(directory)
+        if database == "sqlite":
+            env["AFTERPARTY_DATABASE_URL"] = f"sqlite:///{directory / 'records.sqlite3'}"
+        elif database != "default":
+            env["AFTERPARTY_DATABASE_URL"] = str(request.getfixturevalue(f"{database}_url"))
+        if "redis" in session.needs:
+            env["CELERY_BROKER_URL"] = str(request.getfixturevalue("redis_url"))
+        work = directory / "work"
+        work.mkdir()
+        check_session(session, run_session(session, work, env), database)
 
 
 @pytest.mark.parametrize("session", [s for s in SESSIONS if s.same_as], ids=lambda s: page_id(s.page))
