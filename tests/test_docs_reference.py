@@ -143,3 +143,13 @@ def test_every_configuration_key_is_on_the_configuration_page(sqlite_project: Pr
     page = (REFERENCE / "configuration.md").read_text()
     for key in (k.strip(",") for k in known):
         assert f"| `{key}` |" in page, f"the configuration key {key} is not documented"
+
+
+def test_the_changelog_has_the_version_the_package_says() -> None:
+    """One version, afterparty.__version__ (pyproject.toml reads it): the changelog names it."""
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert re.search(rf"^## \[{re.escape(afterparty.__version__)}\]", changelog, re.M), \
+        f"CHANGELOG.md has no section for {afterparty.__version__}"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'version = {attr = "afterparty.__version__"}' in pyproject
+    assert not re.search(r"^version\s*=", pyproject, re.M), "pyproject.toml spells a version of its own"
