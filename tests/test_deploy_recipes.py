@@ -44,7 +44,7 @@ def test_a_failing_task_keeps_the_new_version_from_starting(sqlite_project: Proj
 
 
 def test_a_manual_step_nobody_confirmed_keeps_the_app_from_starting(sqlite_project: Project) -> None:
-    """What docs/deploy.md promises: the entrypoint stops at a step awaiting a person."""
+    """What docs/how-to/deploy.md promises: the entrypoint stops at a step awaiting a person."""
     sqlite_project.write_task("20260101000001", "restart_search", '"""Restart the cluster."""',
                               options="manual=True")
     started = start(sqlite_project, "echo", "app serving")
@@ -57,14 +57,19 @@ def test_a_manual_step_nobody_confirmed_keeps_the_app_from_starting(sqlite_proje
     assert again.stdout.strip().endswith("app serving")
 
 
-# --- Every recipe in docs/deploy.md: run the ones this machine can run, parse the others. ---
+# --- Every recipe of the manual's deploy pages: run the ones this machine can run, parse the others.
 
-DEPLOY_DOC = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
+DEPLOY_DOCS = [Path(__file__).resolve().parent.parent / "docs" / "how-to" / page
+               for page in ("deploy.md", "deploy-gates.md")]
 DJANGO_SITE = Path(__file__).resolve().parent.parent / "examples" / "django_site"
 
 
+def deploy_docs_text() -> str:
+    return "\n".join(page.read_text() for page in DEPLOY_DOCS)
+
+
 def doc_blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", DEPLOY_DOC.read_text(), re.S)
+    return re.findall(rf"```{language}\n(.*?)```", deploy_docs_text(), re.S)
 
 
 def yaml_documents() -> list[object]:
@@ -99,11 +104,11 @@ def test_every_recipe_parses_and_names_commands_that_exist(sqlite_project: Proje
     assert len(documents) >= 6  # Job, Helm hook, init container, Actions x2, probe, Render
     for block in doc_blocks("toml"):
         tomllib.loads(block)
-    commands = set(re.findall(r"afterparty (?:--\S+ \S+ )*([a-z][a-z-]+)", DEPLOY_DOC.read_text()))
-    commands -= {"run", "s", "records", "keeps", "itself"}  # prose, and `run` runs below
+    commands = set(re.findall(r"afterparty (?:--\S+ \S+ )*([a-z][a-z-]+)", deploy_docs_text()))
+    commands -= {"run", "s", "records", "keeps", "itself", "import"}  # prose, code; `run` runs below
     for command in sorted(commands | {"run"}):
         shown = sqlite_project.cli(command, "--help")
-        assert shown.code == 0, f"docs/deploy.md names `afterparty {command}`: {shown.err}"
+        assert shown.code == 0, f"the deploy pages name `afterparty {command}`: {shown.err}"
     probe_commands = [c["readinessProbe"]["exec"]["command"] for doc in documents  # type: ignore[index]
                       for c in containers(doc) if "readinessProbe" in c]
     assert probe_commands == [["afterparty", "verify", "--allow-pending"]]

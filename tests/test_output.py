@@ -22,7 +22,7 @@ from test_notifications import Receiver
 
 FIRST, SECOND = "20260101000001", "20260101000002"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def waits_for_go(started: Path, go: Path) -> str:
@@ -227,8 +227,7 @@ def test_shell_completion_offers_versions_and_names_without_the_database(
     assert complete("afterparty show ") == [FIRST, SECOND, "notify_issue_111", "restart_search"]
     assert complete("afterparty run --env production re") == ["restart_search"]
     assert complete("afterparty confirm 2026010100000") == [FIRST, SECOND]
-    readme = README.read_text()
-    assert "_AFTERPARTY_COMPLETE=bash_source afterparty" in readme
+    assert "_AFTERPARTY_COMPLETE=bash_source afterparty" in (DOCS / "reference" / "commands.md").read_text()
 
 
 # JSON -----------------------------------------------------------------------------------------
@@ -239,7 +238,7 @@ def test_every_json_object_carries_its_schema_version(sqlite_project: Project) -
         result = sqlite_project.cli(*args)
         assert result.code == 0, result.both
         assert json.loads(result.out)["schema"] == 1, args
-    assert '"schema": 1' in README.read_text()
+    assert '"schema": 1' in (DOCS / "reference" / "json.md").read_text()
 
 
 # Logging --------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def test_the_package_builds_and_its_sdist_tests_run(tmp_path: Path) -> None:
             archive.extractall(tmp_path / "unpacked")  # our own freshly built sdist
     (unpacked,) = (tmp_path / "unpacked").iterdir()
     for needed in ("LICENSE", "tests/conftest.py", "examples/quickstart/pyproject.toml",
-                   "docs/deploy.md", "src/afterparty/templates/task.py.tmpl"):
+                   "docs/how-to/deploy.md", "src/afterparty/templates/task.py.tmpl"):
         assert (unpacked / needed).exists(), f"the sdist lacks {needed}"
     ran = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",

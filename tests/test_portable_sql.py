@@ -1,6 +1,6 @@
 """One way to run SQL in a task on every backend: ctx.db.execute/query with %s placeholders.
 
-The quickstart example, the `new` template's hints and the README's SQL snippet run as they
+The quickstart example, the `new` template's hints and the manual's SQL snippet run as they
 are written, on SQLite, PostgreSQL and MySQL/MariaDB.
 """
 
@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "examples" / "quickstart" / "release_tasks"
 
 
-def readme_python_blocks(marker: str) -> list[str]:
-    """The README's ```python blocks that contain ``marker``."""
-    text = (ROOT / "README.md").read_text()
-    return [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if marker in block]
+def manual_python_blocks(marker: str) -> list[str]:
+    """The ```python blocks of the README and the manual (docs/) that contain ``marker``."""
+    text = "".join(page.read_text() for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
+    return [block for block in re.findall(r"```python[^\n]*\n(.*?)```", text, re.S) if marker in block]
 
 
 def test_the_quickstart_runs_on_every_backend(project: Project) -> None:
@@ -52,14 +52,14 @@ def test_the_new_templates_sql_hints_run_on_every_backend(project: Project) -> N
     assert sorted(project.query("SELECT id, plan FROM accounts")) == [(1, "pro"), (2, "free")]
 
 
-def test_the_readme_sql_snippet_runs_on_every_backend(project: Project) -> None:
-    """The README's task that runs SQL through ctx.db, pasted into a task file."""
-    blocks = [block for block in readme_python_blocks("ctx.db.") if "customers" in block]
-    assert blocks, "the README shows how to run SQL in a task"
+def test_the_manuals_sql_snippet_runs_on_every_backend(project: Project) -> None:
+    """The manual's task that runs SQL through ctx.db (docs/reference/ctx.md), pasted into a task file."""
+    blocks = [block for block in manual_python_blocks("ctx.db.") if "gold customer(s) credited" in block]
+    assert blocks, "the manual shows how to run SQL in a task"
     project.query("CREATE TABLE customers (name VARCHAR(50), plan VARCHAR(20), credit INTEGER)")
     project.query("INSERT INTO customers VALUES ('acme', 'gold', 0), ('bob', 'free', 0)")
     for number, block in enumerate(blocks, 1):
-        (project.tasks_dir / f"2026010100000{number}_readme_sql_{number}.py").write_text(block)
+        (project.tasks_dir / f"2026010100000{number}_manual_sql_{number}.py").write_text(block)
     result = project.cli("run")
     assert result.code == 0, result.both
     assert project.query("SELECT name, credit FROM customers WHERE plan = 'gold'") == [("acme", 10)]

@@ -1,4 +1,4 @@
-"""Make the README's screenshots of the web console: a demo project with three environments,
+"""Make the manual's screenshots of the web console: a demo project with three environments,
 real `afterparty run`s, `afterparty web` on a free port, and Debian's chromium through Selenium.
 
     python docs/images/make_screenshots.py        # writes docs/images/web-*.png
