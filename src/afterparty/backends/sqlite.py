@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
-from typing import Any, ClassVar
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from afterparty.backends.base import (
     Connection,
@@ -17,27 +18,91 @@ from afterparty.backends.base import (
 )
 from afterparty.backends.locks import DatabaseLock
 from afterparty.backends.url import DatabaseURL
-from afterparty.errors import DatabaseError
+from afterparty.errors import ConfigError, DatabaseError
+
+T = TypeVar("T")
 
 # Where the environment locks lie in the database file: far beyond SQLite's own lock bytes
 # (at 1 GiB) and any real file's size.
 LOCK_REGION = 1 << 60
 # How many SQLite VM steps run between two chances for a signal handler (a few microseconds).
 SIGNAL_CHECK_STEPS = 1000
+# How long a writer waits for another one by default (``?timeout=SECONDS`` in the URL).
+DEFAULT_BUSY_TIMEOUT = 30.0
+# How often a waiting writer tries the write lock again. SQLite's own busy handler sleeps up to
+# 100 ms between tries, and a writer that begins its next transaction as soon as it commits
+# frees the lock for microseconds: tried that rarely, the lock is never caught free.
+TURN_POLL = 0.0002
+# SQLite's write lock in WAL mode: a POSIX lock on this byte of the "-shm" file.
+WAL_WRITE_LOCK_BYTE = 120
 
 
 class SQLite3Connection(DriverConnection):
-    """A sqlite3 connection in which afterparty opens every transaction itself (BEGIN), so
-    that a task's ctx.db work and its success record share one explicit transaction."""
+    """A sqlite3 connection in which afterparty opens every transaction itself, so that a
+    task's ctx.db work and its success record share one explicit transaction.
+
+    Every transaction afterparty opens writes, so it begins with BEGIN IMMEDIATE: it takes the
+    database's one write lock first, waiting for other writers. A deferred BEGIN that reads
+    and then writes is refused at once in WAL mode when another writer came in between
+    ("database is locked"), whatever the busy timeout.
+    """
 
     placeholder = "?"
 
+    def __init__(self, open_session: Callable[[bool], Any],
+                 driver_errors: tuple[type[BaseException], ...], autocommit: bool = False,
+                 *, path: str = "", patience: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        super().__init__(open_session, driver_errors, autocommit)
+        self.path = path
+        #: Seconds to wait for another writer's transaction to end; 0: fail at once.
+        self.patience = patience
+
+    def twin(self) -> Connection:
+        return type(self)(self._open_session, self.driver_errors, autocommit=True,
+                          path=self.path, patience=self.patience)
+
+    def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
+        if self.raw.in_transaction:  # begun IMMEDIATE: this session is the writer
+            return super().run(sql, params, read)
+        return self._in_turn(lambda: super(SQLite3Connection, self).run(sql, params, read))
+
     def begin(self) -> None:
-        self.raw.execute("BEGIN")
+        with self._explained_errors():
+            self._in_turn(lambda: self.raw.execute("BEGIN IMMEDIATE"))
+
+    def _in_turn(self, action: Callable[[], T]) -> T:
+        """Run ``action`` (a statement outside a transaction, or BEGIN IMMEDIATE) once no other
+        writer holds the write lock, trying it every TURN_POLL seconds for ``patience`` seconds
+        (SQLite's own busy handler would try too rarely; see TURN_POLL)."""
+        if not self.patience:
+            return action()
+        self.raw.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline = time.monotonic() + self.patience
+            while True:
+                try:
+                    return action()
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise self._still_locked() from exc
+                time.sleep(TURN_POLL)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.raw.execute(f"PRAGMA busy_timeout = {int(self.patience * 1000)}")
+
+    def _still_locked(self) -> sqlite3.OperationalError:
+        holder = write_lock_holder(self.path)
+        by = f" ({holder})" if holder else ""
+        return sqlite3.OperationalError(
+            f"the database file stayed locked by another writer for {self.patience:g} s{by}; "
+            "afterparty writes between that writer's transactions: make it commit in shorter "
+            "ones, deploy when it is done, or wait longer with ?timeout=SECONDS in the database URL")
 
     @contextlib.contextmanager
     def transaction_amid_autocommit(self) -> Iterator[None]:
-        yield  # every transaction here begins with BEGIN
+        yield  # every transaction here begins with BEGIN IMMEDIATE
 
     def commit(self) -> None:
         if self.raw.in_transaction:
@@ -47,6 +112,42 @@ class SQLite3Connection(DriverConnection):
         if self.raw.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self.raw.execute("ROLLBACK")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether SQLite refused a statement because another connection holds the lock it needs."""
+    return str(exc).startswith("database is locked")
+
+
+def write_lock_holder(path: str) -> str | None:
+    """Who holds SQLite's write lock on the database file, where the OS tells (Linux's
+    /proc/locks; in WAL mode the lock is a POSIX lock on one byte of the "-shm" file)."""
+    try:
+        shm = os.stat(f"{os.path.realpath(path)}-shm")
+        with open("/proc/locks") as file:
+            locks = file.read().splitlines()
+    except OSError:
+        return None
+    where = [f"{os.major(shm.st_dev):02x}:{os.minor(shm.st_dev):02x}:{shm.st_ino}",
+             str(WAL_WRITE_LOCK_BYTE), str(WAL_WRITE_LOCK_BYTE)]
+    for line in locks:
+        # "1: POSIX  ADVISORY  WRITE 22107 fe:00:2146691 120 120" (a waiter's line has "->")
+        fields = line.split()
+        if fields[1:4] == ["POSIX", "ADVISORY", "WRITE"] and fields[5:8] == where:
+            return describe_process(int(fields[4]))
+    return None
+
+
+def describe_process(pid: int) -> str:
+    """A process as ps would show it: its pid and command line (shortened)."""
+    if pid == os.getpid():
+        return f"pid {pid}, this process"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            command = file.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return f"pid {pid}"
+    return f"pid {pid}: {command[:60]}{'...' if len(command) > 60 else ''}" if command else f"pid {pid}"
 
 
 class SQLite(Dialect):
@@ -63,10 +164,11 @@ class SQLite(Dialect):
 
     def connect(self, url: DatabaseURL, connect_timeout: float) -> Connection:
         path = url.database
+        patience = busy_timeout(url)
 
         def open_session(autocommit: bool) -> Any:
             try:
-                connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+                connection = sqlite3.connect(path, timeout=patience, isolation_level=None)
                 connection.execute("PRAGMA foreign_keys = ON")
                 # Creates the file now (the lock is taken on it) and says if it is no database.
                 connection.execute("PRAGMA schema_version")
@@ -77,7 +179,7 @@ class SQLite(Dialect):
                 ) from exc
             return connection
 
-        return SQLite3Connection(open_session, (sqlite3.Error,))
+        return SQLite3Connection(open_session, (sqlite3.Error,), path=path, patience=patience)
 
     def prepare(self, database: Database) -> None:
         raw = database.connection.driver_connection
@@ -97,6 +199,8 @@ class SQLite(Dialect):
         # SQLite has one writer: while the task's transaction writes, a report waits for
         # nothing and is tried again later.
         side = database.twin()
+        if isinstance(side.connection, SQLite3Connection):
+            side.connection.patience = 0.0
         side.execute("PRAGMA busy_timeout = 0")
         return side
 
@@ -117,6 +221,22 @@ class SQLite(Dialect):
             yield
         finally:
             raw.set_progress_handler(None, 0)
+
+
+def busy_timeout(url: DatabaseURL) -> float:
+    """Seconds a writer waits for another: ``?timeout=`` in the URL (SQLAlchemy's spelling for
+    pysqlite), else DEFAULT_BUSY_TIMEOUT."""
+    given = url.query.get("timeout")
+    if given is None:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 1e6:
+        raise ConfigError(f"{url.redacted}: timeout={given!r} is not a number of seconds; "
+                          "use for example ?timeout=60")
+    return seconds
 
 
 def _let_signal_handlers_run() -> int:
