@@ -7,6 +7,8 @@ and a backfill that holds each write transaction for 10 ms and starts the next o
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from afterparty.backends import open_database
+from afterparty.backends.base import Database
+from afterparty.backends.url import parse_url
 from conftest import Project, Result, stop, wait_until
 
 VERSION_BASE = 20260101000000
@@ -168,3 +173,39 @@ def test_a_timeout_that_is_no_number_of_seconds_is_refused(sqlite_project: Proje
         "run", extra_env={"AFTERPARTY_DATABASE_URL": f"{sqlite_project.database_url}?timeout=soon"})
     assert result.code == 2, result.both
     assert "timeout='soon' is not a number of seconds; use for example ?timeout=60" in result.err
+
+
+def open_records(path: Path, kind: str) -> Database:
+    """The records' database on a SQLite file, through afterparty's own driver connection or
+    through a SQLAlchemy engine (Flask)."""
+    if kind == "sqlalchemy":
+        from sqlalchemy import create_engine
+
+        from afterparty.backends.sqlalchemy import engine_database
+
+        return engine_database(create_engine(f"sqlite:///{path}"))
+    return open_database(parse_url(f"sqlite:///{path}"), 5.0)
+
+
+@pytest.mark.parametrize("kind", ["driver", "sqlalchemy"])
+def test_a_transaction_that_reads_then_writes_is_not_refused_for_a_commit_in_between(
+        tmp_path: Path, kind: str) -> None:
+    """What the deploys above hit, in one transaction: it read, the application committed,
+    then it wrote. Begun IMMEDIATE, it holds the write lock from the start: the application's
+    commit waits for it instead."""
+    path = tmp_path / "records.sqlite3"
+    database = open_records(path, kind)
+    application = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        database.execute("CREATE TABLE notes (note TEXT)")
+        database.begin()
+        database.query("SELECT count(*) FROM notes")
+        with contextlib.suppress(sqlite3.OperationalError):  # it has to wait: afterparty writes
+            application.execute("INSERT INTO notes VALUES ('application')")
+        database.execute("INSERT INTO notes VALUES ('afterparty')")
+        database.commit()
+        application.execute("INSERT INTO notes VALUES ('application, later')")
+        assert ("afterparty",) in database.query("SELECT note FROM notes")
+    finally:
+        application.close()
+        database.close()

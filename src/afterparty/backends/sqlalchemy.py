@@ -57,10 +57,12 @@ class EngineConnection(Connection):
             self.sa_connection.begin()
         # pysqlite starts the transaction only at the first write, so the task's SAVEPOINT
         # would start it, and releasing that outermost savepoint would commit the task's work
-        # before its record is fenced: start it now, as afterparty's own SQLite connection does.
+        # before its record is fenced: start it now, as afterparty's own SQLite connection does,
+        # and IMMEDIATE (every transaction afterparty opens writes: one that read first would
+        # be refused at once if another writer committed in between).
         if self.engine.dialect.name == "sqlite" and not getattr(self.driver_connection,
                                                                 "in_transaction", True):
-            self.sa_connection.exec_driver_sql("BEGIN")
+            self.sa_connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
         if self._session is not None:
