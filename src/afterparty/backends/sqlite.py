@@ -182,6 +182,11 @@ class SQLite(Dialect):
         return SQLite3Connection(open_session, (sqlite3.Error,), path=path, patience=patience)
 
     def prepare(self, database: Database) -> None:
+        try:
+            refuse_hard_links(database.url.database)
+        except DatabaseError:
+            database.close()
+            raise
         raw = database.connection.driver_connection
         database.guard(lambda: use_write_ahead_log(raw))
 
@@ -241,6 +246,21 @@ def busy_timeout(url: DatabaseURL) -> float:
 
 def _let_signal_handlers_run() -> int:
     return 0
+
+
+def refuse_hard_links(path: str) -> None:
+    """One database file, one name: SQLite keeps the write-ahead log beside the path it was
+    opened by, so each hard link would have a log of its own. A runner through one name would
+    not see what one through the other committed, and a log replayed later would undo it."""
+    try:
+        links = os.stat(path).st_nlink
+    except OSError:
+        return  # opening it said what is wrong
+    if links > 1:
+        raise DatabaseError(
+            f"the SQLite database {path} has {links} hard links: SQLite keeps its write-ahead log "
+            "beside one path, so two paths would see two databases; use one path (a symlink is "
+            f"fine) and remove the other links (find them with: find / -xdev -samefile {path})")
 
 
 def use_write_ahead_log(connection: Any) -> None:
