@@ -33,6 +33,12 @@ class DatabaseLock(ABC):
     def holder(self) -> str | None:
         """Who holds it, as far as the database can tell."""
 
+    def guards_commit(self) -> bool:
+        """Whether a commit made now still lands in the database this lock guards; asked just
+        before each fenced commit, so it costs no round trip. A lock a server keeps for a
+        session always does: the session, and so the lock, lives in that one database."""
+        return True
+
     def close(self) -> None:
         """Free what the lock keeps open; called once the database is closed."""
         self.release()

@@ -248,6 +248,15 @@ def _let_signal_handlers_run() -> int:
     return 0
 
 
+def file_identity(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file a path names now (following symlinks); None if none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 def refuse_hard_links(path: str) -> None:
     """One database file, one name: SQLite keeps the write-ahead log beside the path it was
     opened by, so each hard link would have a log of its own. A runner through one name would
@@ -290,6 +299,8 @@ class FileLock(DatabaseLock):
         import hashlib
 
         self.path = os.path.realpath(path)
+        #: The database's name as configured, followed anew at each check (a symlink may move).
+        self.named = os.path.abspath(path)
         digest = hashlib.blake2b(prefix.encode(), digest_size=3).digest()
         self.offset = LOCK_REGION + int.from_bytes(digest, "big")
         self._fd: int | None = None
@@ -323,14 +334,16 @@ class FileLock(DatabaseLock):
 
     def is_held(self) -> bool:
         """Held, and the path still names the file we locked (it was not replaced)."""
-        if not self._held or self._fd is None:
-            return False
-        try:
-            now = os.stat(self.path)
-        except OSError:
+        return self._held and self.guards_commit()
+
+    def guards_commit(self) -> bool:
+        """Whether the database's path still names the file this lock is on: a file deleted,
+        renamed or replaced under a runner (or a symlink moved) would take its commits into a
+        file the next runner does not read. One stat, no database round trip."""
+        if self._fd is None:
             return False
         mine = os.fstat(self._fd)
-        return (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
+        return file_identity(self.named) == (mine.st_dev, mine.st_ino)
 
     def release(self) -> None:
         if self._fd is not None and self._held:
