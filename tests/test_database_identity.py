@@ -1,14 +1,17 @@
-"""Which database the records are in: a SQLite file reached by two hard links is refused, and
-the SQLite lock knows when its file was replaced under it.
+"""Which database the records are in: a copy of the records (a restored backup, a staging clone, a
+SQLite file baked into an image) is told apart from the database it was copied from, whatever it
+says about itself; a SQLite file reached by two hard links is refused; and the SQLite lock knows
+when its file was replaced under it.
 
-``DatabaseLock.guards_commit`` is what the fence asks; these tests hold it to its word on each
-backend, against the real servers.
+``Dialect.place`` and ``DatabaseLock.guards_commit`` are what the fence asks; these tests hold
+them to their word on each backend, against the real servers.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +22,7 @@ import pytest
 from afterparty.backends import open_database
 from afterparty.backends.base import Database
 from afterparty.backends.url import parse_url
-from conftest import Project
+from conftest import MYSQL_ADMIN, POSTGRES_ADMIN_URL, Project
 
 VERSION = "20260101000000"
 
@@ -47,6 +50,98 @@ def write_records(url: str) -> str:
     return identity
 
 
+def read_identity(database: Database) -> str:
+    (identity,), = database.query("SELECT environment_id FROM records_identity")
+    database.rollback()
+    return str(identity)
+
+
+@contextmanager
+def copied(url: str, directory: Path) -> Iterator[str]:
+    """A copy of the database at ``url``, as its operators would make one; dropped afterwards."""
+    if url.startswith("sqlite"):
+        copy = directory / "restored-backup.sqlite3"
+        with sqlite3.connect(url.split("sqlite:///", 1)[1]) as source, sqlite3.connect(copy) as target:
+            source.backup(target)
+        yield f"sqlite:///{copy}"
+        return
+    original = url.rsplit("/", 1)[1]
+    name = f"{original}_copy"
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name} TEMPLATE {original}")  # a file-level copy
+            try:
+                yield f"{url.rsplit('/', 1)[0]}/{name}"
+            finally:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        return
+    import pymysql
+
+    admin = pymysql.connect(**MYSQL_ADMIN, autocommit=True)
+    try:
+        with admin.cursor() as cursor:  # what a dump restored on the same server makes
+            cursor.execute(f"CREATE DATABASE {name}")
+            cursor.execute(f"CREATE TABLE {name}.records_identity LIKE {original}.records_identity")
+            cursor.execute(f"INSERT INTO {name}.records_identity SELECT * FROM {original}.records_identity")
+        try:
+            yield f"{url.rsplit('/', 1)[0]}/{name}"
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+    finally:
+        admin.close()
+
+
+def test_a_copy_of_the_records_is_another_place(database_url: str, tmp_path: Path) -> None:
+    identity = write_records(database_url)
+
+    with copied(database_url, tmp_path) as copy_url, opened(database_url) as original, \
+            opened(copy_url) as copy:
+        assert read_identity(copy) == identity  # the copy says it is the same records
+        assert copy.dialect.place(copy) != original.dialect.place(original)
+
+
+def test_the_same_database_reached_twice_is_one_place(database_url: str, tmp_path: Path) -> None:
+    write_records(database_url)
+    urls = [database_url, database_url]
+    if database_url.startswith("sqlite"):
+        link = tmp_path / "current.sqlite3"
+        link.symlink_to(database_url.split("sqlite:///", 1)[1])
+        urls[1] = f"sqlite:///{link}"
+
+    with opened(urls[0]) as first, opened(urls[1]) as second:
+        place = first.dialect.place(first)
+        assert place == second.dialect.place(second)
+        assert place == first.dialect.place(first)  # and it stays so
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_role_that_cannot_read_the_cluster_identifier_still_has_a_place(database_url: str) -> None:
+    """Hosted PostgreSQL may revoke pg_control_system(): the server's address stands in."""
+    import psycopg
+
+    role = f"ap_place_{uuid.uuid4().hex[:8]}"
+    database = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'secret'")
+        try:
+            with psycopg.connect(database_url, autocommit=True) as owner:
+                owner.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
+            host = POSTGRES_ADMIN_URL.split("@", 1)[1].rsplit("/", 1)[0]
+            url = f"postgresql://{role}:secret@{host}/{database}"
+            with opened(url) as first, opened(url) as second, opened(database_url) as superuser:
+                place = first.dialect.place(first)
+                assert place == second.dialect.place(second)
+                # The same database (its oid), said another way: the server's address for the cluster.
+                said_by_superuser = superuser.dialect.place(superuser)
+                assert place != said_by_superuser
+                assert place.split("/")[1] == said_by_superuser.split("/")[1]
+        finally:
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
 @pytest.fixture
 def records_file(tmp_path: Path) -> Path:
     path = tmp_path / "records.sqlite3"
@@ -72,9 +167,12 @@ def test_the_file_lock_no_longer_guards_commits_once_its_file_is_replaced(
         assert lock.try_acquire()
         try:
             assert lock.guards_commit()
+            before = database.dialect.place(database)
             change(records_file)
             assert not lock.guards_commit()
             assert not lock.is_held()
+            if records_file.exists():
+                assert database.dialect.place(database) != before
         finally:
             lock.close()
 

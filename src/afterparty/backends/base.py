@@ -212,6 +212,15 @@ class Dialect(ABC):
     def lock(self, database: Database, prefix: str) -> DatabaseLock:
         """The environment lock of the records under ``prefix``."""
 
+    @abstractmethod
+    def place(self, database: Database) -> str:
+        """Where the records physically are: an identity of the database this session reaches
+        that a copy of its data does not carry (a restored backup, a staging clone, a SQLite
+        file baked into an image), so that two sessions can tell whether they write to the same
+        database, whatever the records say about themselves. Equal strings, same database.
+
+        Call it between transactions: it ends the read it makes."""
+
     def prepare(self, database: Database) -> None:  # noqa: B027 - most need nothing
         """Set up a new session, whatever kind of connection it is on."""
 

@@ -212,6 +212,19 @@ class SQLite(Dialect):
     def lock(self, database: Database, prefix: str) -> DatabaseLock:
         return FileLock(database.url.database, prefix)
 
+    def place(self, database: Database) -> str:
+        """The device and inode of the database file its path names now. A copy is another
+        file; a symlink or a relative path to the same file is the same place (a second hard
+        link is refused on opening). Only meaningful on one machine: SQLite is never shared
+        between machines safely anyway."""
+        path = database.url.database
+        identity = file_identity(path)
+        if identity is None:
+            raise DatabaseError(f"the SQLite database {os.path.abspath(path)} is gone (deleted or "
+                                "renamed while afterparty used it); check the database URL")
+        device, inode = identity
+        return f"sqlite:{device}:{inode}"
+
     @contextlib.contextmanager
     def signals_reach_statements(self, database: Database) -> Iterator[None]:
         # A long statement holds the main thread inside SQLite, where no Python signal handler
