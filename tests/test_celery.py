@@ -336,16 +336,19 @@ def test_no_database_password_travels_and_a_worker_on_other_records_runs_nothing
 BATCHES = 20
 
 
-def backfill_in_batches(project: Project, table: str, marker: Path) -> None:
-    """The issue's backfill: a checkpoint per batch, each batch's rows committed with it."""
+def backfill_in_batches(project: Project, table: str, marker: Path, gate: Path | None = None) -> None:
+    """The issue's backfill: a checkpoint per batch, each batch's rows committed with it. With
+    ``gate``, the attempt that committed the fifth batch goes on only once that file exists."""
+    wait_for_gate = f"while not os.path.exists({str(gate)!r}): time.sleep(0.01)" if gate else ""
     project.write_task(VERSION, "backfill", f"""
-        import time
+        import os, time
         for i in range(ctx.checkpoint.get(0), {BATCHES}):
             with ctx.batch(checkpoint=i + 1):
                 ctx.db.execute("INSERT INTO {table} (batch) VALUES (%s)", (i,))
             ctx.progress(i + 1, total={BATCHES})
             if i == 4:
                 open({str(marker)!r}, "w").close()
+                {wait_for_gate}
             time.sleep(0.1)
     """, options='description="backfill", atomic=False, background=True')
 
@@ -452,8 +455,12 @@ def end_the_lease_session(project: Project, url: str) -> None:
     """End the database session that keeps the task's lease (as a DBA, an idle timeout or the
     network would); the worker's own session stays."""
     if url.startswith("postgresql"):
-        project.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                      "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        advisory = ("FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        project.query(f"SELECT pg_terminate_backend(pid) {advisory}")
+        # The backend ends, and frees its locks, a moment after it is told to.
+        wait_until(lambda: project.query(f"SELECT count(*) {advisory}") == [(0,)],
+                   "the terminated session's lease freed")
         return
     from afterparty.backends import open_database
     from afterparty.backends.url import parse_url
@@ -467,6 +474,8 @@ def end_the_lease_session(project: Project, url: str) -> None:
     ((holder,),) = project.query(f"SELECT IS_USED_LOCK('{name}')")
     assert holder is not None, "the worker holds the task's lease"
     project.query(f"KILL {int(str(holder))}")
+    wait_until(lambda: project.query(f"SELECT IS_USED_LOCK('{name}')") == [(None,)],
+               "the killed session's lease freed")
 
 
 @pytest.mark.parametrize("database_url", ["postgresql", "mysql"], indirect=True)
@@ -485,7 +494,10 @@ def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, datab
     project.env["BROKER_URL"] = redis_url
     project.query("CREATE TABLE backfilled (batch INTEGER)")
     marker = tmp_path / "five_batches_done"
-    backfill_in_batches(project, "backfilled", marker)
+    # The old attempt waits after its fifth batch until the deploy has taken its lease over:
+    # under load it would otherwise finish all its batches before the deploy starts.
+    deploy_done = tmp_path / "deploy_done"
+    backfill_in_batches(project, "backfilled", marker, gate=deploy_done)
     assert project.cli("run").code == 0
 
     workers = Workers(project, tmp_path)
@@ -495,6 +507,7 @@ def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, datab
         # The worker holds no lock but its task's lease: end the session that keeps it.
         end_the_lease_session(project, database_url)
         deploy = project.cli("run")
+        deploy_done.touch()
         assert deploy.code == 0, deploy.both
         assert f"found {VERSION} left running by a runner that died" in deploy.out
         wait_until(lambda: "lost the task's lease" in workers.log(0), "the old attempt refused")
