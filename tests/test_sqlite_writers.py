@@ -1,5 +1,6 @@
 """SQLite shared with the application: deploys and decisions wait their turn for the database's
-one write lock while the application writes, and fail (exit 4) only when that wait runs out.
+one write lock while the application writes, and fail (exit 4) only when that wait runs out; a
+task's own transaction leaves the lock to others until it writes.
 
 The writers are real processes on the same file: an application committing a row every 10 ms,
 and a backfill that holds each write transaction for 10 ms and starts the next one at once.
@@ -11,6 +12,7 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 from afterparty.backends import open_database
 from afterparty.backends.base import Database
 from afterparty.backends.url import parse_url
+from afterparty.errors import DatabaseError
 from conftest import Project, Result, stop, wait_until
 
 VERSION_BASE = 20260101000000
@@ -166,7 +169,6 @@ def test_a_writer_that_keeps_the_lock_past_the_timeout_stops_the_deploy_with_exi
         == [("succeeded",)]
 
 
-
 def test_a_timeout_that_is_no_number_of_seconds_is_refused(sqlite_project: Project) -> None:
     sqlite_project.write_task(str(VERSION_BASE), "first")
     result = sqlite_project.cli(
@@ -206,6 +208,57 @@ def test_a_transaction_that_reads_then_writes_is_not_refused_for_a_commit_in_bet
         database.commit()
         application.execute("INSERT INTO notes VALUES ('application, later')")
         assert ("afterparty",) in database.query("SELECT note FROM notes")
+    finally:
+        application.close()
+        database.close()
+
+
+@pytest.mark.parametrize("kind", ["driver", "sqlalchemy"])
+def test_a_task_s_transaction_takes_the_write_lock_only_when_it_writes(tmp_path: Path,
+                                                                        kind: str) -> None:
+    """A task may run long before it writes, or never: meanwhile the application goes on
+    writing. A transaction of record writes holds the lock from its start."""
+    path = tmp_path / "records.sqlite3"
+    database = open_records(path, kind)
+    application = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        database.execute("CREATE TABLE notes (note TEXT)")
+        database.begin_task()
+        database.execute("SAVEPOINT afterparty_task")
+        application.execute("INSERT INTO notes VALUES ('application, while the task runs')")
+        database.execute("INSERT INTO notes VALUES ('the task')")
+        database.execute("RELEASE SAVEPOINT afterparty_task")
+        database.commit()
+
+        database.begin()
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            application.execute("INSERT INTO notes VALUES ('application, while records are written')")
+        database.rollback()
+        assert sorted(database.query("SELECT note FROM notes")) == [
+            ("application, while the task runs",), ("the task",)]
+    finally:
+        application.close()
+        database.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="sqlite3 tells the extended code from 3.11 on")
+def test_a_task_that_read_before_another_writer_committed_is_refused_at_once(tmp_path: Path) -> None:
+    """SQLite's limit for a transaction that does not hold the write lock from its start: once
+    another writer committed after it read, it may write nothing. Said at once, not after the
+    busy timeout."""
+    path = tmp_path / "records.sqlite3"
+    database = open_records(path, "driver")
+    application = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        database.execute("CREATE TABLE notes (note TEXT)")
+        database.begin_task()
+        database.connection.driver_connection.execute("SELECT count(*) FROM notes").fetchall()
+        application.execute("INSERT INTO notes VALUES ('application')")
+        started = time.monotonic()
+        with pytest.raises(DatabaseError, match="another writer committed after this transaction read"):
+            database.execute("INSERT INTO notes VALUES ('the task')")
+        assert time.monotonic() - started < 5
+        database.rollback()
     finally:
         application.close()
         database.close()

@@ -39,7 +39,16 @@ class Connection(ABC):
 
     @abstractmethod
     def begin(self) -> None:
-        """Open a transaction now, so that the task's own transaction blocks become savepoints."""
+        """Open a transaction of afterparty's record writes now (where the database has one
+        writer, SQLite, it takes the write lock at once)."""
+
+    def begin_task(self) -> None:
+        """Open the transaction a task's body runs in, so that the task's own transaction blocks
+        become savepoints. A task may run long before it writes, or never: where the database has
+        one writer (SQLite), this transaction takes the write lock only at its first write, so
+        that the application's writers, other prefixes' runners and progress reports go on
+        meanwhile. Elsewhere it is ``begin``."""
+        self.begin()
 
     @abstractmethod
     def commit(self) -> None: ...
@@ -325,6 +334,10 @@ class Database:
             self.rollback()
             raise
         self.commit()
+
+    def begin_task(self) -> None:
+        """Open the transaction a task's body runs in (see Connection.begin_task)."""
+        self.guard(self.connection.begin_task)
 
     def twin(self) -> Database:
         """A second session (autocommit), for the lock and for cancelling statements."""

@@ -35,16 +35,18 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 TURN_POLL = 0.0002
 # SQLite's write lock in WAL mode: a POSIX lock on this byte of the "-shm" file.
 WAL_WRITE_LOCK_BYTE = 120
+# SQLITE_BUSY_SNAPSHOT, the extended result code of a write refused for a stale read.
+SQLITE_BUSY_SNAPSHOT = 517
 
 
 class SQLite3Connection(DriverConnection):
     """A sqlite3 connection in which afterparty opens every transaction itself, so that a
     task's ctx.db work and its success record share one explicit transaction.
 
-    Every transaction afterparty opens writes, so it begins with BEGIN IMMEDIATE: it takes the
-    database's one write lock first, waiting for other writers. A deferred BEGIN that reads
-    and then writes is refused at once in WAL mode when another writer came in between
-    ("database is locked"), whatever the busy timeout.
+    A transaction of record writes begins with BEGIN IMMEDIATE: it takes the database's one
+    write lock first, waiting for other writers. A deferred BEGIN that reads and then writes
+    is refused at once in WAL mode when another writer committed in between ("database is
+    locked"), whatever the busy timeout. A task's transaction begins deferred (begin_task).
     """
 
     placeholder = "?"
@@ -61,14 +63,25 @@ class SQLite3Connection(DriverConnection):
         return type(self)(self._open_session, self.driver_errors, autocommit=True,
                           path=self.path, patience=self.patience)
 
+    #: The open transaction holds the write lock (begun IMMEDIATE): no statement waits.
+    _writing = False
+
     def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
-        if self.raw.in_transaction:  # begun IMMEDIATE: this session is the writer
+        if self._writing and self.raw.in_transaction:
             return super().run(sql, params, read)
+        # Outside a transaction, or in a task's that has not written yet: a statement refused
+        # for the write lock did nothing, and is tried again.
         return self._in_turn(lambda: super(SQLite3Connection, self).run(sql, params, read))
 
     def begin(self) -> None:
         with self._explained_errors():
             self._in_turn(lambda: self.raw.execute("BEGIN IMMEDIATE"))
+        self._writing = True
+
+    def begin_task(self) -> None:
+        with self._explained_errors():
+            self.raw.execute("BEGIN")
+        self._writing = False
 
     def _in_turn(self, action: Callable[[], T]) -> T:
         """Run ``action`` (a statement outside a transaction, or BEGIN IMMEDIATE) once no other
@@ -85,6 +98,11 @@ class SQLite3Connection(DriverConnection):
                 except sqlite3.OperationalError as exc:
                     if not is_busy(exc):
                         raise
+                    if is_stale_snapshot(exc):
+                        raise sqlite3.OperationalError(
+                            "database is locked: another writer committed after this transaction "
+                            "read, so SQLite refuses it any write (waiting cannot help); run again"
+                        ) from exc
                     if time.monotonic() >= deadline:
                         raise self._still_locked() from exc
                 time.sleep(TURN_POLL)
@@ -117,6 +135,12 @@ class SQLite3Connection(DriverConnection):
 def is_busy(exc: BaseException) -> bool:
     """Whether SQLite refused a statement because another connection holds the lock it needs."""
     return str(exc).startswith("database is locked")
+
+
+def is_stale_snapshot(exc: BaseException) -> bool:
+    """Whether a write was refused because another writer committed after this transaction
+    read: waiting cannot help (SQLite says so from Python 3.11 on; before, it is waited out)."""
+    return getattr(exc, "sqlite_errorcode", None) == SQLITE_BUSY_SNAPSHOT
 
 
 def write_lock_holder(path: str) -> str | None:
