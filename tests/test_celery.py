@@ -131,7 +131,8 @@ def attempts(project: Project, version: str = VERSION) -> list[tuple[str, str]]:
 
 
 def send_again(project: Project, version: str = VERSION) -> None:
-    """Deliver the task's message once more, as Celery may (acks late, a visibility timeout)."""
+    """Deliver the task's message once more, as Celery may (acks late, a visibility timeout),
+    as the deploy sent it (with the records' place)."""
     script = (
         "from afterparty.background.sending import load_app, message_for, send\n"
         "from afterparty.config import load_settings\n"
@@ -139,8 +140,9 @@ def send_again(project: Project, version: str = VERSION) -> None:
         "settings = load_settings()\n"
         "session = Session(settings)\n"
         "environment_id = session.recorder.environment_id()\n"
+        "place = session.database.dialect.place(session.database)\n"
         "session.close()\n"
-        f"send(load_app(settings), message_for(settings, {version!r}, None, environment_id))\n")
+        f"send(load_app(settings), message_for(settings, {version!r}, None, environment_id, place))\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=project.root, env=project.env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
@@ -338,16 +340,19 @@ def test_no_database_password_travels_and_a_worker_on_other_records_runs_nothing
 BATCHES = 20
 
 
-def backfill_in_batches(project: Project, table: str, marker: Path) -> None:
-    """The issue's backfill: a checkpoint per batch, each batch's rows committed with it."""
+def backfill_in_batches(project: Project, table: str, marker: Path, gate: Path | None = None) -> None:
+    """The issue's backfill: a checkpoint per batch, each batch's rows committed with it. With
+    ``gate``, the attempt that committed the fifth batch goes on only once that file exists."""
+    wait_for_gate = f"while not os.path.exists({str(gate)!r}): time.sleep(0.01)" if gate else ""
     project.write_task(VERSION, "backfill", f"""
-        import time
+        import os, time
         for i in range(ctx.checkpoint.get(0), {BATCHES}):
             with ctx.batch(checkpoint=i + 1):
                 ctx.db.execute("INSERT INTO {table} (batch) VALUES (%s)", (i,))
             ctx.progress(i + 1, total={BATCHES})
             if i == 4:
                 open({str(marker)!r}, "w").close()
+                {wait_for_gate}
             time.sleep(0.1)
     """, options='description="backfill", atomic=False, background=True')
 
@@ -454,8 +459,12 @@ def end_the_lease_session(project: Project, url: str) -> None:
     """End the database session that keeps the task's lease (as a DBA, an idle timeout or the
     network would); the worker's own session stays."""
     if url.startswith("postgresql"):
-        project.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                      "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        advisory = ("FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        project.query(f"SELECT pg_terminate_backend(pid) {advisory}")
+        # The backend ends, and frees its locks, a moment after it is told to.
+        wait_until(lambda: project.query(f"SELECT count(*) {advisory}") == [(0,)],
+                   "the terminated session's lease freed")
         return
     from afterparty.backends import open_database
     from afterparty.backends.url import parse_url
@@ -469,6 +478,8 @@ def end_the_lease_session(project: Project, url: str) -> None:
     ((holder,),) = project.query(f"SELECT IS_USED_LOCK('{name}')")
     assert holder is not None, "the worker holds the task's lease"
     project.query(f"KILL {int(str(holder))}")
+    wait_until(lambda: project.query(f"SELECT IS_USED_LOCK('{name}')") == [(None,)],
+               "the killed session's lease freed")
 
 
 @pytest.mark.parametrize("database_url", ["postgresql", "mysql"], indirect=True)
@@ -487,7 +498,10 @@ def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, datab
     project.env["BROKER_URL"] = redis_url
     project.query("CREATE TABLE backfilled (batch INTEGER)")
     marker = tmp_path / "five_batches_done"
-    backfill_in_batches(project, "backfilled", marker)
+    # The old attempt waits after its fifth batch until the deploy has taken its lease over:
+    # under load it would otherwise finish all its batches before the deploy starts.
+    deploy_done = tmp_path / "deploy_done"
+    backfill_in_batches(project, "backfilled", marker, gate=deploy_done)
     assert project.cli("run").code == 0
 
     workers = Workers(project, tmp_path)
@@ -497,6 +511,7 @@ def test_a_worker_that_lost_its_lease_commits_nothing_more(tmp_path: Path, datab
         # The worker holds no lock but its task's lease: end the session that keeps it.
         end_the_lease_session(project, database_url)
         deploy = project.cli("run")
+        deploy_done.touch()
         assert deploy.code == 0, deploy.both
         assert f"found {VERSION} left running by a runner that died" in deploy.out
         wait_until(lambda: "lost the task's lease" in workers.log(0), "the old attempt refused")
@@ -637,3 +652,41 @@ def test_status_and_verify_say_a_killed_worker_is_gone(celery_project: Project, 
     assert "its worker is gone" in status.out and "left" not in status.out, status.out
     verify = project.cli("verify")
     assert verify.code == 6 and "its worker is gone" in verify.both, verify.both
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_worker_given_a_copy_of_the_records_runs_nothing(celery_project: Project,
+                                                           workers: Workers, tmp_path: Path) -> None:
+    """A restored backup, a staging clone, a file baked into an image: the copy says it is the
+    same environment (its identity row came along), but it is another database, and a worker
+    configured with it runs nothing there; the task stays queued for a worker on the real one."""
+    project = celery_project
+    project.write_task(VERSION, "backfill", 'print("ran")', options="background=True")
+    assert project.cli("run").code == 0
+    if project.database_url.startswith("sqlite"):
+        copy_path = tmp_path / "copy.sqlite3"
+        shutil.copyfile(project.database_url.removeprefix("sqlite:///"), copy_path)
+        copy = f"sqlite:///{copy_path}"
+    else:
+        import psycopg
+
+        base, name = project.database_url.rsplit("/", 1)
+        with psycopg.connect(project.database_url, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}_copy TEMPLATE {name}")
+        copy = f"{base}/{name}_copy"
+    try:
+        worker = workers.start({"AFTERPARTY_DATABASE_URL": copy})
+        wait_until(lambda: "are a copy of the ones of the run that queued it" in workers.log(worker),
+                   "the worker on the copy refusing")
+        assert state_of(project) == "queued"
+        workers.stop_all()
+        send_again(project)
+        workers.start()
+        wait_until(lambda: state_of(project) == "succeeded", "a worker on the real records")
+    finally:
+        workers.stop_all()
+        if not copy.startswith("sqlite"):
+            with psycopg.connect(project.database_url.rsplit("/", 1)[0] + "/postgres",
+                                 autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {name}_copy WITH (FORCE)")
+

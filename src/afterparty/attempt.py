@@ -137,7 +137,7 @@ class AttemptRunner:
         second runner, nor touch the runner's connections and locks (they are the parent's)."""
         database = self.session.database
         if atomic:
-            database.begin()
+            database.begin_task()
             database.execute(f"SAVEPOINT {SAVEPOINT}")
         else:
             database.rollback()  # nothing is open (the running record was committed), reads aside

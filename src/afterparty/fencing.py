@@ -10,7 +10,7 @@ from afterparty.errors import LockLostError
 from afterparty.states import Guard
 
 if TYPE_CHECKING:
-    from afterparty.backends.locks import DatabaseLock
+    from afterparty.backends.base import DatabaseLock
     from afterparty.recorder import Recorder
     from afterparty.records import Fence
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from enum import Enum
 
-from afterparty.backends.locks import DatabaseLock
+from afterparty.backends.base import DatabaseLock
 from afterparty.errors import ConfigError, LockBusyError
 from afterparty.fencing import LOCK_KEY, FencedLock
 from afterparty.recorder import Recorder

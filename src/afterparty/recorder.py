@@ -30,7 +30,7 @@ from afterparty.records import (
 from afterparty.states import Action, Actor, Guard, MoveRefused, State, allows, state_of
 
 if TYPE_CHECKING:
-    from afterparty.backends.locks import DatabaseLock
+    from afterparty.backends.base import DatabaseLock
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -248,8 +248,7 @@ class Recorder:
         current = self.database.query(
             f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s"
             f"{self.database.dialect.locking_read}", (fence.key,))
-        guards = getattr(fence.lock, "guards_commit", lambda: True)
-        if current != [(str(fence.epoch),)] or not guards():
+        if current != [(str(fence.epoch),)] or not fence.lock.guards_commit():
             self.database.rollback()
             who = "runner" if fence.guard is Guard.LOCK else "worker"
             raise LockLostError(

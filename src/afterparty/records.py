@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from afterparty.states import Guard, State, run_state
 
 if TYPE_CHECKING:
-    from afterparty.backends.locks import DatabaseLock
+    from afterparty.backends.base import DatabaseLock
 
 # 2: the progress table (checkpoints and progress of long tasks).
 SCHEMA_VERSION = 2

@@ -73,10 +73,8 @@ def _add_workers(session: Session, rows: list[TaskStatus]) -> None:
         on_worker = bool(attempts) and any(a.action == Action.ENQUEUE.value for a in attempts)
         where = f"{attempts[-1].host}, pid {attempts[-1].pid}" if attempts else "unknown"
         lock = session.database.lock(lock_name(prefix, row.version) if on_worker else prefix)
-        try:
-            row.gone = lock.is_free()
-        finally:
-            lock.close()
+        session.other_locks.append(lock)  # closed after the database (an SQLite file's descriptor)
+        row.gone = lock.is_free()
         if row.gone:
             who = "worker" if on_worker else "runner"
             row.reason = (f"its {who} is gone ({where}): the next `afterparty run` records it "

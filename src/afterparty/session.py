@@ -15,8 +15,7 @@ from afterparty.recorder import Recorder
 from afterparty.records import NAME_LIMIT, Origin, storable
 
 if TYPE_CHECKING:
-    from afterparty.backends.base import Database
-    from afterparty.backends.locks import DatabaseLock
+    from afterparty.backends.base import Database, DatabaseLock
     from afterparty.backends.url import DatabaseURL
     from afterparty.fencing import FencedLock
 

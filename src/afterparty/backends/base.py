@@ -8,12 +8,9 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from afterparty.backends.url import DatabaseURL
-
-if TYPE_CHECKING:
-    from afterparty.backends.locks import DatabaseLock
 from afterparty.errors import DatabaseError, UsageError
 
 T = TypeVar("T")
@@ -22,6 +19,42 @@ Row = tuple[Any, ...]
 
 class MissingTableError(Exception):
     """The records tables do not exist yet (a database afterparty has never written to)."""
+
+
+class DatabaseLock(ABC):
+    """The environment lock as one database keeps it; the server or the OS frees it when
+    the holder dies. fencing.py and lock.py drive it (waiting, epoch, checks)."""
+
+    @abstractmethod
+    def try_acquire(self) -> bool:
+        """Take the lock without waiting; True when this runner now holds it."""
+
+    @abstractmethod
+    def is_held(self) -> bool:
+        """Whether this runner still holds it (its session is alive and owns the lock)."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Give it back (failing is harmless: a closed session's lock is freed anyway)."""
+
+    @abstractmethod
+    def holder(self) -> str | None:
+        """Who holds it, as far as the database can tell."""
+
+    @abstractmethod
+    def is_free(self) -> bool:
+        """Whether nobody holds it, asked without taking it (a look must never stand in the way
+        of a runner or worker taking it at that moment)."""
+
+    def guards_commit(self) -> bool:
+        """Whether a commit made now still lands in the database this lock guards; asked just
+        before each fenced commit, so it costs no round trip. A lock a server keeps for a
+        session always does: the session, and so the lock, lives in that one database."""
+        return True
+
+    def close(self) -> None:
+        """Free what the lock keeps open; called once the database is closed."""
+        self.release()
 
 
 class Connection(ABC):
@@ -39,7 +72,16 @@ class Connection(ABC):
 
     @abstractmethod
     def begin(self) -> None:
-        """Open a transaction now, so that the task's own transaction blocks become savepoints."""
+        """Open a transaction of afterparty's record writes now (where the database has one
+        writer, SQLite, it takes the write lock at once)."""
+
+    def begin_task(self) -> None:
+        """Open the transaction a task's body runs in, so that the task's own transaction blocks
+        become savepoints. A task may run long before it writes, or never: where the database has
+        one writer (SQLite), this transaction takes the write lock only at its first write, so
+        that the application's writers, other prefixes' runners and progress reports go on
+        meanwhile. Elsewhere it is ``begin``."""
+        self.begin()
 
     @abstractmethod
     def commit(self) -> None: ...
@@ -212,6 +254,15 @@ class Dialect(ABC):
     def lock(self, database: Database, prefix: str) -> DatabaseLock:
         """The environment lock of the records under ``prefix``."""
 
+    @abstractmethod
+    def place(self, database: Database) -> str:
+        """Where the records physically are: an identity of the database this session reaches
+        that a copy of its data does not carry (a restored backup, a staging clone, a SQLite
+        file baked into an image), so that two sessions can tell whether they write to the same
+        database, whatever the records say about themselves. Equal strings, same database.
+
+        Call it between transactions: it ends the read it makes."""
+
     def prepare(self, database: Database) -> None:  # noqa: B027 - most need nothing
         """Set up a new session, whatever kind of connection it is on."""
 
@@ -324,6 +375,11 @@ class Database:
             self.rollback()
             raise
         self.commit()
+
+    def begin_task(self) -> None:
+        """Open the transaction a task's body runs in (see Connection.begin_task)."""
+        self.guard(self.connection.begin_task)
+        self.in_transaction = True
 
     def twin(self) -> Database:
         """A second session (autocommit), for the lock and for cancelling statements."""

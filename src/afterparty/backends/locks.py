@@ -1,46 +1,13 @@
-"""The environment lock as a database keeps it: the interface lock.py drives, and the shape
-shared by the locks a server keeps for a session."""
+"""The shape shared by the locks a server keeps for a session (PostgreSQL's advisory locks,
+MySQL's GET_LOCK); the interface every lock offers is base.DatabaseLock."""
 
 from __future__ import annotations
 
 import contextlib
-from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
+from afterparty.backends.base import Database, DatabaseLock
 from afterparty.errors import DatabaseError
-
-if TYPE_CHECKING:
-    from afterparty.backends.base import Database
-
-
-class DatabaseLock(ABC):
-    """The environment lock as one database keeps it; the server or the OS frees it when
-    the holder dies. lock.py drives it (waiting, epoch, checks)."""
-
-    @abstractmethod
-    def try_acquire(self) -> bool:
-        """Take the lock without waiting; True when this runner now holds it."""
-
-    @abstractmethod
-    def is_held(self) -> bool:
-        """Whether this runner still holds it (its session is alive and owns the lock)."""
-
-    @abstractmethod
-    def release(self) -> None:
-        """Give it back (failing is harmless: a closed session's lock is freed anyway)."""
-
-    @abstractmethod
-    def holder(self) -> str | None:
-        """Who holds it, as far as the database can tell."""
-
-    @abstractmethod
-    def is_free(self) -> bool:
-        """Whether nobody holds it, asked without taking it (a look must never stand in the way
-        of a runner or worker taking it at that moment)."""
-
-    def close(self) -> None:
-        """Free what the lock keeps open; called once the database is closed."""
-        self.release()
 
 
 class SessionLock(DatabaseLock):

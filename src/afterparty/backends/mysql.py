@@ -11,12 +11,13 @@ from typing import Any, ClassVar
 from afterparty.backends.base import (
     Connection,
     Database,
+    DatabaseLock,
     Dialect,
     DriverConnection,
     error_chain,
     open_with_retry,
 )
-from afterparty.backends.locks import DatabaseLock, SessionLock
+from afterparty.backends.locks import SessionLock
 from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError
 
@@ -151,6 +152,23 @@ class MySQL(Dialect):
 
     def lock(self, database: Database, prefix: str) -> DatabaseLock:
         return NamedLock(database, prefix)
+
+    def place(self, database: Database) -> str:
+        """The server's UUID and the database's name. MySQL makes the UUID at its first start
+        and keeps it in auto.cnf in the data directory: it survives restarts and a new
+        address, and a server made from a dump has another one (a data directory copied with
+        its auto.cnf keeps it, and looks like the same place). MariaDB has no server UUID: its
+        host name and port stand in, which change when the server moves to another host or
+        container. A dump restored under another name on the same server is another place."""
+        found = database.query("SHOW VARIABLES LIKE 'server_uuid'")
+        if found:
+            server = str(found[0][1])
+        else:
+            (host, port), = database.query("SELECT @@hostname, @@port")
+            server = f"{host}:{port}"
+        (name,), = database.query("SELECT DATABASE()")
+        database.rollback()
+        return f"mysql:{server}/{name}"
 
     def cancel_statement(self, database: Database) -> bool:
         # The task's session may be mid-statement: KILL QUERY from another session stops it

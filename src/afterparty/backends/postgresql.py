@@ -14,12 +14,13 @@ from typing import Any, ClassVar
 from afterparty.backends.base import (
     Connection,
     Database,
+    DatabaseLock,
     Dialect,
     DriverConnection,
     error_chain,
     open_with_retry,
 )
-from afterparty.backends.locks import DatabaseLock, SessionLock
+from afterparty.backends.locks import SessionLock
 from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError
 
@@ -169,6 +170,28 @@ class PostgreSQL(Dialect):
 
     def lock(self, database: Database, prefix: str) -> DatabaseLock:
         return AdvisoryLock(database, prefix)
+
+    def place(self, database: Database) -> str:
+        """The cluster's system identifier (made by initdb; any role may read it unless an
+        administrator revoked pg_control_system()) and the database's oid. A dump restored
+        anywhere, even into the same cluster, is another place, and so is a database copied
+        with CREATE DATABASE ... TEMPLATE. Both survive restarts, a new server address and a
+        failover to a replica, so a task queued before them is still recognised after. A
+        physical copy of the whole cluster (pg_basebackup, a replica promoted into a staging
+        server) keeps both, and looks like the same place. Where the identifier cannot be
+        read, the server's address and port as this session reached it stand in: then the
+        runner and its workers must reach the server the same way (one address, or all by its
+        Unix socket)."""
+        try:
+            (cluster,), = database.query("SELECT system_identifier::text FROM pg_control_system()")
+        except DatabaseError:
+            database.rollback()  # the refused statement aborted the transaction
+            (cluster,), = database.query(
+                "SELECT coalesce(host(inet_server_addr()), 'local') || ':' || "
+                "coalesce(inet_server_port(), 0)")
+        (oid,), = database.query("SELECT oid FROM pg_database WHERE datname = current_database()")
+        database.rollback()
+        return f"postgresql:{cluster}/{oid}"
 
     def cancel_statement(self, database: Database) -> bool:
         raw = database.connection.driver_connection

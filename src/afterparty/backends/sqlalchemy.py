@@ -53,6 +53,14 @@ class EngineConnection(Connection):
         return read(result)
 
     def begin(self) -> None:
+        # IMMEDIATE on SQLite: a transaction of record writes that read first would be refused
+        # at once if another writer committed in between.
+        self._begin("BEGIN IMMEDIATE")
+
+    def begin_task(self) -> None:
+        self._begin("BEGIN")
+
+    def _begin(self, statement: str) -> None:
         if not self.sa_connection.in_transaction():
             self.sa_connection.begin()
         # pysqlite starts the transaction only at the first write, so the task's SAVEPOINT
@@ -60,7 +68,7 @@ class EngineConnection(Connection):
         # before its record is fenced: start it now, as afterparty's own SQLite connection does.
         if self.engine.dialect.name == "sqlite" and not getattr(self.driver_connection,
                                                                 "in_transaction", True):
-            self.sa_connection.exec_driver_sql("BEGIN")
+            self.sa_connection.exec_driver_sql(statement)
 
     def commit(self) -> None:
         if self._session is not None:

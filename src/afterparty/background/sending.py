@@ -29,7 +29,8 @@ TASK_NAME = "afterparty.run_background_task"
 class Message:
     """What a worker needs to find the environment and the task: never the database URL (a
     password has no business in a broker). The worker reaches the records through its own
-    configuration, and ``environment_id`` proves that they are the same records."""
+    configuration: ``environment_id`` proves that they are the same records, and ``place`` that
+    they are the same database, not a copy of it (``Dialect.place``)."""
 
     environment_id: str
     tasks_dir: str
@@ -37,6 +38,7 @@ class Message:
     table_prefix: str
     version: str
     release: str | None = None
+    place: str = ""  # empty in a message an afterparty before 0.2 sent
 
 
 class Sender:
@@ -78,6 +80,7 @@ class Sender:
         session, recorder = self.session, self.session.recorder
         session.lock.check()
         fence = session.lock.fence
+        place = session.database.dialect.place(session.database)
         # Holding the task's lease while the record says queued: no worker is inside an
         # attempt then, so a worker's `running` is never overwritten by `queued`.
         lease = lease_if_free(session, task_file.version)
@@ -93,7 +96,8 @@ class Sender:
             lease.release()
         try:
             send(self._app, message_for(session.settings, task_file.version,
-                                        session.origin().release_id, recorder.environment_id()))
+                                        session.origin().release_id, recorder.environment_id(),
+                                        place))
         except Exception as exc:  # whatever the broker's client raises: the deploy goes on
             error = (f"could not send it to a Celery worker ({type(exc).__name__}: "
                      f"{redact(str(exc))}): check the broker; the next run sends it again")
@@ -105,7 +109,7 @@ class Sender:
 
 
 def message_for(settings: Settings, version: str, release: str | None,
-                environment_id: str) -> Message:
+                environment_id: str, place: str = "") -> Message:
     """The message of one task: its tasks directory relative to the project (a worker's checkout
     may live elsewhere), unless it lies outside it."""
     tasks_dir = os.path.abspath(settings.tasks_dir)
@@ -114,7 +118,7 @@ def message_for(settings: Settings, version: str, release: str | None,
         tasks_dir = os.path.relpath(tasks_dir, root)
     return Message(environment_id=environment_id, tasks_dir=tasks_dir,
                    environment=settings.environment, table_prefix=settings.table_prefix,
-                   version=version, release=release)
+                   version=version, release=release, place=place)
 
 
 def load_app(settings: Settings) -> Celery:

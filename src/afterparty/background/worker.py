@@ -87,11 +87,17 @@ def _other_records(session: Session, message: Message) -> str | None:
         found = session.recorder.environment_id()
     except MissingTableError:
         found = ""
-    if found == message.environment_id:
-        return None
-    return (f"{message.version}: not run: this worker's records ({session.url.redacted}, table "
-            f"prefix {message.table_prefix!r}) are not the ones of the run that queued it; give "
-            "the workers the deploy's AFTERPARTY_DATABASE_URL (the task stays queued)")
+    if found != message.environment_id:
+        return (f"{message.version}: not run: this worker's records ({session.url.redacted}, "
+                f"table prefix {message.table_prefix!r}) are not the ones of the run that queued "
+                "it; give the workers the deploy's AFTERPARTY_DATABASE_URL (the task stays queued)")
+    database = session.database
+    if message.place and database.dialect.place(database) != message.place:
+        return (f"{message.version}: not run: this worker's records ({session.url.redacted}) are "
+                "a copy of the ones of the run that queued it (a restored backup, a clone, a file "
+                "baked into an image), not the same database; give the workers the deploy's "
+                "AFTERPARTY_DATABASE_URL (the task stays queued)")
+    return None
 
 
 def _run_leased(session: WorkerSession, version: str) -> str:
