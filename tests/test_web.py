@@ -215,3 +215,45 @@ def test_a_long_tasks_progress_is_shown(sqlite_project: Project, monkeypatch: py
     assert "reached 45% (450/1,000): invoices" in client.get("/").text
     page = client.get(task_url("20260101000001")).text
     assert '<progress max="100" value="45.0"></progress> reached 45% (450/1,000): invoices' in page
+
+
+LEAKED = "hunter2-s3cret"
+DSN = f"postgresql://deploy:{LEAKED}@db.internal/shop"
+
+
+def test_passwords_in_output_errors_notes_and_progress_are_hidden_from_every_reader(
+        sqlite_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a task prints, raises, reports and keeps, and what people note, goes through the
+    command line's redactor before any page or the API shows it, to read-only users too."""
+    sqlite_project.write_task("20260101000001", "copy_orders", f'''
+        print("connecting to {DSN}")
+        ctx.log.info("retrying with password={LEAKED}")
+        ctx.checkpoint.save({{"source": "{DSN}"}})
+        ctx.progress(5, 10, note="copying from {DSN}")
+        raise RuntimeError("could not reach {DSN} in time")''',
+        options=f'description="Copy the orders from {DSN}", atomic=False')
+    sqlite_project.write_task("20260101000002", "rotate", options='description="Rotate"')
+    assert sqlite_project.cli("run").code == 1
+    assert sqlite_project.cli("skip", "rotate", "--reason", f"done by hand: {DSN}").code == 0
+    web_table(sqlite_project, 'read_only = ["carol"]')
+    client = console(sqlite_project, monkeypatch)
+    for name in ("alice", "carol"):
+        client.cookies.clear()
+        sign_in(client, name)
+        pages = {page: client.get(page) for page in (
+            "/", "/matrix", task_url("20260101000001"), task_url("20260101000002"))}
+        pages["/api/v1/status"] = client.get("/api/v1/status", auth=(name, PASSWORDS[name]))
+        for page, answer in pages.items():
+            assert answer.status_code == 200, page
+            assert LEAKED not in answer.text, (name, page)
+        task = pages[task_url("20260101000001")].text
+        for shown in ("connecting to postgresql://deploy:***@db.internal/shop",  # output
+                      "password=***",  # a log line
+                      "could not reach postgresql://deploy:***@db.internal/shop",  # the error
+                      "Copy the orders from postgresql://deploy:***@db.internal/shop",
+                      "copying from postgresql://deploy:***@db.internal/shop"):  # progress
+            assert shown in task, shown
+        assert "done by hand: postgresql://deploy:***@db.internal/shop" in \
+            pages[task_url("20260101000002")].text  # the note
+        api = pages["/api/v1/status"].json()["environments"][0]["tasks"][0]
+        assert api["checkpoint"] == {"source": "postgresql://deploy:***@db.internal/shop"}

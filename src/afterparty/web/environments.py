@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from afterparty.backends.url import redact
 from afterparty.config import Settings
@@ -68,7 +69,7 @@ def read_environment(name: str, settings: Settings, connect_timeout: float) -> E
         return EnvironmentStatus(name, "(unusable URL)", error=redact(str(exc)))
     status = EnvironmentStatus(name, session.url.redacted)
     try:
-        status.rows = task_statuses(session, status.problems)
+        status.rows = [without_secrets(row) for row in task_statuses(session, status.problems)]
         status.no_records_yet = session.missing_database_file is not None
     except AfterpartyError as exc:
         status.error = redact(str(exc))
@@ -85,9 +86,34 @@ def read_task(settings: Settings, version: str, connect_timeout: float
     """One task's row and its history (what ``show`` prints); AfterpartyError as ``show``."""
     session = open_session(settings, connect_timeout)
     try:
-        return task_history(session, version, [])
+        row, attempts = task_history(session, version, [])
     finally:
         session.close()
+    return without_secrets(row), [attempt_without_secrets(attempt) for attempt in attempts]
+
+
+def without_secrets(row: TaskStatus) -> TaskStatus:
+    """A status row with every password hidden in every text it holds (description, error,
+    reason, progress note, checkpoint), as the command line hides them in what it prints: the
+    console shows task output to people who may never see a password, read-only users too."""
+    return replace(row, **{f.name: hidden(getattr(row, f.name)) for f in fields(row)})
+
+
+def attempt_without_secrets(attempt: Attempt) -> Attempt:
+    """An attempt with every password hidden in its output, error, note and other texts."""
+    return attempt._replace(**{name: hidden(getattr(attempt, name)) for name in attempt._fields})
+
+
+def hidden(value: Any) -> Any:
+    """``value`` with backends.url.redact applied to every text in it, however deep (a
+    checkpoint is any JSON value)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {hidden(key): hidden(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [hidden(item) for item in value]
+    return value
 
 
 def matrix(environments: list[EnvironmentStatus]) -> list[tuple[str, str, list[TaskStatus | None]]]:

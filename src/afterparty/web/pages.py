@@ -82,7 +82,8 @@ def instructions(row: TaskStatus, attempts: list[Attempt]) -> str | None:
 
     if not read_source_facts(row.path).manual:
         return None
-    return _docstring(row.path)
+    docstring = _docstring(row.path)
+    return None if docstring is None else redact(docstring)
 
 
 def _docstring(path: str) -> str | None:
