@@ -553,3 +553,34 @@ def test_the_admin_does_not_decide_while_a_run_holds_the_lock(site: Example) -> 
     finally:
         stop(runner)
     assert site.query(f"SELECT state FROM afterparty_tasks WHERE version = '{STEP}'") == [("awaiting",)]
+
+
+ADMIN_TAMPERED = """
+from django.contrib.auth.models import User
+from django.test import Client
+from django.test.utils import setup_test_environment
+
+setup_test_environment()
+User.objects.create_superuser("admin", "admin@example.com", "pw")
+client = Client(raise_request_exception=False)
+client.login(username="admin", password="pw")
+for seen in ({"seen_%(step)s": "finished"}, {"seen_%(step)s": ""}, {}):
+    response = client.post("/admin/afterparty/task/", {
+        "action": "confirm_steps", "_selected_action": ["%(step)s"], "post": "yes", "note": "x",
+        **seen})
+    print("ANSWER", response.status_code, response.content.decode())
+"""
+
+
+def test_a_tampered_seen_state_in_the_admin_is_a_400_and_changes_nothing(sqlite_site: Example) -> None:
+    site = sqlite_site
+    (site.root / "release_tasks" / f"{STEP}_tell_customer.py").write_text(
+        DECISION_TASKS[f"{STEP}_tell_customer.py"])
+    assert site.run("afterparty", "run", "--no-input").code == 0
+    tampered = site.run("shell", "-c", ADMIN_TAMPERED % {"step": STEP})
+    assert tampered.code == 0, tampered.both
+    answers = [line for line in tampered.out.splitlines() if line.startswith("ANSWER ")]
+    assert len(answers) == 3 and all(answer.startswith("ANSWER 400 This form does not say which "
+                                                       "state each task was in") for answer in answers)
+    assert "nothing was changed" in answers[0]
+    assert site.query(f"SELECT state FROM afterparty_tasks WHERE version = '{STEP}'") == [("awaiting",)]

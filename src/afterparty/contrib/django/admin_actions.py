@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from afterparty import decisions
@@ -24,6 +24,9 @@ from afterparty.states import Action, MoveRefused, State, next_state, state_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The states a decision page may say a task was in ("seen_<version>"); anything else was not
+# written by the page.
+STATE_VALUES = frozenset(state.value for state in State)
 # A request does not wait for a deploy to finish: the person tries again after it.
 CONNECT_TIMEOUT = 10.0
 
@@ -158,10 +161,15 @@ class DecisionActions(admin.ModelAdmin):
             return self.decision_page(request, tasks, decision, "Write why: it is kept in the history.")
         if decision.choices and choice not in dict(decision.choices):
             return self.decision_page(request, tasks, decision, "Choose what to do.")
+        shown = {task.version: request.POST.get(f"seen_{task.version}") for task in tasks}
+        if not all(value in STATE_VALUES for value in shown.values()):
+            return HttpResponseBadRequest("This form does not say which state each task was in "
+                                          "when it was shown: nothing was changed. Choose the "
+                                          "action again from the list.", content_type="text/plain")
         session = admin_session(request)
         try:
             for task in tasks:
-                seen = state_of(request.POST.get(f"seen_{task.version}") or None)
+                seen = state_of(shown[task.version])
                 reason = decision.refusal(task.version, seen)
                 try:
                     if reason:
