@@ -72,6 +72,21 @@ def test_connect_retries_until_the_timeout(sqlite_project: Project) -> None:
     assert "within 3 s" in result.err
 
 
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_a_database_that_does_not_exist_fails_at_once(sqlite_project: Project, backend: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    """A mistyped database name is the server's answer, not a server restarting: one line and
+    exit 4 at once, not after the 30 s of retries an unreachable server gets."""
+    server = str(request.getfixturevalue(f"{backend}_url")).rsplit("/", 1)[0]
+    started = time.monotonic()
+    result = sqlite_project.cli("status", extra_env={"AFTERPARTY_DATABASE_URL": f"{server}/shopp_typo"})
+    assert result.code == 4, result.both
+    assert time.monotonic() - started < 10
+    (line,) = result.err.strip().splitlines()
+    assert "shopp_typo" in line and "within" not in line
+    assert ("does not exist" if backend == "postgresql" else "Unknown database") in line
+
+
 @pytest.mark.parametrize(("backend", "pip_extra"), [("postgresql", "postgres"), ("mysql", "mysql")])
 def test_missing_driver_names_the_pip_command(tmp_path: Path, sqlite_project: Project,
                                               backend: str, pip_extra: str) -> None:

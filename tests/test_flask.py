@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,18 @@ def test_an_app_without_flask_sqlalchemy_uses_the_configured_url(tmp_path: Path)
     result = example.run("afterparty", "run")
     assert result.code == 0, result.both
     assert example.query("SELECT state, environment FROM afterparty_attempts") == [("succeeded", "staging")]
+
+
+def test_an_engine_on_a_database_that_does_not_exist_fails_at_once(tmp_path: Path,
+                                                                   postgresql_url: str) -> None:
+    """SQLALCHEMY_DATABASE_URI naming a database that is not there: exit 4 at once, one line."""
+    missing = postgresql_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    root, env = copy_example("flask_app", tmp_path, f"{missing}/shopp_typo")
+    env["FLASK_APP"] = "shop"
+    app = Example(root, postgresql_url, env, [python(), "-m", "flask"])
+    started = time.monotonic()
+    status = app.run("afterparty", "status")
+    assert status.code == 4, status.both
+    assert time.monotonic() - started < 10
+    (line,) = status.err.strip().splitlines()
+    assert "shopp_typo" in line and "does not exist" in line and "within" not in line

@@ -250,6 +250,11 @@ class Dialect(ABC):
     def is_missing_table(self, exc: BaseException) -> bool:
         """Whether a driver error means that a table does not exist."""
 
+    def is_missing_database(self, exc: BaseException) -> bool:
+        """Whether a connect error is the server saying that the database does not exist (a
+        mistyped name): trying again cannot change that, so nobody waits for the timeout."""
+        return False
+
     @abstractmethod
     def lock(self, database: Database, prefix: str) -> DatabaseLock:
         """The environment lock of the records under ``prefix``."""
@@ -429,7 +434,8 @@ def connect_with_retry(connect: Callable[[], T], is_retryable: Callable[[BaseExc
 def open_with_retry(url: DatabaseURL, product: str, default_port: int, connect_timeout: float,
                     connect: Callable[[], T], is_retryable: Callable[[BaseException], bool],
                     errors: tuple[type[BaseException], ...], describe: Callable[[BaseException], str]) -> T:
-    """Connect, retrying for ``connect_timeout`` seconds; then one DatabaseError line."""
+    """Connect, retrying for ``connect_timeout`` seconds what ``is_retryable``; then one
+    DatabaseError line."""
     try:
         return connect_with_retry(connect, is_retryable, connect_timeout)
     except errors as exc:
@@ -437,8 +443,9 @@ def open_with_retry(url: DatabaseURL, product: str, default_port: int, connect_t
         if url.password:
             reason = reason.replace(url.password, "***")
         user = f", user {url.username!r}" if url.username else ""
+        waited = f" within {connect_timeout:g} s" if is_retryable(exc) else ""
         raise DatabaseError(
             f"cannot connect to {product} at {url.host or 'localhost'}:{url.port or default_port} "
-            f"(database {url.database!r}{user}) within {connect_timeout:g} s: {reason}; "
+            f"(database {url.database!r}{user}){waited}: {reason}; "
             "check the URL, the server and the credentials"
         ) from None

@@ -22,6 +22,7 @@ from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError
 
 NO_SUCH_TABLE = 1146
+BAD_DB_ERROR = 1049  # Unknown database
 LOCK_NAME_LIMIT = 64
 # A year: the server's longest wait_timeout. The lock's session is idle between its checks.
 LOCK_SESSION_WAIT_TIMEOUT = 31536000
@@ -118,7 +119,8 @@ class MySQL(Dialect):
             session = open_with_retry(
                 url, "MySQL/MariaDB", 3306, connect_timeout,
                 lambda: pymysql.connect(autocommit=autocommit, **options),
-                lambda exc: isinstance(exc, pymysql.OperationalError),
+                lambda exc: isinstance(exc, pymysql.OperationalError)
+                and not self.is_missing_database(exc),
                 (pymysql.MySQLError,), self.describe_error,
             )
             _probe_soon(session._sock)
@@ -131,6 +133,9 @@ class MySQL(Dialect):
         if len(exc.args) == 2 and isinstance(exc.args[0], int):
             return f"{exc.args[1]} (error {exc.args[0]})"
         return super().describe_error(exc)
+
+    def is_missing_database(self, exc: BaseException) -> bool:
+        return any(e.args[:1] == (BAD_DB_ERROR,) for e in error_chain(exc))
 
     def is_missing_table(self, exc: BaseException) -> bool:
         return any(e.args[:1] == (NO_SUCH_TABLE,) for e in error_chain(exc))

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,9 @@ from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError
 
 UNDEFINED_TABLE = "42P01"
+INVALID_CATALOG_NAME = "3D000"
+# libpq keeps no SQLSTATE for a refused connection: only the server's words (lc_messages C/en).
+_NO_SUCH_DATABASE = re.compile(r'FATAL:\s+database ".*" does not exist')
 # TCP keepalives on every session: a dead peer or a dropped NAT entry is noticed within
 # about a minute instead of never.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
@@ -140,13 +144,18 @@ class PostgreSQL(Dialect):
             session = open_with_retry(
                 url, "PostgreSQL", 5432, connect_timeout,
                 lambda: timed.connect(autocommit=autocommit, **options),
-                lambda exc: isinstance(exc, psycopg.OperationalError),
+                lambda exc: isinstance(exc, psycopg.OperationalError)
+                and not self.is_missing_database(exc),
                 (psycopg.Error,), self.describe_error,
             )
             session.read_timeout = max(2.0, connect_timeout)
             return session
 
         return PsycopgConnection(open_session, (psycopg.Error,))
+
+    def is_missing_database(self, exc: BaseException) -> bool:
+        return any(INVALID_CATALOG_NAME in (getattr(e, "sqlstate", None), getattr(e, "pgcode", None))
+                   or _NO_SUCH_DATABASE.search(str(e)) for e in error_chain(exc))
 
     def is_missing_table(self, exc: BaseException) -> bool:
         # psycopg 3 says sqlstate, psycopg2 (under Django) pgcode.

@@ -38,12 +38,15 @@ class EngineConnection(Connection):
         self._session: Session | None = None
 
     def _open(self) -> SAConnection:
-        connection = connect_with_retry(
-            self.engine.connect, lambda error: isinstance(error, exc.OperationalError),
-            self.connect_timeout)
+        connection = connect_with_retry(self.engine.connect, self.is_retryable, self.connect_timeout)
         if self.autocommit:
             return connection.execution_options(isolation_level="AUTOCOMMIT")
         return connection
+
+    def is_retryable(self, error: BaseException) -> bool:
+        """A connect error that a server (re)starting could cause; not a database that is not there."""
+        return (isinstance(error, exc.OperationalError)
+                and not dialect_for(self.engine.dialect.name).is_missing_database(error))
 
     def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
         numbers = itertools.count()
@@ -123,8 +126,9 @@ def engine_database(engine: Engine, connect_timeout: float = 30.0) -> Database:
     try:
         connection = EngineConnection(engine, connect_timeout)
     except exc.SQLAlchemyError as error:
+        waited = "" if dialect.is_missing_database(error) else f" within {connect_timeout:g} s"
         raise DatabaseError(
-            f"cannot connect to {url.redacted} within {connect_timeout:g} s: "
+            f"cannot connect to {url.redacted}{waited}: "
             f"{dialect.describe_error(error)}; check the engine's URL, the server and the credentials"
         ) from None
     return Database.prepared(url, dialect, connection)
