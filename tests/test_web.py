@@ -4,16 +4,21 @@ tasks really run by the CLI, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Project, clean_env
+from afterparty.config import Settings
+from afterparty.session import Session
+from conftest import Project, clean_env, wait_until
 from web_helpers import (
     FAILING,
     HUMAN_STEP,
     LATER,
     PASSWORDS,
+    TestClient,
     console,
     csrf,
     history,
@@ -21,6 +26,7 @@ from web_helpers import (
     sign_in,
     state,
     task_url,
+    web_config,
     web_table,
 )
 
@@ -257,3 +263,50 @@ def test_passwords_in_output_errors_notes_and_progress_are_hidden_from_every_rea
             pages[task_url("20260101000002")].text  # the note
         api = pages["/api/v1/status"].json()["environments"][0]["tasks"][0]
         assert api["checkpoint"] == {"source": "postgresql://deploy:***@db.internal/shop"}
+
+
+def test_a_slow_environment_holds_up_no_page_and_no_other_environment(
+        sqlite_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment whose database does not answer: every page comes within the deadline with
+    the others, says so, and joins the one read under way instead of starting another; once the
+    database answers the page shows it, and later shows what it last read while it is slow."""
+    from afterparty.web import create_app
+
+    set_up_tasks(sqlite_project)
+    web_table(sqlite_project, '[tool.afterparty.web.environments]\nslow = "sqlite:///slow.sqlite3"')
+    assert sqlite_project.cli("--env", "slow", "--database-url", "sqlite:///slow.sqlite3",
+                              "mark-done", "--all").code == 0
+    config = web_config(sqlite_project, monkeypatch)
+    config.deadline = 0.5
+    answers, opened = threading.Event(), []
+
+    def slow_database(settings: Settings, connect_timeout: float) -> Session:
+        opened.append(settings.environment)
+        answers.wait(60)
+        return Session(settings, connect_timeout)
+
+    config.framework_sessions["slow"] = slow_database
+    client = TestClient(create_app(config), base_url="http://localhost", follow_redirects=False)
+    sign_in(client)
+    try:
+        for page in ("/", "/matrix", "/api/v1/status", "/"):
+            started = time.monotonic()
+            shown = client.get(page).text
+            assert time.monotonic() - started < 3, page  # the deadline, not the database
+            assert "restart_search" in shown and "no answer within 0.5 s" in shown, page
+        assert opened == ["slow"]  # one read, joined by every page
+    finally:
+        answers.set()
+
+    def slow_shown() -> bool:
+        page = client.get("/").text
+        return "<b>3</b> succeeded" in page[page.index(">slow<"):]
+    wait_until(slow_shown, "the slow environment shown once it answered")
+
+    answers.clear()
+    try:
+        page = client.get("/").text
+        slow = page[page.index(">slow<"):]
+        assert "no answer within 0.5 s: as read at" in slow and "<b>3</b> succeeded" in slow
+    finally:
+        answers.set()

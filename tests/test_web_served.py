@@ -4,6 +4,7 @@ and a session cookie kept after signing out."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -116,3 +117,25 @@ def test_a_cookie_copied_before_signing_out_reads_and_decides_nothing(web_projec
                 "csrf_token": token, "expected": "pending", "note": "after signing out"})
             assert skip.status_code == 303 and "/login" in skip.headers["location"]
     assert state(web_project, LATER) == "pending"
+
+
+def test_a_database_that_never_answers_holds_up_no_page(web_project: Project, tmp_path: Path) -> None:
+    """A PostgreSQL address that takes connections and never answers (a firewall dropping them,
+    a frozen server): the pages and the API come within the deadline, with the other environment."""
+    with socket.socket() as black_hole:
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(64)  # connections wait in the backlog: nobody ever answers them
+        port = black_hole.getsockname()[1]
+        web_table(web_project, '[tool.afterparty.web.environments]\nfrozen = "$FROZEN_DATABASE_URL"')
+        with served_console(web_project, tmp_path / "web.log",
+                            extra_env={"FROZEN_DATABASE_URL": f"postgresql://deploy:pw@127.0.0.1:{port}/shop"}
+                            ) as base, httpx.Client(base_url=base, timeout=30) as browser:
+            sign_in(browser)
+            for page in ("/", "/api/v1/status", "/matrix"):
+                started = time.monotonic()
+                answer = browser.get(page)
+                assert time.monotonic() - started < 4, page  # not the 5 s connect timeout
+                assert answer.status_code == 200 and "restart_search" in answer.text, page
+                # Not answered yet, or (a read a page started earlier ended meanwhile) why.
+                assert ("no answer within 2 s" in answer.text
+                        or "connection timeout expired" in answer.text), page

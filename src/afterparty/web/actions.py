@@ -13,14 +13,13 @@ from starlette.responses import RedirectResponse, Response
 
 from afterparty import decisions
 from afterparty.backends.url import redact
-from afterparty.config import Settings
 from afterparty.decisions import Decision
 from afterparty.errors import AfterpartyError, DatabaseError, LockBusyError, UsageError
 from afterparty.session import Session
 from afterparty.states import RESOLVE_ACTIONS, State
 from afterparty.web.auth import User, csrf_valid
+from afterparty.web.config import WebConfig
 from afterparty.web.console import Console
-from afterparty.web.environments import open_session
 from afterparty.web.pages import task_page
 
 # What each action does with the session, the task, the note and the state the person saw.
@@ -70,8 +69,7 @@ async def take_decision(console: Console, request: Request, user: User, action: 
         return console.refuse(request, user, 403, f"{user.name} may look but not decide: "
                               "nothing was changed.")
     environment, version = request.path_params["environment"], request.path_params["version"]
-    settings = console.settings_of(environment)
-    if settings is None:
+    if console.settings_of(environment) is None:
         return console.refuse(request, user, 404, f"no environment named {environment!r} here")
     seen = str(form.get("expected", ""))
     if seen not in {state.value for state in State} or (
@@ -80,8 +78,8 @@ async def take_decision(console: Console, request: Request, user: User, action: 
     note = str(form.get("note", "")).strip() or None
     decide, verb = ACTIONS[action]
     try:
-        made = await run_in_threadpool(_decide, settings, console.config.connect_timeout, user,
-                                       decide, version, note, State(seen), form)
+        made = await run_in_threadpool(_decide, console.config, environment, user, decide,
+                                       version, note, State(seen), form)
     except DatabaseError as exc:
         return await task_page(console, request, user, redact(str(exc)), 503)
     except AfterpartyError as exc:
@@ -93,9 +91,9 @@ async def take_decision(console: Console, request: Request, user: User, action: 
                             status_code=303)
 
 
-def _decide(settings: Settings, connect_timeout: float, user: User, decide: Decide, version: str,
+def _decide(config: WebConfig, environment: str, user: User, decide: Decide, version: str,
             note: str | None, seen: State, form: FormData) -> list[Decision]:
-    session = open_session(settings, connect_timeout)
+    session = config.open_session(environment)
     try:
         session.act_as(user.signature)
         return decide(session, version, note, seen, form)

@@ -23,6 +23,8 @@ async def status(console: Console, request: Request) -> Response:
                                  "database": environment.database, "error": environment.error})
             continue
         report = StatusReport(environment.name, environment.database, environment.rows,
-                              environment.problems)
-        environments.append(report.as_dict())
+                              environment.problems).as_dict()
+        if environment.late is not None:  # an earlier read: this one did not answer in time
+            report["late"] = environment.late
+        environments.append(report)
     return JSONResponse({"schema": SCHEMA, "environments": environments})

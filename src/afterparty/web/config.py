@@ -6,11 +6,17 @@ import ipaddress
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from afterparty.backends.url import redact_url
 from afterparty.config import Settings, read_pyproject_table
 from afterparty.errors import ConfigError, UsageError
+from afterparty.session import Session
 from afterparty.web.htpasswd import bcrypt_cost, read_htpasswd
+
+#: How a web framework opens an environment's records (its ``Framework.session``).
+OpenSession = Callable[[Settings, float], Session]
 
 WEB_KEYS = frozenset({"environments", "read_only", "proxy_user_header", "trusted_proxies",
                       "allowed_hosts"})
@@ -40,19 +46,48 @@ class WebConfig:
     anonymous_user: str | None = None
     secure_cookie: bool = False
     connect_timeout: float = 5.0
+    #: How long a page waits for each environment's records, read side by side: one that has
+    #: not answered by then is shown as not answering, and the others are not kept waiting.
+    deadline: float = 2.0
+    #: Environments whose records a web framework opens (``manage.py afterparty web``,
+    #: ``flask afterparty web``, a console mounted in a Flask app): through its connection, as
+    #: its ``status`` reads them; every other environment from its URL.
+    framework_sessions: dict[str, OpenSession] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
     def auth_enabled(self) -> bool:
         return self.anonymous_user is None
 
+    def open_session(self, environment: str, connect_timeout: float | None = None) -> Session:
+        """One environment's records (nothing connected yet, unless a framework connects),
+        trying to connect for ``connect_timeout`` seconds (default: the console's)."""
+        opener = self.framework_sessions.get(environment, Session)
+        return opener(self.environments[environment],
+                      self.connect_timeout if connect_timeout is None else connect_timeout)
+
+    def database_of(self, environment: str) -> str:
+        """An environment's database as a page names it before reading it (no password)."""
+        if environment in self.framework_sessions:
+            return "the application's database"
+        return redact_url(self.environments[environment].database_url)
+
     @classmethod
     def load(cls, settings: Settings, no_auth: bool = False, host: str = "127.0.0.1",
-             connect_timeout: float = 5.0) -> WebConfig:
+             connect_timeout: float = 5.0, open_session: OpenSession | None = None) -> WebConfig:
         """The console's settings from the usual ones, [tool.afterparty.web] and the
         AFTERPARTY_WEB_* variables; refuses (UsageError) to serve anyone without authentication,
         and (ConfigError) a short secret, an htpasswd file it cannot trust, an environment name
-        that is no path segment, or a listening address without allowed_hosts."""
+        that is no path segment, or a listening address without allowed_hosts. ``open_session``
+        is a web framework's (manage.py, flask): the usual environment's records are read
+        through it."""
+        config = cls._load(settings, no_auth, host, connect_timeout)
+        if open_session is not None and config.environments[settings.environment] is settings:
+            config.framework_sessions[settings.environment] = open_session
+        return config
+
+    @classmethod
+    def _load(cls, settings: Settings, no_auth: bool, host: str, connect_timeout: float) -> WebConfig:
         table = web_table(settings.pyproject)
         htpasswd = os.environ.get("AFTERPARTY_WEB_HTPASSWD") or None
         header = _text(table, "proxy_user_header")

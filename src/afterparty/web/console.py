@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -38,17 +41,26 @@ class Console:
         self.templates.globals["State"] = State
         root = next(iter(config.environments.values())).project_root
         self.templates.filters["in_project"] = partial(in_project, root)
+        self._reads = EnvironmentReads(config)
 
     def settings_of(self, environment: str) -> Settings | None:
         return self.config.environments.get(environment)
 
     async def read_environments(self) -> list[EnvironmentStatus]:
-        """Every environment, read side by side: one unreachable database delays the page by its
-        connect timeout, not by one timeout per environment."""
-        timeout = self.config.connect_timeout
-        return list(await asyncio.gather(*(
-            run_in_threadpool(read_environment, name, settings, timeout)
-            for name, settings in self.config.environments.items())))
+        """Every environment, read side by side, each within the deadline: a slow or unreachable
+        database holds up no other environment and no page for longer than the deadline."""
+        return list(await asyncio.gather(*(self._read_within_deadline(name)
+                                           for name in self.config.environments)))
+
+    async def _read_within_deadline(self, name: str) -> EnvironmentStatus:
+        """One environment's read, or, past the deadline, what was last read of it (or only
+        that it has not answered): the read goes on, and the next page shows what it found."""
+        reading = self._reads.read(name)
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(reading)),
+                                          self.config.deadline)
+        except asyncio.TimeoutError:
+            return self._reads.late(name, self.config.deadline, self.config.database_of(name))
 
     def render(self, request: Request, template: str, user: User | None, status_code: int = 200,
                **context: Any) -> HTMLResponse:
@@ -77,6 +89,46 @@ class Console:
                 return self.to_login(request)
             return await handler(request, user)
         return endpoint
+
+
+class EnvironmentReads:
+    """The reads of environments under way, one at most per environment (a page asking while
+    one is under way waits for that one: an unreachable database never ties up a thread per
+    page), and what each last found."""
+
+    def __init__(self, config: WebConfig) -> None:
+        self.config = config
+        self._threads = ThreadPoolExecutor(max_workers=len(config.environments),
+                                           thread_name_prefix="afterparty-web-read")
+        self._under_way: dict[str, Future[EnvironmentStatus]] = {}
+        self._last: dict[str, tuple[datetime, EnvironmentStatus]] = {}
+        self._guard = threading.Lock()
+
+    def read(self, name: str) -> Future[EnvironmentStatus]:
+        """The read of ``name`` under way, or a new one."""
+        with self._guard:
+            reading = self._under_way.get(name)
+            if reading is None or reading.done():
+                reading = self._threads.submit(self._read, name)
+                self._under_way[name] = reading
+            return reading
+
+    def _read(self, name: str) -> EnvironmentStatus:
+        status = read_environment(self.config, name)
+        with self._guard:
+            self._last[name] = (datetime.now(timezone.utc), status)
+        return status
+
+    def late(self, name: str, deadline: float, database: str) -> EnvironmentStatus:
+        """What a page shows of an environment that has not answered within ``deadline``."""
+        with self._guard:
+            last = self._last.get(name)
+        slow = f"no answer within {deadline:g} s"
+        if last is None:
+            return EnvironmentStatus(name, database, error=f"{slow}: its database is slow or "
+                                     "unreachable; this page shows it once it answers")
+        read_at, status = last
+        return replace(status, late=f"{slow}: as read at {read_at:%H:%M:%S} UTC")
 
 
 def progress_text(row: TaskStatus) -> str | None:

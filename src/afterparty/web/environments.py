@@ -9,12 +9,11 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from afterparty.backends.url import redact
-from afterparty.config import Settings
 from afterparty.errors import AfterpartyError
 from afterparty.records import Attempt
 from afterparty.report import TaskStatus, task_history, task_statuses
-from afterparty.session import Session
 from afterparty.states import State
+from afterparty.web.config import WebConfig
 
 log = logging.getLogger("afterparty.web")
 
@@ -32,6 +31,8 @@ class EnvironmentStatus:
     error: str | None = None
     problems: list[str] = field(default_factory=list)
     no_records_yet: bool = False
+    #: The rows are from an earlier read: this one has not answered within the deadline.
+    late: str | None = None
 
     @property
     def counts(self) -> list[tuple[str, int]]:
@@ -57,16 +58,13 @@ class EnvironmentStatus:
         return next((row for row in self.rows if row.version == version), None)
 
 
-def open_session(settings: Settings, connect_timeout: float) -> Session:
-    return Session(settings, connect_timeout)
-
-
-def read_environment(name: str, settings: Settings, connect_timeout: float) -> EnvironmentStatus:
-    """Every task of one environment; an unreachable database becomes the error to show."""
+def read_environment(config: WebConfig, name: str) -> EnvironmentStatus:
+    """Every task of one environment; an unreachable database becomes the error to show. A
+    refused connection is tried again for half the page's deadline only: then the page says why."""
     try:
-        session = open_session(settings, connect_timeout)
-    except AfterpartyError as exc:  # a URL that does not parse
-        return EnvironmentStatus(name, "(unusable URL)", error=redact(str(exc)))
+        session = config.open_session(name, min(config.connect_timeout, config.deadline / 2))
+    except AfterpartyError as exc:  # a URL that does not parse, a framework's database down
+        return EnvironmentStatus(name, config.database_of(name), error=redact(str(exc)))
     status = EnvironmentStatus(name, session.url.redacted)
     try:
         status.rows = [without_secrets(row) for row in task_statuses(session, status.problems)]
@@ -81,10 +79,9 @@ def read_environment(name: str, settings: Settings, connect_timeout: float) -> E
     return status
 
 
-def read_task(settings: Settings, version: str, connect_timeout: float
-              ) -> tuple[TaskStatus, list[Attempt]]:
+def read_task(config: WebConfig, name: str, version: str) -> tuple[TaskStatus, list[Attempt]]:
     """One task's row and its history (what ``show`` prints); AfterpartyError as ``show``."""
-    session = open_session(settings, connect_timeout)
+    session = config.open_session(name)
     try:
         row, attempts = task_history(session, version, [])
     finally:

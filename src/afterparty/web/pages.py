@@ -35,12 +35,10 @@ async def task_page(console: Console, request: Request, user: User, error: str |
     that apply to its state. ``error`` says why a decision was refused."""
     environment = request.path_params["environment"]
     version = request.path_params["version"]
-    settings = console.settings_of(environment)
-    if settings is None:
+    if console.settings_of(environment) is None:
         return console.refuse(request, user, 404, f"no environment named {environment!r} here")
     try:
-        row, attempts = await run_in_threadpool(read_task, settings, version,
-                                                console.config.connect_timeout)
+        row, attempts = await run_in_threadpool(read_task, console.config, environment, version)
     except UnknownTaskError as exc:
         return console.refuse(request, user, 404, str(exc))
     except AfterpartyError as exc:
