@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,7 +131,23 @@ def served_console(project: Project, log: Path, *args: str,
     port = free_port()
     server = project.popen_logged("web", "--port", str(port), *args, log=log,
                                   extra_env={**web_env(project), **(extra_env or {})})
-    base = f"http://127.0.0.1:{port}"
+    with answering(server, f"http://127.0.0.1:{port}", log) as base:
+        yield base
+
+
+@contextmanager
+def serving(command: list[str], cwd: Path, env: dict[str, str], base: str, log: Path) -> Iterator[str]:
+    """A server started for real (``manage.py afterparty web``, ``flask run``): ``base`` once
+    its console answers there; stopped when the block ends, however it ends."""
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  text=True)
+    with answering(server, base, log) as answered:
+        yield answered
+
+
+@contextmanager
+def answering(server: subprocess.Popen[str], base: str, log: Path) -> Iterator[str]:
     try:
         def answers() -> bool:
             try:

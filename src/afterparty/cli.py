@@ -398,7 +398,9 @@ def web(state: _State, host: str, port: int, no_auth: bool) -> None:
     except ImportError as exc:
         raise ConfigError(f"the web console needs {exc.name}: pip install 'afterparty[web]'") from None
     timeout = state.options.get("connect_timeout")
-    serve(state.settings(), host, port, no_auth, 5.0 if timeout is None else float(timeout))
+    # Under manage.py or flask, the records are read through the framework's connection.
+    serve(state.settings(), host, port, no_auth, 5.0 if timeout is None else float(timeout),
+          state.framework.session if state.framework is not None else None)
 
 
 def main(argv: list[str] | None = None, prog_name: str = "afterparty",

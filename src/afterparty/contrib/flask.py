@@ -6,6 +6,8 @@ a Flask app needs. With Flask-SQLAlchemy, records are kept through the app's eng
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
@@ -14,6 +16,9 @@ from afterparty.cli import main
 from afterparty.cli_options import refuse_database_url
 from afterparty.config import ENV_VARS, Settings, load_settings
 from afterparty.session import Session
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 # app.config keys are named as the environment variables are: AFTERPARTY_TASKS_DIR, ...
 CONFIG_KEYS = {names[0]: key for key, names in ENV_VARS.items()}
@@ -27,9 +32,13 @@ class FlaskFramework:
 
     @property
     def engine(self):  # type: ignore[no-untyped-def]
-        """Flask-SQLAlchemy's engine, when the app uses it."""
+        """Flask-SQLAlchemy's engine, when the app uses it (asked in the app's context, so
+        that the console's threads find it too)."""
         extension = self.app.extensions.get("sqlalchemy")
-        return extension.engine if extension is not None else None
+        if extension is None:
+            return None
+        with self.app.app_context():
+            return extension.engine
 
     def settings(self, flags: dict[str, str | None]) -> Settings:
         """Flags > environment variables > app.config > pyproject.toml > defaults.
@@ -49,6 +58,23 @@ class FlaskFramework:
         from afterparty.backends.sqlalchemy import engine_database
 
         return Session(settings, connect_timeout, database=engine_database(engine, connect_timeout))
+
+
+def console_app(app: Flask) -> Starlette:
+    """The web console on this app's configuration and database (the records ``flask afterparty``
+    keeps), as an ASGI app to mount into the app through a2wsgi::
+
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app,
+                                            {"/afterparty": ASGIMiddleware(console_app(app))})
+
+    Users, secret and host names as for ``afterparty web`` (``AFTERPARTY_WEB_*``)."""
+    from afterparty.web import WebConfig, create_app
+
+    framework = FlaskFramework(app)
+    with app.app_context():
+        settings = framework.settings({})
+    settings.command = "flask afterparty"
+    return create_app(WebConfig.load(settings, open_session=framework.session))
 
 
 @click.command("afterparty", add_help_option=False,
