@@ -382,3 +382,62 @@ def test_hints_name_the_framework_command(request: pytest.FixtureRequest, framew
 
     missing = app.run("afterparty", "show", "nope")
     assert missing.code == 2 and f"see `{command} status`" in missing.err
+
+
+def test_a_hint_pasted_as_printed_acts_on_the_same_environment(sqlite_project: Project) -> None:
+    """`--env` and `--database-url` given to a command are in every hint it prints (the URL's
+    password hidden): a pasted hint confirms where the step awaits, not in the default database."""
+    import shlex
+
+    step = sqlite_project.write_task(FIRST, "flip_switch", 'return "Flip the switch"',
+                                     options="manual=True")
+    assert step.exists()
+    staging = sqlite_project.root / "staging.sqlite3"
+    given = ("--env", "staging", "--database-url", f"sqlite:///{staging}")
+    command = f"afterparty --env staging --database-url sqlite:///{staging}"
+    awaiting = sqlite_project.cli("run", *given, "--no-input")
+    assert awaiting.code == 0, awaiting.both
+    assert f"when it is done: {command} confirm {FIRST}" in awaiting.out
+    assert f"awaits confirmation: {command} confirm {FIRST}" in sqlite_project.cli(*given, "status").out
+    missing = sqlite_project.cli(*given, "show", "nope")
+    assert missing.code == 2 and f"see `{command} status`" in missing.err
+
+    hint = awaiting.out.split("when it is done: ", 1)[1].splitlines()[0]
+    pasted = sqlite_project.cli(*shlex.split(hint)[1:], "--note", "flipped")
+    assert pasted.code == 0, pasted.both
+    assert "awaiting -> succeeded" in pasted.out
+    assert not (sqlite_project.root / "afterparty.sqlite3").exists()  # not the default database
+
+
+def test_a_hint_shows_the_database_url_without_its_password(sqlite_project: Project,
+                                                            postgresql_url: str) -> None:
+    with_password = postgresql_url.replace("postgresql://root@", "postgresql://root:s3cret@")
+    missing = sqlite_project.cli("--database-url", with_password, "show", "nope")
+    assert missing.code == 2, missing.both
+    hidden = with_password.replace(":s3cret@", ":***@")
+    assert f"see `afterparty --database-url '{hidden}' status`" in missing.err
+    assert "s3cret" not in missing.both
+
+
+def test_hints_name_flasks_app_option_and_the_template_the_framework_command(
+        flask_app: Example, django_site: Example) -> None:
+    """`flask --app shop afterparty ...`: the hints say `--app shop` too; `manage.py afterparty
+    new --manual` writes a step that says how to confirm it with manage.py."""
+    import shlex
+
+    del flask_app.env["FLASK_APP"]
+    flask_app.write_task("20270101000001_flip_switch.py", "", 'return "Flip the switch"')
+    manual = flask_app.root / "release_tasks" / "20270101000001_flip_switch.py"
+    manual.write_text(manual.read_text().replace("@task(", "@task(manual=True, "))
+    awaiting = flask_app.run("--app", "shop", "afterparty", "run", "--no-input")
+    assert awaiting.code == 0, awaiting.both
+    hint = awaiting.out.split("when it is done: ", 1)[1].splitlines()[0]
+    assert hint == "flask --app shop afterparty confirm 20270101000001"
+    pasted = flask_app.run(*shlex.split(hint)[1:])
+    assert pasted.code == 0 and "awaiting -> succeeded" in pasted.out, pasted.both
+
+    made = django_site.run("afterparty", "new", "call_the_customer", "--manual")
+    assert made.code == 0, made.both
+    text = (django_site.root / made.out.strip()).read_text()
+    assert "Confirm: python manage.py afterparty confirm" in text
+    assert "shown by `python manage.py afterparty run`" in text

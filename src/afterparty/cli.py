@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None, prog_name: str = "afterparty",
     except click.exceptions.Abort:
         code = 130
     except AfterpartyError as exc:
-        _print_error(exc, verbose, command_name(prog_name))
+        _print_error(exc, verbose, exc.command or command_name(prog_name))
         code = exc.exit_code
     except OSError as exc:
         # A file afterparty must read or write: a tasks directory it may not write, a full disk.

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 # command or after it, the command's own wins.
 _OPTIONS = "afterparty.options"
 _SETTING_FLAGS = ("database_url", "tasks_dir", "environment", "table_prefix")
+# The options that choose the records, as a hint repeats them.
+_HINT_FLAGS = (("environment", "--env"), ("database_url", "--database-url"),
+               ("tasks_dir", "--tasks-dir"), ("table_prefix", "--table-prefix"))
 
 
 class Framework(Protocol):
@@ -69,6 +72,23 @@ class State:
         return {key: self.options.get(key) for key in _SETTING_FLAGS}
 
     @property
+    def command_line(self) -> str:
+        """The command as the user ran it: the program and the options they gave that choose
+        the records (a URL with its password hidden), so that a hint pasted as it is acts on
+        the same environment."""
+        import shlex
+
+        from afterparty.backends.url import redact_url
+
+        words = [self.command]
+        for key, flag in _HINT_FLAGS:
+            value = self.options.get(key)
+            if value:
+                shown = redact_url(str(value)) if key == "database_url" else str(value)
+                words += [flag, shlex.quote(shown)]
+        return " ".join(words)
+
+    @property
     def connect_timeout(self) -> float:
         given = self.options.get("connect_timeout")
         return 30.0 if given is None else float(given)
@@ -90,7 +110,8 @@ class State:
             from afterparty.config import load_settings
 
             settings = load_settings(self.flags)
-        settings.command = self.command
+        settings.program = self.command
+        settings.command = self.command_line
         self._settings = settings
         if show_logs:
             self.show_logs()
@@ -185,6 +206,14 @@ class CommandGroup(click.Group):
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         cmd.params.extend(global_options())
         super().add_command(cmd, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """An error's hints name the command as the user ran it, options included."""
+        try:
+            return super().invoke(ctx)
+        except AfterpartyError as exc:
+            exc.command = State.of(ctx).command_line
+            raise
 
 
 def command_name(prog_name: str) -> str:

@@ -53,8 +53,12 @@ class Settings:
     pyproject: str | None = None
     #: Where database_url came from, for messages about it.
     database_url_source: str | None = None
-    #: The command the user runs (``python manage.py afterparty``, ``flask afterparty``), for
-    #: every hint that tells them what to run next.
+    #: The command the user runs (``python manage.py afterparty``, ``flask --app shop
+    #: afterparty``), as a task file names it: the same in every environment.
+    program: str = "afterparty"
+    #: The program with the global options the user gave that choose the records (``--env``,
+    #: ``--database-url`` with its password hidden, ...), for every hint that tells them what
+    #: to run next: pasted, it acts on the same environment.
     command: str = "afterparty"
     #: ``module:attribute`` of the Celery app that runs ``@task(background=True)`` tasks.
     celery_app: str | None = None

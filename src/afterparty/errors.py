@@ -7,6 +7,8 @@ class AfterpartyError(Exception):
     """Something the user can fix; the message says what is wrong and what to do."""
 
     exit_code = 2
+    #: The command as the user ran it (set by the command line), for the hints it prints.
+    command: str | None = None
 
 
 class ConfigError(AfterpartyError):

@@ -38,8 +38,10 @@ _HINT = r"(?<![\w./-])afterparty (?=(init|new|run|status|show|check|mark-done|sk
 def for_command(text: str, command: str) -> str:
     """``text`` with every ``afterparty <command>`` hint spelled as the user's command. The
     library's messages say ``afterparty ...`` (right for the shell command and the Python API);
-    the command line says what was typed."""
-    return text if command == "afterparty" else re.sub(_HINT, f"{command} ", text)
+    the command line says what was typed. A hint already spelled so is left as it is."""
+    if command == "afterparty":
+        return text
+    return re.sub(f"{re.escape(command)} |{_HINT}", lambda _: f"{command} ", text)
 
 
 def use_color(stream: IO[str]) -> bool:

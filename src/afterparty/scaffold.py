@@ -81,7 +81,7 @@ def new_task(settings: Settings, raw_name: str, description: str | None = None,
     path = os.path.join(settings.tasks_dir, f"{version}_{name}.py")
     source = _template("manual_task.py.tmpl" if manual else "task.py.tmpl").substitute(
         description=description.replace('"""', "'''"), description_literal=repr(description),
-        name=name, version=version,
+        name=name, version=version, command=settings.program,
     )
     with open(path, "x", encoding="utf-8") as fh:
         fh.write(source)

@@ -6,11 +6,13 @@ a Flask app needs. With Flask-SQLAlchemy, records are kept through the app's eng
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
 
 from afterparty.cli import main
 from afterparty.cli_options import refuse_database_url
@@ -73,7 +75,7 @@ def console_app(app: Flask) -> Starlette:
     framework = FlaskFramework(app)
     with app.app_context():
         settings = framework.settings({})
-    settings.command = "flask afterparty"
+    settings.program = settings.command = "flask afterparty"
     return create_app(WebConfig.load(settings, open_session=framework.session))
 
 
@@ -84,4 +86,15 @@ def console_app(app: Flask) -> Starlette:
 def afterparty_command(args: tuple[str, ...]) -> None:
     """Run one-off release tasks exactly once (flask afterparty --help)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    main(list(args), prog_name="flask afterparty", framework=FlaskFramework(app))
+    main(list(args), prog_name=program(click.get_current_context()), framework=FlaskFramework(app))
+
+
+def program(ctx: click.Context) -> str:
+    """``flask afterparty`` as the user typed it: with the ``--app`` they gave (FLASK_APP, in
+    the environment, is there for the next command too)."""
+    root = ctx.find_root()
+    info = root.find_object(ScriptInfo)
+    if (root.get_parameter_source("app") is not ParameterSource.COMMANDLINE or info is None
+            or not info.app_import_path):
+        return "flask afterparty"
+    return f"flask --app {shlex.quote(info.app_import_path)} afterparty"
