@@ -310,3 +310,28 @@ def test_a_slow_environment_holds_up_no_page_and_no_other_environment(
         assert "no answer within 0.5 s: as read at" in slow and "<b>3</b> succeeded" in slow
     finally:
         answers.set()
+
+
+def test_the_console_names_its_own_forms_and_hints_the_command_of_each_environment(
+        web_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step awaiting a person says so above the Confirm button, not which command to type;
+    a hint on another environment's pages names that environment and its database; on a
+    narrow screen the matrix says the other environments are to the side."""
+    monkeypatch.setenv("STAGING_URL", "sqlite:///staging.sqlite3")
+    web_table(web_project, '[tool.afterparty.web.environments]\nstaging = "$STAGING_URL"\n'
+                           'audit = "postgresql://deploy:s3cret@db.internal/shop"')
+    client = console(web_project, monkeypatch)
+    sign_in(client)
+    for page in (client.get("/").text, client.get(task_url(HUMAN_STEP)).text):
+        assert "afterparty confirm" not in page and "awaits confirmation by a person" in page
+    task = client.get(task_url(HUMAN_STEP)).text
+    assert task.index("awaits confirmation by a person") < task.index("Confirm it is done")
+    matrix = client.get("/matrix").text
+    assert "3 environments side by side (development, staging, audit): swipe the table " \
+           "sideways to see them all." in matrix
+
+    environments = web_config(web_project, monkeypatch).environments
+    assert environments["development"].command == "afterparty"
+    assert environments["staging"].command == 'afterparty --env staging --database-url "$STAGING_URL"'
+    assert environments["audit"].command == (
+        "afterparty --env audit --database-url 'postgresql://deploy:***@db.internal/shop'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ WEB_KEYS = frozenset({"environments", "read_only", "proxy_user_header", "trusted
                       "allowed_hosts"})
 # Environment names from [tool.afterparty.web.environments] are path segments of the console's URLs.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}")
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 MIN_SECRET_BYTES = 32
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # The names a console bound to this machine answers to when allowed_hosts is not given.
@@ -201,8 +203,17 @@ def environments(settings: Settings, table: dict[str, object]) -> dict[str, Sett
         url = _resolve(name, value)
         source = f"[tool.afterparty.web.environments] {name}"
         found[name] = replace(settings, environment=name, database_url=_anchor(url, settings),
-                              database_url_source=source)
+                              database_url_source=source,
+                              command=_command(settings, name, value, url))
     return found
+
+
+def _command(settings: Settings, name: str, value: str, url: str) -> str:
+    """The command that acts on an environment of the table, for the hints its pages give: its
+    name and its URL (the variable that holds it, or the URL with its password hidden)."""
+    variable = _VARIABLE.fullmatch(value)
+    shown = f'"${variable.group(1)}"' if variable else shlex.quote(redact_url(url))
+    return f"{settings.program} --env {shlex.quote(name)} --database-url {shown}"
 
 
 def _check_path_segment(name: str) -> None:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from afterparty.config import Settings
+from afterparty.printing import for_command
 from afterparty.report import TaskStatus
 from afterparty.states import State
 from afterparty.web.auth import Authenticator, User, csrf_token
@@ -39,12 +40,23 @@ class Console:
         self.templates.filters["progress"] = progress_text
         # The pages name states as states.py does, never by their stored words.
         self.templates.globals["State"] = State
+        self.templates.globals["reason"] = self.reason
         root = next(iter(config.environments.values())).project_root
         self.templates.filters["in_project"] = partial(in_project, root)
         self._reads = EnvironmentReads(config)
 
     def settings_of(self, environment: str) -> Settings | None:
         return self.config.environments.get(environment)
+
+    def reason(self, row: TaskStatus, environment: str) -> str | None:
+        """Why a task is where it is, in words that fit a page: a human step awaits the form
+        below it (not a command), and a hint names the command as this environment is run."""
+        if row.state == State.AWAITING.value:
+            return "awaits confirmation by a person"
+        settings = self.settings_of(environment)
+        if row.reason is None or settings is None:
+            return row.reason
+        return for_command(row.reason, settings.command)
 
     async def read_environments(self) -> list[EnvironmentStatus]:
         """Every environment, read side by side, each within the deadline: a slow or unreachable
