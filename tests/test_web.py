@@ -4,6 +4,7 @@ tasks really run by the CLI, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -335,3 +336,55 @@ def test_the_console_names_its_own_forms_and_hints_the_command_of_each_environme
     assert environments["staging"].command == 'afterparty --env staging --database-url "$STAGING_URL"'
     assert environments["audit"].command == (
         "afterparty --env audit --database-url 'postgresql://deploy:***@db.internal/shop'")
+
+
+def test_the_history_says_who_did_what_across_tasks_and_environments(
+        web_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run and decision of every environment, newest first, with who, when, what and the
+    note; filtered by environment, person (any part of the name, any case) and task; paged."""
+    from afterparty.web import pages
+
+    web_table(web_project, '[tool.afterparty.web.environments]\nstaging = "sqlite:///staging.sqlite3"')
+    staging = ("--env", "staging", "--database-url", f"sqlite:///{web_project.root / 'staging.sqlite3'}")
+    assert web_project.cli(*staging, "mark-done", "--all").code == 0
+    client = console(web_project, monkeypatch)
+    sign_in(client, "alice")
+    token = csrf(client.get("/").text)
+    assert client.post(task_url(HUMAN_STEP) + "/confirm", data={
+        "csrf_token": token, "expected": "awaiting", "note": "restarted 3 nodes"}).status_code == 303
+    client.cookies.clear()
+    sign_in(client, "carol")
+    token = csrf(client.get("/").text)
+    assert client.post(task_url(FAILING) + "/resolve", data={
+        "csrf_token": token, "expected": "failed", "choice": "skip",
+        "note": "the partner does it"}).status_code == 303
+
+    def rows(query: str = "") -> list[str]:
+        page = client.get("/history" + query)
+        assert page.status_code == 200
+        body = page.text[page.text.index("<tbody>"):page.text.index("</tbody>")]
+        return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in body.split("<tr>")[1:]]
+
+    newest = rows()
+    assert len(newest) == 7
+    assert "development call_partner 20260101000002 resolve --skip skipped carol (via web) @" in newest[0]
+    assert newest[0].endswith("the partner does it")
+    assert "development restart_search 20260101000001 confirm succeeded alice (via web) @" in newest[1]
+    assert newest[1].endswith("restarted 3 nodes")
+    assert all(" staging " in row and "mark-done succeeded" in row for row in newest[2:5])
+    assert all(" development " in row and " run " in row for row in newest[5:])
+
+    assert len(rows("?person=ALICE")) == 1 and "restarted 3 nodes" in rows("?person=ALICE")[0]
+    assert [row.split()[5] for row in rows("?task=call_partner")] == ["resolve", "mark-done", "run"]
+    assert len(rows(f"?task={FAILING}&env=development")) == 2
+    assert len(rows("?env=staging")) == 3
+    assert rows("?person=nobody") == ["Nothing matches."]
+    assert client.get("/history?env=nowhere").status_code == 404
+
+    monkeypatch.setattr(pages, "HISTORY_PAGE", 3)
+    first, second, third = rows(), rows("?page=2"), rows("?page=3")
+    assert first + second + third == newest
+    assert 'rel="next" href="/history?page=2"' in client.get("/history").text
+    assert 'rel="next"' not in client.get("/history?page=3").text
+    older = client.get("/history?env=staging&page=2").text
+    assert 'rel="prev" href="/history?env=staging&amp;page=1"' in older

@@ -118,6 +118,29 @@ class Recorder:
             return []
         return [Attempt(*row) for row in rows]
 
+    def read_history(self, limit: int, person: str | None = None,
+                     task: str | None = None) -> list[Attempt]:
+        """The newest ``limit`` attempts and decisions across tasks, newest first, in one query;
+        only one person's (a part of their name, in any case) and one task's (its version or
+        name) when given. Without output and error, which a task's history has."""
+        where, params = [], []
+        if person:
+            escaped = "".join(f"!{char}" if char in "!%_" else char for char in person.lower())
+            where.append("LOWER(username) LIKE %s ESCAPE '!'")
+            params.append(f"%{escaped}%")
+        if task:
+            where.append("(version = %s OR name = %s)")
+            params += [task, task]
+        columns = ", ".join("NULL" if column in ("error", "output") else column
+                            for column in ATTEMPT_COLUMNS)
+        condition = f" WHERE {' AND '.join(where)}" if where else ""
+        try:
+            rows = self._read(f"SELECT {columns} FROM {self.attempts_table}{condition} "
+                              f"ORDER BY id DESC LIMIT {int(limit)}", params)
+        except MissingTableError:
+            return []
+        return [Attempt(*row) for row in rows]
+
     def read_progress(self, version: str | None = None) -> dict[str, Progress]:
         """Checkpoints and progress of long tasks (or of one), in one query."""
         where, params = ("WHERE version = %s", (version,)) if version is not None else ("", ())

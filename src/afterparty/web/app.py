@@ -53,6 +53,7 @@ def create_app(config: WebConfig | None = None) -> Starlette:
     routes = [
         Route("/", page(pages.overview)),
         Route("/matrix", page(pages.task_matrix)),
+        Route("/history", page(pages.history)),
         Route(task, page(pages.task_page)),
         *(Route(f"{task}/{name}", action(name), methods=["POST"]) for name in actions.ACTIONS),
         Route("/login", partial(login.login_form, console)),

@@ -10,14 +10,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import jinja2
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from afterparty.backends.url import redact
 from afterparty.config import Settings
+from afterparty.errors import AfterpartyError
 from afterparty.printing import for_command
 from afterparty.report import TaskStatus
 from afterparty.states import State
@@ -26,6 +29,7 @@ from afterparty.web.config import WebConfig
 from afterparty.web.environments import EnvironmentStatus, read_environment
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
+T = TypeVar("T")
 Page = Callable[[Request, User], Awaitable[Response]]
 
 
@@ -73,6 +77,16 @@ class Console:
                                           self.config.deadline)
         except asyncio.TimeoutError:
             return self._reads.late(name, self.config.deadline, self.config.database_of(name))
+
+    async def within_deadline(self, read: Callable[..., T], *args: Any) -> tuple[T | None, str | None]:
+        """``read(*args)`` on a thread, and what it found, or why it found nothing (a database
+        error, or no answer within the deadline: the read is left to end on its own)."""
+        try:
+            return await asyncio.wait_for(run_in_threadpool(read, *args), self.config.deadline), None
+        except asyncio.TimeoutError:
+            return None, f"no answer within {self.config.deadline:g} s"
+        except AfterpartyError as exc:
+            return None, redact(str(exc))
 
     def render(self, request: Request, template: str, user: User | None, status_code: int = 200,
                **context: Any) -> HTMLResponse:

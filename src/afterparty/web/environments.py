@@ -89,6 +89,19 @@ def read_task(config: WebConfig, name: str, version: str) -> tuple[TaskStatus, l
     return without_secrets(row), [attempt_without_secrets(attempt) for attempt in attempts]
 
 
+def read_history(config: WebConfig, name: str, limit: int, person: str | None,
+                 task: str | None) -> list[Attempt]:
+    """One environment's newest attempts and decisions (Recorder.read_history), passwords hidden."""
+    session = config.open_session(name, min(config.connect_timeout, config.deadline / 2))
+    try:
+        if session.missing_database_file is not None:
+            return []
+        return [attempt_without_secrets(attempt)
+                for attempt in session.recorder.read_history(limit, person, task)]
+    finally:
+        session.close()
+
+
 def without_secrets(row: TaskStatus) -> TaskStatus:
     """A status row with every password hidden in every text it holds (description, error,
     reason, progress note, checkpoint), as the command line hides them in what it prints: the

@@ -1,8 +1,12 @@
-"""The console's pages: the overview, the matrix, and one task in one environment."""
+"""The console's pages: the overview, the matrix, one task in one environment, and the history
+of every run and decision."""
 
 from __future__ import annotations
 
 import ast
+import asyncio
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -13,9 +17,9 @@ from afterparty.errors import AfterpartyError, UnknownTaskError
 from afterparty.records import Attempt
 from afterparty.report import TaskStatus
 from afterparty.states import RESOLVE_ACTIONS, Action, State, offered
-from afterparty.web.auth import User
+from afterparty.web.auth import MAX_NAME_LENGTH, User
 from afterparty.web.console import Console
-from afterparty.web.environments import matrix, read_task
+from afterparty.web.environments import matrix, read_history, read_task
 
 
 async def overview(console: Console, request: Request, user: User) -> Response:
@@ -94,3 +98,53 @@ def _docstring(path: str) -> str | None:
         if isinstance(node, ast.FunctionDef) and node.decorator_list:
             return ast.get_docstring(node)
     return None
+
+
+# Entries on one page of the history; pages beyond the last one read are not offered.
+HISTORY_PAGE = 50
+HISTORY_PAGES = 200
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """What the history page shows: which environments, whose decisions, which task, which page."""
+
+    environments: list[str]
+    environment: str
+    person: str
+    task: str
+    page: int
+
+    def query(self, page: int) -> str:
+        """The page's address query for another page of the same entries."""
+        wanted = {"env": self.environment, "person": self.person, "task": self.task}
+        return urlencode({**{k: v for k, v in wanted.items() if v}, "page": page})
+
+
+async def history(console: Console, request: Request, user: User) -> Response:
+    """Who did what, across tasks and environments: every run and decision, newest first,
+    filtered by environment, person and task, a page at a time."""
+    query = request.query_params
+    environment = query.get("env", "")
+    if environment and console.settings_of(environment) is None:
+        return console.refuse(request, user, 404, f"no environment named {environment!r} here")
+    try:
+        page = min(max(int(query.get("page", "1")), 1), HISTORY_PAGES)
+    except ValueError:
+        page = 1
+    wanted = HistoryFilter([environment] if environment else list(console.config.environments),
+                           environment, query.get("person", "").strip()[:MAX_NAME_LENGTH],
+                           query.get("task", "").strip()[:255], page)
+    # Each environment's newest entries down to this page's, one query each, side by side.
+    read = dict(zip(wanted.environments, await asyncio.gather(*(
+        console.within_deadline(read_history, console.config, name, page * HISTORY_PAGE + 1,
+                                wanted.person or None, wanted.task or None)
+        for name in wanted.environments)), strict=True))
+    entries = sorted(((attempt, name) for name, (attempts, _) in read.items()
+                      for attempt in attempts or []),
+                     key=lambda entry: (entry[0].started_at, entry[0].id), reverse=True)
+    return console.render(
+        request, "history.html", user, wanted=wanted, config_environments=list(console.config.environments),
+        entries=entries[(page - 1) * HISTORY_PAGE:page * HISTORY_PAGE],
+        older=len(entries) > page * HISTORY_PAGE and page < HISTORY_PAGES,
+        errors=[(name, error) for name, (_, error) in read.items() if error])
