@@ -37,6 +37,7 @@ def test_the_package_builds_and_its_sdist_tests_run(tmp_path: Path) -> None:
         metadata = whl.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "afterparty/templates/task.py.tmpl" in names and "afterparty/py.typed" in names
     assert "afterparty/contrib/django/templates/admin/afterparty/task/decide.html" in names
+    assert "afterparty/web/static/console.js" in names and "afterparty/web/static/console.css" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert f"Version: {afterparty.__version__}" in metadata
     assert "License-Expression: MIT" in metadata

@@ -13,8 +13,9 @@ import pytest
 
 from afterparty.config import Settings
 from afterparty.session import Session
-from conftest import Project, clean_env, wait_until
+from conftest import Project, clean_env, stop, wait_until
 from web_helpers import (
+    BACKFILL,
     FAILING,
     HUMAN_STEP,
     LATER,
@@ -25,6 +26,7 @@ from web_helpers import (
     history,
     set_up_tasks,
     sign_in,
+    start_backfill,
     state,
     task_url,
     web_config,
@@ -388,3 +390,58 @@ def test_the_history_says_who_did_what_across_tasks_and_environments(
     assert 'rel="next"' not in client.get("/history?page=3").text
     older = client.get("/history?env=staging&page=2").text
     assert 'rel="prev" href="/history?env=staging&amp;page=1"' in older
+
+
+def test_a_running_task_comes_first_with_its_progress_and_the_page_follows_it(
+        sqlite_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = console(sqlite_project, monkeypatch)
+    sign_in(client)
+    runner = start_backfill(sqlite_project)
+    try:
+        wait_until(lambda: "/s, about" in client.get("/").text, "the backfill's rate on the overview")
+        page = client.get("/").text
+        assert page.index("Under way") < page.index("backfill_invoices") \
+            < page.index("Needs a person") < page.index("restart_search")
+        item = page[page.index("backfill_invoices"):page.index("</li>", page.index("backfill_invoices"))]
+        assert re.search(r'<progress max="100" value="[0-9.]+">', item)
+        assert re.search(r"\d+% \([\d,]+/100,000\), [\d,.]+/s, about [\d.]+ (s|min|h) left: copying",
+                         item), item
+        assert 'class="badge s-running">running<' in page
+        for shown in (page, client.get("/matrix").text, client.get(task_url(BACKFILL)).text):
+            assert '<main data-refresh="3">' in shown and "/static/console.js" in shown
+        assert "<progress" in client.get(task_url(BACKFILL)).text
+
+        script = client.get("/static/console.js")
+        assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+        policy = client.get("/").headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "unsafe" not in policy
+
+        for phase in ("copying", "checking"):
+            (sqlite_project.root / phase).touch()
+        assert runner.wait(timeout=60) == 0, runner.communicate()
+    finally:
+        stop(runner)
+    page = client.get("/").text
+    assert "data-refresh" not in page and "Under way" not in page
+    assert "data-refresh" not in client.get(task_url(BACKFILL)).text
+
+
+def test_a_run_that_is_gone_says_so(sqlite_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = console(sqlite_project, monkeypatch)
+    sign_in(client)
+    runner = start_backfill(sqlite_project)
+    try:
+        wait_until(lambda: "backfill_invoices" in client.get("/").text.partition("Under way")[2],
+                   "the backfill running")
+        runner.kill()  # as the OOM killer or a lost machine would
+        runner.wait(timeout=30)
+    finally:
+        stop(runner)
+    page = client.get("/").text
+    item = page[page.index("backfill_invoices"):page.index("</li>", page.index("backfill_invoices"))]
+    assert page.index("Under way") < page.index("backfill_invoices")
+    assert 'class="badge s-gone"' in page and "its runner is gone (" in item
+    assert "data-refresh" not in page  # nothing moves any more
+    task = client.get(task_url(BACKFILL)).text
+    assert "its runner is gone (" in task and "data-refresh" not in task
+    assert 'class="badge big s-gone">gone<' in task

@@ -1,5 +1,7 @@
 """The web console in a real browser: Debian's chromium, driven by Selenium through chromedriver.
-A person signs in, sees the step awaiting them, confirms it with a note, and finds it in the history."""
+A person signs in, sees the step awaiting them, confirms it with a note, and finds it in the
+history; watches a backfill move on the overview; and on a phone is told the matrix goes on
+to the side."""
 
 from __future__ import annotations
 
@@ -7,19 +9,33 @@ import os
 import shutil
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from conftest import Project, stop, unavailable, wait_until
-from web_helpers import HUMAN_STEP, PASSWORDS, free_port, history, set_up_tasks, state, web_env
+from web_helpers import (
+    HUMAN_STEP,
+    PASSWORDS,
+    free_port,
+    history,
+    set_up_tasks,
+    start_backfill,
+    state,
+    web_env,
+    web_table,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[WebDriver]:
     if not (os.path.exists(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         unavailable("chromium and chromium-driver are not installed (apt-get install chromium-driver)")
     from selenium import webdriver
@@ -36,27 +52,11 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
-def test_a_person_confirms_a_step_in_the_browser(sqlite_project: Project, browser: object,
-                                                 tmp_path: Path) -> None:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.remote.webdriver import WebDriver
-
-    assert isinstance(browser, WebDriver)
-
-    def text_of(selector: str) -> str:
-        """The element's text as the page shows it now; "" while the next page is loading (the
-        old page's element goes stale, the new one is not there yet)."""
-        try:
-            return str(browser.find_element(By.CSS_SELECTOR, selector).text)
-        except (NoSuchElementException, StaleElementReferenceException):
-            return ""
-
-    set_up_tasks(sqlite_project)
+@contextmanager
+def signed_in(project: Project, browser: WebDriver, log: Path) -> Iterator[str]:
+    """`afterparty web` served for real, and the browser signed in on its overview: its base URL."""
     port = free_port()
-    log = tmp_path / "web.log"
-    server = sqlite_project.popen_logged("web", "--port", str(port), log=log,
-                                         extra_env=web_env(sqlite_project))
+    server = project.popen_logged("web", "--port", str(port), log=log, extra_env=web_env(project))
     base = f"http://127.0.0.1:{port}"
     try:
         def answers() -> bool:
@@ -74,25 +74,84 @@ def test_a_person_confirms_a_step_in_the_browser(sqlite_project: Project, browse
         browser.find_element(By.NAME, "password").send_keys(PASSWORDS["alice"])
         browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
         wait_until(lambda: browser.current_url == f"{base}/", "the overview after signing in")
+        yield base
+    finally:
+        stop(server)
 
-        wait_until(lambda: "restart_search" in text_of("ul.tasks.urgent li"),
+
+def text_of(browser: WebDriver, selector: str) -> str:
+    """The element's text as the page shows it now; "" while the next page is loading (the
+    old page's element goes stale, the new one is not there yet)."""
+    try:
+        return str(browser.find_element(By.CSS_SELECTOR, selector).text)
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
+
+
+def test_a_person_confirms_a_step_in_the_browser(sqlite_project: Project, browser: WebDriver,
+                                                 tmp_path: Path) -> None:
+    set_up_tasks(sqlite_project)
+    with signed_in(sqlite_project, browser, tmp_path / "web.log"):
+        wait_until(lambda: "restart_search" in text_of(browser, "ul.tasks.urgent li"),
                    "the overview listing the step that needs a person")
-        assert "awaiting" in text_of("ul.tasks.urgent li")
+        assert "awaiting" in text_of(browser, "ul.tasks.urgent li")
         browser.find_element(By.CSS_SELECTOR, "ul.tasks.urgent li a").click()
-        wait_until(lambda: "Restart every search node." in text_of(".instructions"),
+        wait_until(lambda: "Restart every search node." in text_of(browser, ".instructions"),
                    "the task page with the step's instructions")
 
         confirm = browser.find_element(By.CSS_SELECTOR, "form[action$='/confirm']")
         confirm.find_element(By.NAME, "note").send_keys("restarted all 3 nodes")
         confirm.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
-        wait_until(lambda: "succeeded" in text_of(".task-head .badge"),
+        wait_until(lambda: "succeeded" in text_of(browser, ".task-head .badge"),
                    "the task page showing the new state")
-        assert "awaiting -> succeeded" in text_of(".flash")
-        newest = text_of("ol.history > li")
+        assert "awaiting -> succeeded" in text_of(browser, ".flash")
+        newest = text_of(browser, "ol.history > li")
         assert "confirm" in newest and "restarted all 3 nodes" in newest
         assert "alice (via web)" in newest
-    finally:
-        stop(server)
     assert state(sqlite_project, HUMAN_STEP) == "succeeded"
     assert history(sqlite_project, HUMAN_STEP)[-1]["username"] == "alice (via web)"
+
+
+def test_the_overview_follows_a_running_backfill_without_reloading(
+        sqlite_project: Project, browser: WebDriver, tmp_path: Path) -> None:
+    """A person watches a backfill move: the page reads itself again while it runs (no reload:
+    what the page's script keeps stays), shows its progress first, and stops once it is done."""
+    runner = start_backfill(sqlite_project)
+    try:
+        with signed_in(sqlite_project, browser, tmp_path / "web.log"):
+            browser.execute_script("window.stillThisPage = true;")
+            backfill = "ul.tasks li:first-child"
+            wait_until(lambda: "left: copying" in text_of(browser, backfill),
+                       "the backfill's rate and time left on the overview")
+            assert "backfill_invoices" in text_of(browser, backfill)
+            first = browser.find_element(By.CSS_SELECTOR, f"{backfill} progress").get_attribute("value")
+            (sqlite_project.root / "copying").touch()
+            wait_until(lambda: "left: checking" in text_of(browser, backfill),
+                       "the overview following the backfill into its next phase")
+            later = browser.find_element(By.CSS_SELECTOR, f"{backfill} progress").get_attribute("value")
+            assert float(str(later)) > float(str(first))
+            (sqlite_project.root / "checking").touch()
+            assert runner.wait(timeout=60) == 0
+            wait_until(lambda: not browser.find_elements(By.CSS_SELECTOR, "main[data-refresh]"),
+                       "the overview showing nothing under way any more")
+            assert "Under way" not in text_of(browser, "main")
+            assert browser.execute_script("return window.stillThisPage === true;")
+    finally:
+        stop(runner)
+
+
+def test_on_a_phone_the_matrix_says_the_other_environments_are_to_the_side(
+        sqlite_project: Project, browser: WebDriver, tmp_path: Path) -> None:
+    set_up_tasks(sqlite_project)
+    web_table(sqlite_project, '[tool.afterparty.web.environments]\n'
+                              'staging = "sqlite:///staging.sqlite3"\nproduction = "sqlite:///production.sqlite3"')
+    with signed_in(sqlite_project, browser, tmp_path / "web.log") as base:
+        browser.get(f"{base}/matrix")
+        hint = browser.find_element(By.CSS_SELECTOR, ".scroll-hint")
+        assert not hint.is_displayed()  # at a desk every environment is in sight
+        browser.set_window_size(390, 844)
+        wait_until(lambda: hint.is_displayed(), "the hint shown at phone width")
+        assert "3 environments side by side" in hint.text
+        assert browser.execute_script(
+            "const t = document.querySelector('.table-scroll'); return t.scrollWidth > t.clientWidth;")

@@ -28,6 +28,7 @@ PASSWORDS = {"alice": "correct horse", "carol": "battery staple"}
 HUMAN_STEP = "20260101000001"
 FAILING = "20260101000002"
 LATER = "20260101000003"
+BACKFILL = "20260101000005"
 
 
 def write_users(path: Path) -> Path:
@@ -58,6 +59,22 @@ def set_up_tasks(project: Project) -> None:
     project.write_task(LATER, "mail_customer", options='description="Mail the customer"')
     ran = project.cli("run", "--no-input")
     assert ran.code == 1, ran.both
+
+
+def start_backfill(project: Project) -> subprocess.Popen[str]:
+    """A human step left awaiting, then a backfill that reports its progress while it runs: its
+    note says which phase it is in; the phase ends when the test writes a file of its name."""
+    project.write_task(HUMAN_STEP, "restart_search", '"""Restart every search node."""',
+                       options="manual=True")
+    project.write_task(BACKFILL, "backfill_invoices", """
+        done = 0
+        for phase in ("copying", "checking"):
+            while not os.path.exists(phase):
+                done += 1
+                ctx.progress(done, 100000, note=phase)
+                time.sleep(0.02)""", options='description="Backfill the invoices"',
+                       header="import os\nimport time")
+    return project.popen("run", "--no-input")
 
 
 def web_table(project: Project, table: str) -> None:

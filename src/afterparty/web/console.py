@@ -29,6 +29,8 @@ from afterparty.web.config import WebConfig
 from afterparty.web.environments import EnvironmentStatus, read_environment
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
+# How often a page showing something under way reads itself again.
+REFRESH_SECONDS = 3
 T = TypeVar("T")
 Page = Callable[[Request, User], Awaitable[Response]]
 
@@ -89,10 +91,12 @@ class Console:
             return None, redact(str(exc))
 
     def render(self, request: Request, template: str, user: User | None, status_code: int = 200,
-               **context: Any) -> HTMLResponse:
+               moving: bool = False, **context: Any) -> HTMLResponse:
+        """A page; ``moving``: it shows something under way, and follows it (console.js)."""
         root = request.scope.get("root_path", "")
         page = self.templates.get_template(template).render(
             root=root, user=user, auth=self.config.auth_enabled,
+            refresh=REFRESH_SECONDS if moving else None,
             csrf_token=csrf_token(request, self.config.secret),
             flash=request.session.pop("flash", None), path=request.url.path, **context)
         return HTMLResponse(page, status_code=status_code)

@@ -17,7 +17,9 @@ from afterparty.web.config import WebConfig
 
 log = logging.getLogger("afterparty.web")
 
-# The states a person must act on, in the order the overview lists them.
+# The states of a task under way, first of all on the overview, and those a person must act
+# on, next, in the order it lists them.
+UNDER_WAY = (State.RUNNING, State.QUEUED)
 NEEDS_A_PERSON = (State.AWAITING, State.INTERRUPTED, State.FAILED)
 
 
@@ -36,23 +38,37 @@ class EnvironmentStatus:
 
     @property
     def counts(self) -> list[tuple[str, int]]:
-        """How many tasks are in each state, those needing a person first."""
+        """How many tasks are in each state: those under way first, then those needing a person."""
         counted = Counter(row.state for row in self.rows)
-        order = [state.value for state in (*NEEDS_A_PERSON, State.PENDING, State.RUNNING,
-                                            State.QUEUED, State.SUCCEEDED, State.SKIPPED,
-                                            State.REVERTED)]
+        order = [state.value for state in (*UNDER_WAY, *NEEDS_A_PERSON, State.PENDING,
+                                            State.SUCCEEDED, State.SKIPPED, State.REVERTED)]
+        order += sorted(set(counted) - set(order))
         return [(state, counted[state]) for state in order if counted[state]]
 
     @property
+    def under_way(self) -> list[TaskStatus]:
+        """Running tasks (their runner or worker gone, too), then those sent to a worker."""
+        return self._in(UNDER_WAY)
+
+    @property
     def needing_a_person(self) -> list[TaskStatus]:
-        rank = {state.value: i for i, state in enumerate(NEEDS_A_PERSON)}
-        return sorted((row for row in self.rows if row.state in rank),
-                      key=lambda row: (rank[row.state], row.version))
+        return self._in(NEEDS_A_PERSON)
 
     @property
     def the_rest(self) -> list[TaskStatus]:
-        waiting = {state.value for state in NEEDS_A_PERSON}
-        return [row for row in self.rows if row.state not in waiting]
+        shown = {state.value for state in (*UNDER_WAY, *NEEDS_A_PERSON)}
+        return [row for row in self.rows if row.state not in shown]
+
+    @property
+    def moving(self) -> bool:
+        """Whether a task here is under way and its runner or worker is still there: a page
+        showing it follows it."""
+        return any(row.state in {s.value for s in UNDER_WAY} and not row.gone for row in self.rows)
+
+    def _in(self, states: tuple[State, ...]) -> list[TaskStatus]:
+        rank = {state.value: i for i, state in enumerate(states)}
+        return sorted((row for row in self.rows if row.state in rank),
+                      key=lambda row: (rank[row.state], row.version))
 
     def row(self, version: str) -> TaskStatus | None:
         return next((row for row in self.rows if row.version == version), None)

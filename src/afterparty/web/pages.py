@@ -19,18 +19,20 @@ from afterparty.report import TaskStatus
 from afterparty.states import RESOLVE_ACTIONS, Action, State, offered
 from afterparty.web.auth import MAX_NAME_LENGTH, User
 from afterparty.web.console import Console
-from afterparty.web.environments import matrix, read_history, read_task
+from afterparty.web.environments import UNDER_WAY, matrix, read_history, read_task
 
 
 async def overview(console: Console, request: Request, user: User) -> Response:
     environments = await console.read_environments()
-    return console.render(request, "overview.html", user, environments=environments)
+    return console.render(request, "overview.html", user, environments=environments,
+                          moving=any(environment.moving for environment in environments))
 
 
 async def task_matrix(console: Console, request: Request, user: User) -> Response:
     environments = await console.read_environments()
     return console.render(request, "matrix.html", user, environments=environments,
-                          rows=matrix(environments))
+                          rows=matrix(environments),
+                          moving=any(environment.moving for environment in environments))
 
 
 async def task_page(console: Console, request: Request, user: User, error: str | None = None,
@@ -51,7 +53,7 @@ async def task_page(console: Console, request: Request, user: User, error: str |
     return console.render(request, "task.html", user, status_code, environment=environment,
                           version=version, row=row, attempts=list(enumerate(attempts, 1)),
                           instructions=instructions(row, attempts), actions=actions_for(row),
-                          error=error)
+                          error=error, moving=State(row.state) in UNDER_WAY and not row.gone)
 
 
 # Each form of the task page, and the decisions it takes.
