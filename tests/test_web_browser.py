@@ -109,6 +109,13 @@ def test_a_person_confirms_a_step_in_the_browser(sqlite_project: Project, browse
         newest = text_of(browser, "ol.history > li")
         assert "confirm" in newest and "restarted all 3 nodes" in newest
         assert "alice (via web)" in newest
+
+        browser.find_element(By.LINK_TEXT, "History").click()
+        wait_until(lambda: "Who did what" in text_of(browser, "h1"), "the history page")
+        latest = text_of(browser, "table.audit tbody tr")
+        for part in ("development", "restart_search", "confirm", "succeeded", "alice (via web)",
+                     "restarted all 3 nodes"):
+            assert part in latest, part
     assert state(sqlite_project, HUMAN_STEP) == "succeeded"
     assert history(sqlite_project, HUMAN_STEP)[-1]["username"] == "alice (via web)"
 
