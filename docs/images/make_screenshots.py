@@ -14,6 +14,8 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import bcrypt
@@ -55,6 +57,20 @@ TASKS = {
             ctx.log.info("mail sent to acme@example.com")
     ''',
 }
+# Written after the first runs, and run in staging while the screenshots are taken.
+REINDEX = ("20261126150000_reindex_search_documents", '''
+    import os
+    import time
+
+
+    @task(description="Reindex every search document for the new mapping", atomic=False)
+    def run(ctx):
+        done = 530_000  # where the previous attempt's checkpoint left it
+        while not os.path.exists("stop-reindex"):
+            done = min(done + 1_700, 1_240_000)
+            ctx.progress(done, 1_240_000, note="documents reindexed")
+            time.sleep(0.2)
+''')
 
 
 def free_port() -> int:
@@ -86,16 +102,20 @@ def make_project(root: Path) -> dict[str, str]:
     env.update(AFTERPARTY_WEB_HTPASSWD=str(root / "users.htpasswd"),
                AFTERPARTY_WEB_SECRET="screenshots-only-secret-0123456789", AFTERPARTY_RELEASE="v2.14.0")
 
-    def cli(*args: str) -> None:
-        subprocess.run([sys.executable, "-m", "afterparty", *args], cwd=root, env=env, check=False,
-                       capture_output=True)
+    def cli(who: str, *args: str) -> None:
+        subprocess.run([sys.executable, "-m", "afterparty", *args], cwd=root, check=False,
+                       env={**env, "LOGNAME": who, "USER": who}, capture_output=True)
 
-    cli("run", "--no-input")  # development: the human step awaits
-    cli("confirm", "restart_search_cluster", "--note", "restarted all 3 nodes, cluster green")
+    staging = ("--env", "staging", "--database-url", "sqlite:///staging.sqlite3")
+    cli("deploy", "run", "--no-input")  # development: the human step awaits
+    cli("maria", "confirm", "restart_search_cluster", "--note", "restarted all 3 nodes, cluster green")
+    cli("sam", *staging, "skip", "email_customer_bug_fixed", "--reason", "ACME has no staging")
     for name in ("staging", "production"):
-        cli("--env", name, "--database-url", f"sqlite:///{name}.sqlite3", "run", "--no-input")
-    cli("--env", "staging", "--database-url", "sqlite:///staging.sqlite3", "confirm",
-        "restart_search_cluster", "--note", "restarted 3 nodes at 14:05")
+        cli("deploy", "--env", name, "--database-url", f"sqlite:///{name}.sqlite3", "run", "--no-input")
+    cli("sam", *staging, "confirm", "restart_search_cluster", "--note", "restarted 3 nodes at 14:05")
+    name, body = REINDEX
+    source = "from afterparty import task\n" + textwrap.dedent(body).rstrip() + "\n"
+    (root / "release_tasks" / f"{name}.py").write_text(source)
     return env
 
 
@@ -115,6 +135,32 @@ def full_page(driver: webdriver.Chrome, width: int, path: Path) -> None:
     print(f"wrote {path.relative_to(HERE.parent.parent)}")
 
 
+# Screenshot -> the console's page, at a desk and on a phone.
+DESK = {"overview": "/", "matrix": "/matrix", "task": "/env/production/tasks/20261121100000",
+        "running": "/env/staging/tasks/20261126150000", "history": "/history"}
+PHONE = {"phone": "/", "phone-matrix": "/matrix"}
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not happen within 30 s")
+        time.sleep(0.1)
+
+
+def shows_time_left(driver: webdriver.Chrome) -> bool:
+    return "left" in driver.find_element(By.TAG_NAME, "main").text
+
+
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        return True
+    except OSError:
+        return False
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "shop"
@@ -122,32 +168,32 @@ def main() -> None:
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "afterparty", "web", "--port", str(port)],
                                   cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The reindex runs in staging while the screenshots are taken.
+        reindex = subprocess.Popen([sys.executable, "-m", "afterparty", "--env", "staging",
+                                    "--database-url", "sqlite:///staging.sqlite3", "run"],
+                                   cwd=root, env={**env, "LOGNAME": "deploy", "USER": "deploy"},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/login", timeout=1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("afterparty web did not start") from None
-                    time.sleep(0.1)
-            for width, height, shots in ((1280, 800, ("overview", "matrix", "task")), (390, 844, ("phone",))):
+            wait_for(lambda: answers(f"{base}/login") or server.poll() is not None, "afterparty web starting")
+            for width, height, shots in ((1280, 800, DESK), (390, 844, PHONE)):
                 driver = browser(width, height)
                 try:
                     driver.get(f"{base}/login")
                     driver.find_element(By.NAME, "username").send_keys("alice")
                     driver.find_element(By.NAME, "password").send_keys("correct horse")
                     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-                    pages = {"overview": "/", "phone": "/", "matrix": "/matrix",
-                             "task": "/env/production/tasks/20261121100000"}
-                    for shot in shots:
-                        driver.get(base + pages[shot])
+                    for shot, page in shots.items():
+                        driver.set_window_size(width, height)
+                        driver.get(base + page)
+                        if shot in ("overview", "running", "phone"):  # once its time left is known
+                            wait_for(partial(shows_time_left, driver), "the reindex's time left")
                         full_page(driver, width, HERE / f"web-{shot}.png")
                 finally:
                     driver.quit()
         finally:
+            (root / "stop-reindex").touch()
+            reindex.wait(timeout=60)
             server.terminate()
             server.wait(timeout=30)
 
