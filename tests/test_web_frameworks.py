@@ -117,3 +117,24 @@ def test_the_console_mounted_in_a_flask_app_shows_the_apps_database(flask_app: E
                  tmp_path / "web.log") as base:
         database = "postgresql" if "postgresql" in flask_app.database_url else "sqlite"
         assert_console_reads_and_writes_the_frameworks_records(flask_app, base, database)
+
+
+@pytest.mark.parametrize("django_site", ["postgresql"], indirect=True)
+def test_manage_py_afterparty_web_outlives_a_database_restart(django_site: Example,
+                                                              tmp_path: Path) -> None:
+    """The server ends every session (a restart, a failover): the next page reads the records
+    on a new connection, as a Django request would, instead of the broken one."""
+    run_then_add_a_task(django_site)
+    database = django_site.database_url.rsplit("/", 1)[1]
+    port = free_port()
+    with serving([*django_site.command, "afterparty", "web", "--port", str(port)], django_site.root,
+                 django_site.env, f"http://127.0.0.1:{port}", tmp_path / "web.log") as base, \
+            httpx.Client(base_url=base, timeout=30, auth=("alice", PASSWORDS["alice"])) as api:
+        assert "error" not in api.get("/api/v1/status").json()["environments"][0]
+        ended = django_site.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  f"WHERE datname = '{database}' AND pid <> pg_backend_pid()")
+        assert ended and all(row == (True,) for row in ended)
+        for _ in range(3):
+            environment = api.get("/api/v1/status").json()["environments"][0]
+            assert "error" not in environment, environment
+            assert len(environment["tasks"]) == 3

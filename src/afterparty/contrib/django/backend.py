@@ -90,6 +90,11 @@ def django_database(alias: str) -> Database:
             f"use one of {', '.join(sorted(connections.settings))}"
         )
     wrapper = connections[alias]
+    if not wrapper.in_atomic_block:
+        # What Django does as a request starts: a connection that broke (the server restarted)
+        # or outlived CONN_MAX_AGE is not used again. `manage.py afterparty web` opens sessions
+        # on its threads' connections for as long as it serves.
+        wrapper.close_if_unusable_or_obsolete()
     url = _django_url(alias, wrapper)
     dialect = dialect_for(wrapper.vendor)
     try:
