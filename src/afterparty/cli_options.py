@@ -212,7 +212,8 @@ class CommandGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AfterpartyError as exc:
-            exc.command = State.of(ctx).command_line
+            state = ctx.obj if isinstance(ctx.obj, State) else State.of(ctx)
+            exc.command = state.command_line
             raise
 
 
