@@ -10,7 +10,7 @@
 
   function writing() {
     var active = document.activeElement;
-    if (active && active.form) {
+    if (active && active.closest("main") && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) {
       return true;
     }
     var fields = document.querySelectorAll("main textarea, main input, main select");
