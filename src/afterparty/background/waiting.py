@@ -84,7 +84,8 @@ def _settle(session: Session, task: Background, state: State, record: Record | N
 
 
 def exit_code_of(tasks: list[Background]) -> int:
-    """As if they had run inline: 1 when one failed, 5 when one is held, else 0."""
+    """As if they had run inline: 1 when one failed, 5 when one is held, else 0 (a task a
+    person paused or cancelled is no failure of the deploy)."""
     if any(t.state in (State.FAILED, State.INTERRUPTED) and not t.hold for t in tasks):
         return 1
     return 5 if any(t.state is State.INTERRUPTED for t in tasks) else 0
