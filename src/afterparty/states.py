@@ -162,10 +162,10 @@ TRANSITIONS: tuple[Transition, ...] = (
                _WORKER, _LEASE),
     Transition("cannot load on a worker", _states(State.QUEUED, State.INTERRUPTED), State.FAILED,
                _WORKER, _LEASE),
-    Transition("mark-done", NOT_RUN_YET, State.SUCCEEDED, _PERSON, _LOCK, Action.MARK_DONE,
-               keep=DONE),
-    Transition("skip", NOT_RUN_YET | {State.AWAITING}, State.SKIPPED, _PERSON, _LOCK, Action.SKIP,
-               keep=DONE),
+    Transition("mark-done", NOT_RUN_YET | SETTLEABLE, State.SUCCEEDED, _PERSON, _LOCK,
+               Action.MARK_DONE, keep=DONE),
+    Transition("skip", NOT_RUN_YET | SETTLEABLE | {State.AWAITING}, State.SKIPPED, _PERSON, _LOCK,
+               Action.SKIP, keep=DONE),
     Transition("pause (asked)", _states(State.RUNNING), State.PAUSED, _PERSON, _LOCK,
                Action.PAUSE, asked=True),
     Transition("resume", _states(State.PAUSED), State.PENDING, _PERSON, _LOCK, Action.RESUME),
@@ -219,9 +219,7 @@ def decision(action: Action, before: State) -> Transition | None:
     if any(before in move.keep for move in moves):
         return None
     allowed = " or ".join(sorted({state.value for move in moves for state in move.sources}))
-    settle = (" (settle it with `resolve`)" if before in SETTLEABLE
-              and action in (Action.SKIP, Action.MARK_DONE) else "")
-    raise MoveRefused(f"is {before}, not {allowed}: there is nothing to {action.verb}{settle}")
+    raise MoveRefused(f"is {before}, not {allowed}: there is nothing to {action.verb}")
 
 
 def next_state(action: Action, before: State) -> State | None:

@@ -136,14 +136,14 @@ def test_a_record_made_meanwhile_is_not_overwritten(records: Records) -> None:
 OFFERED = {
     State.PENDING: [Action.MARK_DONE, Action.SKIP],
     State.PAUSED: [Action.RESUME, Action.CANCEL, Action.FORGET],
-    State.CANCELLED: [Action.FORGET, Action.RESOLVE_RETRY, Action.RESOLVE_DONE,
-                      Action.RESOLVE_SKIP],
+    State.CANCELLED: [Action.MARK_DONE, Action.SKIP, Action.FORGET, Action.RESOLVE_RETRY,
+                      Action.RESOLVE_DONE, Action.RESOLVE_SKIP],
     State.REVERTED: [Action.MARK_DONE, Action.SKIP, Action.FORGET],
     State.QUEUED: [Action.MARK_DONE, Action.SKIP, Action.CANCEL, Action.FORGET],
-    State.FAILED: [Action.FORGET, Action.RESOLVE_RETRY, Action.RESOLVE_DONE, Action.RESOLVE_SKIP,
-                   Action.ROLLBACK_RECORD_ONLY],
-    State.INTERRUPTED: [Action.FORGET, Action.RESOLVE_RETRY, Action.RESOLVE_DONE,
-                        Action.RESOLVE_SKIP, Action.ROLLBACK_RECORD_ONLY],
+    State.FAILED: [Action.MARK_DONE, Action.SKIP, Action.FORGET, Action.RESOLVE_RETRY,
+                   Action.RESOLVE_DONE, Action.RESOLVE_SKIP, Action.ROLLBACK_RECORD_ONLY],
+    State.INTERRUPTED: [Action.MARK_DONE, Action.SKIP, Action.FORGET, Action.RESOLVE_RETRY,
+                        Action.RESOLVE_DONE, Action.RESOLVE_SKIP, Action.ROLLBACK_RECORD_ONLY],
     State.AWAITING: [Action.SKIP, Action.FORGET, Action.CONFIRM, Action.ROLLBACK_RECORD_ONLY],
     State.SUCCEEDED: [Action.FORGET, Action.ROLLBACK_RECORD_ONLY],
     State.SKIPPED: [Action.FORGET],
@@ -171,9 +171,9 @@ def test_a_running_task_is_only_asked_to_pause_or_cancel() -> None:
     assert allows(Actor.PERSON, State.PAUSED, State.CANCELLED, Guard.LOCK)
 
 
-def test_skipping_a_failed_task_points_to_resolve() -> None:
-    with pytest.raises(MoveRefused, match="settle it with `resolve`"):
-        next_state(Action.SKIP, State.FAILED)
+def test_a_refusal_names_the_states_the_decision_applies_to() -> None:
+    with pytest.raises(MoveRefused, match="is succeeded, not awaiting: there is nothing to confirm"):
+        next_state(Action.CONFIRM, State.SUCCEEDED)
 
 
 def test_a_decision_that_changes_nothing_is_not_refused() -> None:
