@@ -690,3 +690,28 @@ def test_a_worker_given_a_copy_of_the_records_runs_nothing(celery_project: Proje
                                  autocommit=True) as admin:
                 admin.execute(f"DROP DATABASE IF EXISTS {name}_copy WITH (FORCE)")
 
+
+
+def test_a_person_pauses_a_backfill_on_a_worker_and_it_resumes_from_its_checkpoint(
+        celery_project: Project, workers: Workers, tmp_path: Path) -> None:
+    """`pause` reaches the worker (no lock needed): it stops after its current batch, paused;
+    `resume` and the next deploy send it again, and a worker goes on from the checkpoint."""
+    project = celery_project
+    project.query("CREATE TABLE backfilled (batch INTEGER)")
+    marker, gate = tmp_path / "five_batches_done", tmp_path / "gate"
+    backfill_in_batches(project, "backfilled", marker, gate)
+    assert project.cli("run").code == 0
+    workers.start()
+    wait_until(marker.exists, "the worker committing five batches")
+    assert project.cli("pause", VERSION, "--note", "peak hours").code == 0
+    gate.touch()
+    wait_until(lambda: state_of(project) == "paused", "the worker pausing the task")
+    done_before = len(project.query("SELECT batch FROM backfilled"))
+    assert 5 <= done_before < BATCHES
+    assert project.cli("run").out.strip() == "no pending tasks"
+
+    assert project.cli("resume", VERSION).code == 0
+    assert project.cli("run").code == 0
+    wait_until(lambda: state_of(project) == "succeeded", "the task resumed and succeeding")
+    batches = sorted(int(str(b)) for (b,) in project.query("SELECT batch FROM backfilled"))
+    assert batches == list(range(BATCHES))  # every batch exactly once

@@ -161,7 +161,7 @@ def test_resolve_and_skip_go_through_the_same_rules_as_the_cli(
 
     refused = client.post(task_url(HUMAN_STEP) + "/resolve", data={
         "csrf_token": token, "expected": "awaiting", "choice": "retry"})
-    assert refused.status_code == 409 and "not failed or interrupted" in refused.text
+    assert refused.status_code == 409 and "not cancelled or failed or interrupted" in refused.text
     assert state(web_project, HUMAN_STEP) == "awaiting"
 
 

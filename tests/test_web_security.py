@@ -461,9 +461,10 @@ def test_an_unknown_name_takes_as_long_as_a_wrong_password(web_project: Project,
         return time.perf_counter() - started
 
     seconds("nobody")  # the first unknown name may pay for making the stand-in hash
-    known = statistics.median(seconds("alice") for _ in range(3))
-    unknown = statistics.median(seconds(f"nobody{n}") for n in range(3))
-    assert unknown >= 0.5 * known, (unknown, known)
+    # Measured in pairs, one right after the other, so that the load of a busy machine (other
+    # tests run beside this one) weighs on both sides of each ratio alike.
+    ratios = [seconds(f"nobody{n}") / seconds("alice") for n in range(5)]
+    assert statistics.median(ratios) >= 0.5, ratios
 
 
 def test_signing_in_gives_a_new_session_id(web_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from afterparty.errors import DatabaseError, LockLostError, StateChanged, StoppedBySignal
 from afterparty.interruptions import Deadline, Interruptions
+from afterparty.long_tasks import StopAsked
 from afterparty.results import RunReporter, TaskOutcome
 from afterparty.session import Session, utc_now
 from afterparty.states import Action, Actor, Guard, State
@@ -108,6 +109,11 @@ class AttemptRunner:
         if deadline.expired:
             self._abandon_transaction()
             return finish(State.FAILED, f"timed out after {task.timeout:g} s")
+        if isinstance(raised, StopAsked):  # a person asked: what committed so far is kept
+            self.session.database.rollback()
+            stopped = State.PAUSED if raised.action is Action.PAUSE else State.CANCELLED
+            return finish(stopped, f"{stopped} at a person's request (who and why: "
+                                   f"`{self.session.settings.command} show {task_file.version}`)")
         if raised is not None:
             self.session.database.rollback()
             return finish(State.FAILED, describe_failure(raised, task_file))

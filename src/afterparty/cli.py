@@ -364,6 +364,39 @@ def confirm(state: _State, version: str, note: str | None) -> None:
 
 @cli.command()
 @click.argument("version", shell_complete=complete_tasks)
+@click.option("--note", help="Why; kept in the history.")
+@pass_state
+def pause(state: _State, version: str, note: str | None) -> None:
+    """Ask a running task to stop at its next batch or progress report (its work is kept)."""
+    from afterparty.decisions import pause as ask_pause
+
+    _decide(state, "asked to pause", lambda env: ask_pause(env, version, note))
+
+
+@cli.command()
+@click.argument("version", shell_complete=complete_tasks)
+@click.option("--note", help="Why; kept in the history.")
+@pass_state
+def resume(state: _State, version: str, note: str | None) -> None:
+    """Make a paused task pending again: the next run goes on from its checkpoint."""
+    from afterparty.decisions import resume as record_resume
+
+    _decide(state, "resumed", lambda env: record_resume(env, version, note, print_waiting))
+
+
+@cli.command()
+@click.argument("version", shell_complete=complete_tasks)
+@click.option("--note", help="Why; kept in the history.")
+@pass_state
+def cancel(state: _State, version: str, note: str | None) -> None:
+    """Stop a task for good, until someone resolves it (a running one at its next batch)."""
+    from afterparty.decisions import cancel as record_cancel
+
+    _decide(state, "cancelled", lambda env: record_cancel(env, version, note, print_waiting))
+
+
+@cli.command()
+@click.argument("version", shell_complete=complete_tasks)
 @click.option("--record-only", is_flag=True, help="Mark it reverted without running anything.")
 @pass_state
 def rollback(state: _State, version: str, record_only: bool) -> int:

@@ -39,6 +39,9 @@ class Decision:
     name: str
     before: State
     after: State
+    #: Only asked of the task's runner (pause, cancel of a running task): ``after`` is where
+    #: the runner moves it at its next batch or progress report.
+    asked: bool = False
 
     @property
     def changed(self) -> bool:
@@ -74,6 +77,59 @@ def confirm(session: Session, wanted: str, note: str | None = None,
             on_wait: OnWait = _no_report, expected: State | None = None) -> list[Decision]:
     """Record a human step that awaited confirmation as done, with who, when and the note."""
     return decide(session, [wanted], Action.CONFIRM, note, on_wait, expected=expected)
+
+
+def pause(session: Session, wanted: str, note: str | None = None,
+          expected: State | None = None) -> list[Decision]:
+    """Ask a running task to stop at its next batch or progress report, keeping what it did;
+    ``resume`` makes it pending again. Taken without the lock (a deploy may hold it)."""
+    return [_ask(session, wanted, Action.PAUSE, note, expected)]
+
+
+def resume(session: Session, wanted: str, note: str | None = None, on_wait: OnWait = _no_report,
+           expected: State | None = None) -> list[Decision]:
+    """Make a paused task pending again: the next run goes on from its checkpoint."""
+    return decide(session, [wanted], Action.RESUME, note, on_wait, expected=expected)
+
+
+def cancel(session: Session, wanted: str, note: str | None = None, on_wait: OnWait = _no_report,
+           expected: State | None = None) -> list[Decision]:
+    """Stop a task for good (until a person resolves it): a running one is asked to stop at its
+    next batch or progress report; a paused or queued one is cancelled at once, under the lock."""
+    _, record = _find(session, wanted)
+    if record is not None and state_of(record.state) is State.RUNNING:
+        return [_ask(session, wanted, Action.CANCEL, note, expected)]
+    return decide(session, [wanted], Action.CANCEL, note, on_wait, expected=expected)
+
+
+def _find(session: Session, wanted: str) -> tuple[FoundTask, Record | None]:
+    """The task named by version or name, and its record (None before its first run)."""
+    from afterparty.graph import find_tasks
+    from afterparty.loader import scan_tasks_dir
+
+    records = session.recorder.read_records()
+    found = find_tasks(scan_tasks_dir(session.settings.tasks_dir), records, [wanted])[0]
+    return found, records.get(found.version)
+
+
+def _ask(session: Session, wanted: str, action: Action, note: str | None,
+         expected: State | None) -> Decision:
+    """A request to a running task (states: an ``asked`` move): kept for its runner, which
+    makes the move at the task's next batch or progress report."""
+    found, record = _find(session, wanted)
+    before = state_of(record.state if record else None)
+    if expected is not None and before is not expected:
+        raise StateChanged(f"task {found.version} {found.name} is {before} now, not {expected} as "
+                           "shown: someone changed it meanwhile; nothing was changed")
+    try:
+        after = next_state(action, before)
+    except MoveRefused as refused:
+        raise UsageError(f"task {found.version} {refused}") from None
+    if after is None or not session.recorder.ask(found.version, found.name, action,
+                                                 session.origin(), utc_now(), note):
+        raise StateChanged(f"task {found.version} {found.name} is no longer running: nothing was "
+                           "asked of it; see `afterparty status`")
+    return Decision(found.version, found.name, before, after, asked=True)
 
 
 def record_decision(session: Session, version: str, name: str, action: Action, before: State,

@@ -105,6 +105,13 @@ def _finding(row: TaskStatus) -> Finding | None:
     if state is State.AWAITING:
         return Finding(version, row.name, state.value, "a person's step",
                        f"`afterparty confirm {version}` once it is done")
+    if state is State.PAUSED:
+        return Finding(version, row.name, state.value, "paused at a person's request",
+                       f"`afterparty resume {version}` (it goes on from its checkpoint), or "
+                       f"`afterparty cancel {version}`")
+    if state is State.CANCELLED:
+        return Finding(version, row.name, state.value, "cancelled at a person's request",
+                       f"`afterparty resolve {version} --retry|--done|--skip`")
     if state is State.RUNNING:
         return Finding(version, row.name, state.value, row.reason or "a runner is running it now",
                        "wait for the run to end; the next run finds a dead runner's task")

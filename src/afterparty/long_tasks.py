@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from afterparty.errors import AfterpartyError, DatabaseError
 from afterparty.records import LONG_TEXT_LIMIT, Progress
 from afterparty.session import utc_now
+from afterparty.states import Action
 
 if TYPE_CHECKING:
     from afterparty.backends.base import Database
@@ -26,7 +27,20 @@ KEEP_CHECKPOINT: Any = object()
 # Progress is written at most this often (a task may report every row); the last report of
 # an attempt is always kept, with its outcome.
 PROGRESS_EVERY = 0.25
+# A person's request (pause, cancel) is looked for at most this often, at a batch's end or a
+# progress report: a backfill of short batches pays one read a half second, not one a batch.
+REQUESTS_EVERY = 0.5
 _UNREAD = "\x00unread"
+
+
+class StopAsked(BaseException):
+    """A person asked the running task to stop (``pause``, ``cancel``): raised at its next batch
+    boundary or progress report, after the batch committed. A BaseException, as SystemExit is,
+    so that a task's ``except Exception`` does not swallow it."""
+
+    def __init__(self, action: Action) -> None:
+        self.action = action
+        super().__init__(f"{action} asked by a person")
 
 
 class LongTaskError(AfterpartyError):
@@ -74,6 +88,7 @@ class LongTask:
         self._written_at = 0.0
         self._side: Database | None = None
         self._side_recorder: Recorder | None = None
+        self._asked_at = time.monotonic()
 
     # --- checkpoint and batches (the task's own session) ------------------------------
 
@@ -125,6 +140,7 @@ class LongTask:
             recorder.commit(fence)  # only while the lock (or the lease) is still ours
         if text is not None:
             self._checkpoint_text = text
+        self.stop_if_asked()
         if pause:
             self.interruptions.sleep(pause)
 
@@ -163,6 +179,30 @@ class LongTask:
         finished = total is not None and done >= total
         if finished or time.monotonic() - self._written_at >= PROGRESS_EVERY:
             self._write_aside()
+        if not self.in_batch:
+            self.stop_if_asked()
+
+    def stop_if_asked(self) -> None:
+        """StopAsked when a person asked this task to pause or cancel (looked for on the side
+        session, which sees what others committed even inside the task's own transaction)."""
+        if time.monotonic() - self._asked_at < REQUESTS_EVERY:
+            return
+        self._asked_at = time.monotonic()
+        try:
+            asked = self._side_session().read_request(self.version)
+        except DatabaseError:
+            return
+        if asked is not None:
+            raise StopAsked(asked)
+
+    def _side_session(self) -> Recorder:
+        if self._side_recorder is None:
+            from afterparty.recorder import Recorder
+
+            database = self.session.database
+            self._side = database.dialect.side_session(database)
+            self._side_recorder = Recorder(self._side, self.session.recorder.prefix)
+        return self._side_recorder
 
     def _write_aside(self) -> None:
         """Write the latest report on the side session; if that cannot be done now (SQLite's one
@@ -171,13 +211,7 @@ class LongTask:
             return
         self._written_at = time.monotonic()
         try:
-            if self._side_recorder is None:
-                from afterparty.recorder import Recorder
-
-                database = self.session.database
-                self._side = database.dialect.side_session(database)
-                self._side_recorder = Recorder(self._side, self.session.recorder.prefix)
-            self._side_recorder.write_progress(self.latest)
+            self._side_session().write_progress(self.latest)
         except DatabaseError:
             return
         self._written = self.latest

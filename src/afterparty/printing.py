@@ -29,10 +29,11 @@ SUMMARY_LIMIT = 500
 STATE_COLORS = {State.SUCCEEDED.value: "green", State.FAILED.value: "red",
                 State.INTERRUPTED.value: "red", State.AWAITING.value: "yellow",
                 State.PENDING.value: "yellow", "waiting": "yellow", State.QUEUED.value: "cyan",
-                State.RUNNING.value: "cyan"}
+                State.RUNNING.value: "cyan", State.PAUSED.value: "yellow",
+                State.CANCELLED.value: "red"}
 # Hints name the command the user runs (`flask afterparty`, `python manage.py afterparty`).
 _HINT = r"(?<![\w./-])afterparty (?=(init|new|run|status|show|check|mark-done|skip|forget|resolve|" \
-        r"confirm|rollback|verify|web)\b)"
+        r"confirm|rollback|verify|web|pause|resume|cancel)\b)"
 
 
 def for_command(text: str, command: str) -> str:
@@ -443,7 +444,10 @@ def print_attempt(number: int, attempt: Attempt) -> None:
 
 def print_decisions(decisions: list[Decision], verb: str) -> None:
     for decision in decisions:
-        if decision.changed:
+        if decision.asked:
+            click.echo(f"{decision.version} {decision.name}: {decision.before}; asked to stop at its "
+                       f"next batch or progress report, then it is {decision.after}")
+        elif decision.changed:
             click.echo(f"{decision.version} {decision.name}: {decision.before} -> {decision.after}")
         else:
             click.echo(f"{decision.version} {decision.name}: already {decision.before}, unchanged")

@@ -61,6 +61,12 @@ def keeping_text(write: Callable[Concatenate[Recorder, P], T]) -> Callable[Conca
     return writer
 
 
+def _request_key(version: str) -> str:
+    """The meta row of a person's request to a running task: ``R`` and the version in
+    hexadecimal, 13 characters, as a task lease's key (fencing.lease_key) is made."""
+    return f"R{int(version):012x}"
+
+
 class Computed(NamedTuple):
     """A column's new value as SQL over its old one (``attempts + 1``), and its value when the
     record is new."""
@@ -343,6 +349,7 @@ class Recorder:
                   last_started_at=now,
                   first_started_at=Computed("COALESCE(first_started_at, %s)", (now,), now),
                   finished_at=None, recurring=int(recurring), waiting_reason=None)
+        self.clear_request(version)
         return self._insert_attempt(version, name, action, State.RUNNING, origin, now)
 
     @keeping_text
@@ -363,6 +370,8 @@ class Recorder:
         )
         self.move(version, expected, task_state or state, fence, by, finished_at=now,
                   last_error=storable(error_summary(error), TEXT_LIMIT))
+        if expected is State.RUNNING:
+            self.clear_request(version)
 
     @keeping_text
     def record_waiting(self, version: str, name: str, description: str, reason: str) -> None:
@@ -399,6 +408,45 @@ class Recorder:
             "WHERE id = %s", (now, storable(error, LONG_TEXT_LIMIT), attempt_id),
         )
         return attempt_id
+
+    # --- a person's request to a running task ------------------------------------------
+
+    def ask(self, version: str, name: str, action: Action, origin: Origin, now: str,
+            note: str | None) -> bool:
+        """Ask the running task ``version`` to stop at its next batch or progress report
+        (``pause``, ``cancel``): kept in the meta row of its request, with the asking as a
+        decision in its history. A request writes no state (the task's runner moves it, under
+        its own fence) and takes no lock, so it is made while a deploy holds the environment
+        lock. False, with nothing written, when the task is not running (any more)."""
+        with self.database.transaction():
+            found = self._read(f"SELECT state FROM {self.tasks_table} WHERE version = %s",
+                               (version,))
+            if not found or state_of(str(found[0][0])) is not State.RUNNING:
+                self.database.rollback()
+                return False
+            key = _request_key(version)
+            if not self.database.execute(
+                    f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = %s",
+                    (action.value, key)):
+                self._insert_meta_if_missing(key, action.value)
+            attempt_id = self._insert_attempt(version, name, action, State.RUNNING, origin, now,
+                                              note)
+            self.database.execute(
+                f"UPDATE {self.attempts_table} SET finished_at = %s, duration = 0 WHERE id = %s",
+                (now, attempt_id))
+        return True
+
+    def read_request(self, version: str) -> Action | None:
+        """What a person asked of the running task ``version``, if anything."""
+        rows = self._read(f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s",
+                          (_request_key(version),))
+        return Action(str(rows[0][0])) if rows else None
+
+    def clear_request(self, version: str) -> None:
+        """In the transaction that ends an attempt (or starts one): the request was honoured,
+        or came too late for the attempt it was meant for."""
+        self.database.execute(f"DELETE FROM {self.meta_table} WHERE meta_key = %s",
+                              (_request_key(version),))
 
     def write_checkpoint(self, version: str, checkpoint: str, now: str) -> None:
         """Keep a long task's checkpoint (JSON text), in the open transaction."""

@@ -164,6 +164,8 @@ def _reason(here: tuple[str, str], task_file: TaskFile | None, facts: SourceFact
     state = state_of(record.state)
     if state is State.AWAITING:
         return f"awaits confirmation: afterparty confirm {record.version}"
+    if state is State.PAUSED:
+        return f"paused: afterparty resume {record.version} goes on from its checkpoint"
     if record.waiting_reason and not state.is_done:
         from afterparty.planner import reason_now
 

@@ -18,6 +18,11 @@ class State(str, Enum):
     AWAITING = "awaiting"
     REVERTED = "reverted"
     QUEUED = "queued"
+    #: Stopped at a batch or progress boundary because a person asked (``pause``): its work so
+    #: far is kept; ``resume`` makes it pending again, and it goes on from its checkpoint.
+    PAUSED = "paused"
+    #: Stopped because a person asked (``cancel``): not run again until someone decides.
+    CANCELLED = "cancelled"
 
     def __str__(self) -> str:
         return self.value
@@ -32,13 +37,16 @@ class State(str, Enum):
 
     @property
     def needs_a_person(self) -> bool:
-        """``run`` leaves it alone until someone decides (confirm, resolve)."""
-        return self is State.AWAITING
+        """``run`` leaves it alone until someone decides (confirm, resume, resolve)."""
+        return self in WAITS_FOR_A_PERSON
 
 
 DONE = frozenset({State.SUCCEEDED, State.SKIPPED})
+# ``run`` leaves these alone until a person decides.
+WAITS_FOR_A_PERSON = frozenset({State.AWAITING, State.PAUSED, State.CANCELLED})
 # What a person may still want to look at after a run: the deploy gate lists these.
-NEEDS_ATTENTION = frozenset({State.FAILED, State.INTERRUPTED, State.AWAITING})
+NEEDS_ATTENTION = frozenset({State.FAILED, State.INTERRUPTED, State.AWAITING, State.PAUSED,
+                             State.CANCELLED})
 
 
 # Stored value -> State, for reading ten thousand records without calling the Enum each time.
@@ -56,7 +64,8 @@ def run_state(stored: str | None, recurring: bool | int = False) -> State:
 
 
 # The states ``run`` has work for: neither done nor waiting for a person.
-RUN_HAS_WORK = frozenset(state for state in State if not (state in DONE or state is State.AWAITING))
+RUN_HAS_WORK = frozenset(state for state in State
+                         if not (state in DONE or state in WAITS_FOR_A_PERSON))
 
 
 
@@ -73,6 +82,11 @@ class Action(str, Enum):
     RESOLVE_DONE = "resolve --done"
     RESOLVE_SKIP = "resolve --skip"
     CONFIRM = "confirm"
+    #: A person asks a running task to stop at its next batch or progress report, and later
+    #: makes it pending again (``resume``), or stops it for good (``cancel``).
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
     #: Sent to a worker (``@task(background=True)``); the record is ``queued``.
     ENQUEUE = "enqueue"
 
@@ -113,6 +127,9 @@ class Transition(NamedTuple):
     guards: frozenset[Guard]
     action: Action | None = None
     keep: frozenset[State] = frozenset()
+    #: The person only asks (a running task is its runner's to move): the runner or worker
+    #: makes the move at the task's next batch or progress report.
+    asked: bool = False
 
 
 def _states(*states: State) -> frozenset[State]:
@@ -124,11 +141,12 @@ _LOCK, _LEASE, _EITHER = frozenset({Guard.LOCK}), frozenset({Guard.LEASE}), froz
 # Not run yet, or to run again: what a runner starts and what it sends to a worker.
 RUNNABLE = _states(State.PENDING, State.FAILED, State.INTERRUPTED, State.REVERTED, State.QUEUED)
 NOT_RUN_YET = _states(State.PENDING, State.REVERTED, State.QUEUED)
-SETTLEABLE = _states(State.INTERRUPTED, State.FAILED)
+SETTLEABLE = _states(State.INTERRUPTED, State.FAILED, State.CANCELLED)
 # A task that ran can be rolled back from these states (its undo step runs).
 ROLLBACK_FROM = _states(State.SUCCEEDED, State.FAILED, State.INTERRUPTED, State.AWAITING)
 # How an attempt ends: its outcome, a human step asked, an undo that failed (the state it left).
-_ENDS = _states(State.SUCCEEDED, State.FAILED, State.INTERRUPTED, State.AWAITING, State.REVERTED)
+_ENDS = _states(State.SUCCEEDED, State.FAILED, State.INTERRUPTED, State.AWAITING, State.REVERTED,
+                State.PAUSED, State.CANCELLED)
 
 #: Every allowed move of a record, and nothing else: ``Recorder.move`` refuses any other.
 TRANSITIONS: tuple[Transition, ...] = (
@@ -144,10 +162,17 @@ TRANSITIONS: tuple[Transition, ...] = (
                _WORKER, _LEASE),
     Transition("cannot load on a worker", _states(State.QUEUED, State.INTERRUPTED), State.FAILED,
                _WORKER, _LEASE),
-    Transition("mark-done", NOT_RUN_YET, State.SUCCEEDED, _PERSON, _LOCK, Action.MARK_DONE,
-               keep=DONE),
-    Transition("skip", NOT_RUN_YET | {State.AWAITING}, State.SKIPPED, _PERSON, _LOCK, Action.SKIP,
-               keep=DONE),
+    Transition("mark-done", NOT_RUN_YET | SETTLEABLE, State.SUCCEEDED, _PERSON, _LOCK,
+               Action.MARK_DONE, keep=DONE),
+    Transition("skip", NOT_RUN_YET | SETTLEABLE | {State.AWAITING}, State.SKIPPED, _PERSON, _LOCK,
+               Action.SKIP, keep=DONE),
+    Transition("pause (asked)", _states(State.RUNNING), State.PAUSED, _PERSON, _LOCK,
+               Action.PAUSE, asked=True),
+    Transition("resume", _states(State.PAUSED), State.PENDING, _PERSON, _LOCK, Action.RESUME),
+    Transition("cancel (asked)", _states(State.RUNNING), State.CANCELLED, _PERSON, _LOCK,
+               Action.CANCEL, asked=True),
+    Transition("cancel", _states(State.PAUSED, State.QUEUED), State.CANCELLED, _PERSON, _LOCK,
+               Action.CANCEL),
     Transition("forget", frozenset(State) - {State.RUNNING, State.PENDING}, State.PENDING,
                _PERSON, _LOCK, Action.FORGET, keep=_states(State.PENDING)),
     Transition("resolve --retry", SETTLEABLE, State.PENDING, _PERSON, _LOCK, Action.RESOLVE_RETRY),
@@ -157,8 +182,11 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("rollback --record-only", ROLLBACK_FROM, State.REVERTED, _PERSON, _LOCK,
                Action.ROLLBACK_RECORD_ONLY),
 )
-# The decision a person takes with each action (the runner's moves have none).
-DECISIONS: dict[Action, Transition] = {t.action: t for t in TRANSITIONS if t.action is not None}
+# The decisions a person takes with each action (cancel: asked of a running task, or made).
+DECISIONS: dict[Action, tuple[Transition, ...]] = {}
+for _move in TRANSITIONS:
+    if _move.action is not None:
+        DECISIONS[_move.action] = (*DECISIONS.get(_move.action, ()), _move)
 RESOLVE_ACTIONS = {"retry": Action.RESOLVE_RETRY, "done": Action.RESOLVE_DONE,
                    "skip": Action.RESOLVE_SKIP}
 
@@ -168,26 +196,34 @@ class MoveRefused(Exception):
 
 
 def allows(by: Actor, before: State, after: State, guard: Guard) -> bool:
-    """Whether the table holds the move ``before -> after`` by ``by`` under ``guard``."""
+    """Whether the table holds the move ``before -> after`` by ``by`` under ``guard`` (a move a
+    person only asks for is its runner's to make)."""
     return any(before in t.sources and t.to is after and by in t.by and guard in t.guards
-               for t in TRANSITIONS)
+               and not t.asked for t in TRANSITIONS)
 
 
 def offered(state: State) -> list[Action]:
-    """The decisions a person may take about a task in ``state`` (each changes it), in the
-    table's order: what the CLI accepts, and what the console and the admin show."""
-    return [action for action, t in DECISIONS.items() if state in t.sources]
+    """The decisions a person may take about a task in ``state`` (each changes it, or asks its
+    runner to), in the table's order: what the CLI accepts, and what the console and the admin
+    show."""
+    return [action for action, moves in DECISIONS.items() if any(state in t.sources for t in moves)]
+
+
+def decision(action: Action, before: State) -> Transition | None:
+    """The move a person's ``action`` makes from ``before``; None when it changes nothing;
+    MoveRefused when the action does not apply to that state."""
+    moves = DECISIONS[action]
+    for move in moves:
+        if before in move.sources:
+            return move
+    if any(before in move.keep for move in moves):
+        return None
+    allowed = " or ".join(sorted({state.value for move in moves for state in move.sources}))
+    raise MoveRefused(f"is {before}, not {allowed}: there is nothing to {action.verb}")
 
 
 def next_state(action: Action, before: State) -> State | None:
-    """The state a person's ``action`` moves a task in state ``before`` to; None when it changes
-    nothing; MoveRefused when the action does not apply to that state."""
-    move = DECISIONS[action]
-    if before in move.keep:
-        return None
-    if before not in move.sources:
-        allowed = " or ".join(sorted(state.value for state in move.sources))
-        settle = (" (settle it with `resolve`)" if before in SETTLEABLE
-                  and action in (Action.SKIP, Action.MARK_DONE) else "")
-        raise MoveRefused(f"is {before}, not {allowed}: there is nothing to {action.verb}{settle}")
-    return move.to
+    """The state a person's ``action`` moves a task in state ``before`` to (or asks its runner
+    to); None when it changes nothing; MoveRefused when the action does not apply to that state."""
+    move = decision(action, before)
+    return None if move is None else move.to

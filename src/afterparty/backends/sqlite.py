@@ -168,7 +168,8 @@ def describe_process(pid: int) -> str:
         return f"pid {pid}, this process"
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as file:
-            command = file.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            # One line: an argument may hold newlines (``python -c "..."``).
+            command = " ".join(file.read().replace(b"\0", b" ").decode(errors="replace").split())
     except OSError:
         return f"pid {pid}"
     return f"pid {pid}: {command[:60]}{'...' if len(command) > 60 else ''}" if command else f"pid {pid}"

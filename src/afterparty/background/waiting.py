@@ -32,11 +32,13 @@ def worker_gone(session: Session, version: str) -> bool:
         return False
     try:
         with session.recorder.writing(lease.fence):
-            session.recorder.mark_orphans_interrupted(utc_now(), [version], lease.fence,
-                                                      Actor.RUNNER)
+            # Not running any more (its worker ended it between our look and the lease): the
+            # compare-and-set finds that, and the worker's outcome stands.
+            marked = session.recorder.mark_orphans_interrupted(utc_now(), [version], lease.fence,
+                                                               Actor.RUNNER)
     finally:
         lease.release()
-    return True
+    return bool(marked)
 
 
 def wait_for(session: Session, tasks: list[Background],
@@ -57,8 +59,8 @@ def wait_for(session: Session, tasks: list[Background],
                     record = records.get(task.version)
                     state = state_of(record.state if record else None)
                     if state is State.RUNNING and worker_gone(session, task.version):
-                        state, record = State.INTERRUPTED, session.recorder.read_records().get(
-                            task.version)
+                        record = session.recorder.read_records().get(task.version)
+                        state = state_of(record.state if record else None)
                         delay = 0.1
                     if still_going(state):
                         continue
@@ -84,7 +86,8 @@ def _settle(session: Session, task: Background, state: State, record: Record | N
 
 
 def exit_code_of(tasks: list[Background]) -> int:
-    """As if they had run inline: 1 when one failed, 5 when one is held, else 0."""
+    """As if they had run inline: 1 when one failed, 5 when one is held, else 0 (a task a
+    person paused or cancelled is no failure of the deploy)."""
     if any(t.state in (State.FAILED, State.INTERRUPTED) and not t.hold for t in tasks):
         return 1
     return 5 if any(t.state is State.INTERRUPTED for t in tasks) else 0
