@@ -445,3 +445,26 @@ def test_a_run_that_is_gone_says_so(sqlite_project: Project, monkeypatch: pytest
     task = client.get(task_url(BACKFILL)).text
     assert "its runner is gone (" in task and "data-refresh" not in task
     assert 'class="badge big s-gone">gone<' in task
+
+
+def test_a_paused_backfill_waits_among_what_needs_a_person(sqlite_project: Project,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    client = console(sqlite_project, monkeypatch)
+    sign_in(client)
+    runner = start_backfill(sqlite_project)
+    try:
+        wait_until(lambda: "backfill_invoices" in client.get("/").text.partition("Under way")[2],
+                   "the backfill running")
+        paused = sqlite_project.cli("pause", BACKFILL, "--note", "the reports are slow")
+        assert paused.code == 0, paused.both
+        assert runner.wait(timeout=60) == 0, runner.communicate()
+    finally:
+        stop(runner)
+    page = client.get("/").text
+    assert "Under way" not in page and "data-refresh" not in page
+    assert page.index("Needs a person") < page.index("restart_search") \
+        < page.index("backfill_invoices")
+    assert "All other tasks" not in page  # both wait for a person: to confirm, to resume
+    assert 'class="badge s-paused">paused<' in page
+    last = client.get("/history").text
+    assert "the reports are slow" in last

@@ -20,7 +20,7 @@ log = logging.getLogger("afterparty.web")
 # The states of a task under way, first of all on the overview, and those a person must act
 # on, next, in the order it lists them.
 UNDER_WAY = (State.RUNNING, State.QUEUED)
-NEEDS_A_PERSON = (State.AWAITING, State.INTERRUPTED, State.FAILED)
+NEEDS_A_PERSON = (State.AWAITING, State.PAUSED, State.INTERRUPTED, State.FAILED, State.CANCELLED)
 
 
 @dataclass
