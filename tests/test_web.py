@@ -468,3 +468,35 @@ def test_a_paused_backfill_waits_among_what_needs_a_person(sqlite_project: Proje
     assert 'class="badge s-paused">paused<' in page
     last = client.get("/history").text
     assert "the reports are slow" in last
+
+
+def test_a_person_pauses_resumes_and_cancels_from_the_console(sqlite_project: Project,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task page of a running backfill offers pause and cancel (the table's decisions for a
+    running task): pausing it there stops it at its next report while the deploy still holds the
+    lock; the paused task offers resume, which makes it pending; the history says who asked."""
+    client = console(sqlite_project, monkeypatch)
+    sign_in(client)
+    runner = start_backfill(sqlite_project)
+    try:
+        wait_until(lambda: state(sqlite_project, BACKFILL) == "running", "the backfill running")
+        page = client.get(task_url(BACKFILL)).text
+        assert "/pause" in page and "/cancel" in page and "/resume" not in page
+        paused = client.post(task_url(BACKFILL) + "/pause", data={
+            "csrf_token": csrf(page), "expected": "running", "note": "month-end reports"})
+        assert paused.status_code == 303, paused.text
+        assert runner.wait(timeout=60) == 0, runner.communicate()
+    finally:
+        stop(runner)
+    assert state(sqlite_project, BACKFILL) == "paused"
+    page = client.get(task_url(BACKFILL)).text
+    assert "/resume" in page and "/cancel" in page and "/pause" not in page
+    forged = client.post(task_url(BACKFILL) + "/pause", data={
+        "csrf_token": csrf(page), "expected": "paused", "note": "again"})
+    assert forged.status_code == 409 and state(sqlite_project, BACKFILL) == "paused"
+    resumed = client.post(task_url(BACKFILL) + "/resume", data={
+        "csrf_token": csrf(page), "expected": "paused", "note": "reports done"})
+    assert resumed.status_code == 303, resumed.text
+    assert state(sqlite_project, BACKFILL) == "pending"
+    last = client.get("/history").text
+    assert "month-end reports" in last and "reports done" in last and "alice (via web)" in last

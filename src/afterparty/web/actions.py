@@ -51,10 +51,28 @@ def _skip(session: Session, version: str, note: str | None, seen: State,
     return decisions.skip(session, [version], note, on_wait=_refuse_to_wait, expected=seen)
 
 
+def _pause(session: Session, version: str, note: str | None, seen: State,
+           form: FormData) -> list[Decision]:
+    return decisions.pause(session, version, note, expected=seen)  # a request: no lock to wait for
+
+
+def _resume(session: Session, version: str, note: str | None, seen: State,
+            form: FormData) -> list[Decision]:
+    return decisions.resume(session, version, note, on_wait=_refuse_to_wait, expected=seen)
+
+
+def _cancel(session: Session, version: str, note: str | None, seen: State,
+            form: FormData) -> list[Decision]:
+    return decisions.cancel(session, version, note, on_wait=_refuse_to_wait, expected=seen)
+
+
 ACTIONS: dict[str, tuple[Decide, str]] = {
     "confirm": (_confirm, "confirmed"),
     "resolve": (_resolve, "resolved"),
     "skip": (_skip, "skipped"),
+    "pause": (_pause, "asked to pause at its next batch"),
+    "resume": (_resume, "resumed"),
+    "cancel": (_cancel, "cancelled"),
 }
 
 

@@ -61,6 +61,9 @@ FORMS: dict[str, frozenset[Action]] = {
     "confirm": frozenset({Action.CONFIRM}),
     "resolve": frozenset(RESOLVE_ACTIONS.values()),
     "skip": frozenset({Action.SKIP}),
+    "pause": frozenset({Action.PAUSE}),
+    "resume": frozenset({Action.RESUME}),
+    "cancel": frozenset({Action.CANCEL}),
 }
 
 

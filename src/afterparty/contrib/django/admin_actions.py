@@ -81,7 +81,22 @@ SKIP = AdminDecision(
     lambda session, version, choice, note, seen: decisions.skip(
         session, [version], note, _refuse_to_wait, expected=seen),
     move=Action.SKIP, note_required=True)
-DECISIONS = {decision.name: decision for decision in (CONFIRM, RESOLVE, SKIP)}
+PAUSE = AdminDecision(
+    "pause_tasks", "pause", "Pause running tasks at their next batch", "Note (why)", "Pause",
+    lambda session, version, choice, note, seen: decisions.pause(
+        session, version, note or None, expected=seen),
+    move=Action.PAUSE)
+RESUME = AdminDecision(
+    "resume_tasks", "pause", "Resume paused tasks", "Note (why)", "Resume",
+    lambda session, version, choice, note, seen: decisions.resume(
+        session, version, note or None, _refuse_to_wait, expected=seen),
+    move=Action.RESUME)
+CANCEL = AdminDecision(
+    "cancel_tasks", "pause", "Cancel tasks", "Note (why)", "Cancel",
+    lambda session, version, choice, note, seen: decisions.cancel(
+        session, version, note or None, _refuse_to_wait, expected=seen),
+    move=Action.CANCEL)
+DECISIONS = {decision.name: decision for decision in (CONFIRM, RESOLVE, SKIP, PAUSE, RESUME, CANCEL)}
 
 
 def action(description: str, permission: str) -> Callable[[F], F]:
@@ -116,6 +131,9 @@ class DecisionActions(admin.ModelAdmin):
     def has_skip_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("afterparty.skip_task"))
 
+    def has_pause_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("afterparty.pause_task"))
+
     @action("Confirm the selected human steps…", "confirm")
     def confirm_steps(self, request: HttpRequest, queryset: QuerySet[Task]) -> HttpResponse | None:
         return self.decide(request, queryset, CONFIRM)
@@ -127,6 +145,18 @@ class DecisionActions(admin.ModelAdmin):
     @action("Skip the selected tasks that have not run…", "skip")
     def skip_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> HttpResponse | None:
         return self.decide(request, queryset, SKIP)
+
+    @action("Pause the selected running tasks at their next batch…", "pause")
+    def pause_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> HttpResponse | None:
+        return self.decide(request, queryset, PAUSE)
+
+    @action("Resume the selected paused tasks…", "pause")
+    def resume_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> HttpResponse | None:
+        return self.decide(request, queryset, RESUME)
+
+    @action("Cancel the selected tasks…", "pause")
+    def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> HttpResponse | None:
+        return self.decide(request, queryset, CANCEL)
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         """A decision the user may not take is refused with a message (Django would only say

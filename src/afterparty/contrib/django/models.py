@@ -48,7 +48,8 @@ class Task(models.Model):
         # The admin actions (admin_actions.py): who may take which decision.
         permissions = (("confirm_task", "Can confirm a human step"),
                        ("resolve_task", "Can resolve a failed or interrupted task"),
-                       ("skip_task", "Can skip a task that has not run"))
+                       ("skip_task", "Can skip a task that has not run"),
+                       ("pause_task", "Can pause, resume and cancel a long task"))
 
     def __str__(self) -> str:
         return f"{self.version} {self.name}"
