@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from afterparty.records import SCHEMA_VERSION
 from examples import Example, copy_example, python
 
 WELCOME, TELL = "20261126093000", "20261126094500"
@@ -264,7 +265,8 @@ def test_migrate_and_the_first_run_in_either_order(site: Example, tmp_path: Path
     assert "later succeeded" in again.out and "welcome_points" not in again.out
     assert site.query("SELECT version, attempts FROM afterparty_tasks ORDER BY version") == [
         (WELCOME, 1), (TELL, 1), ("20261127000000", 1)]
-    assert site.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [("2",)]
+    assert site.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [
+        (str(SCHEMA_VERSION),)]
 
 
 def test_the_admin_smoke_test_runs_in_a_django_test_database(site: Example) -> None:

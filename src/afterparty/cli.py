@@ -270,10 +270,12 @@ def verify(state: _State, allow_pending: bool, allow_awaiting: bool, as_json: bo
     session = state.session()
     try:
         rows = task_statuses(session)
+        notices, rolled_back = _release_findings(session, rows)
     finally:
         session.close()
     report = check_environment(rows, session.settings.environment, allow_pending=allow_pending,
-                               allow_awaiting=allow_awaiting)
+                               allow_awaiting=allow_awaiting, notices=notices,
+                               rolled_back=rolled_back)
     if as_json:
         click.echo(_json(report.as_dict(), indent=2))
     else:
@@ -282,6 +284,17 @@ def verify(state: _State, allow_pending: bool, allow_awaiting: bool, as_json: bo
         for line in report.lines():
             click.echo(for_command(line, session.settings.command))
     return report.exit_code
+
+
+def _release_findings(session: Session, rows: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The notices still held and the releases a deploy rolled back (none before the records
+    exist)."""
+    if session.missing_database_file is not None:
+        return [], []
+    from afterparty.releases import held_notices, rolled_back_here
+
+    present = {row.version for row in rows if not row.file_missing}
+    return held_notices(session), rolled_back_here(session, present)
 
 
 def _decide(state: _State, verb: str, decide: Callable[[Any], list[Any]]) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
     from afterparty.notices import Notices
+    from afterparty.outbox import Outbox
     from afterparty.records import Record
     from afterparty.results import Background
 
@@ -45,6 +46,7 @@ class Executor:
         self.reporter = reporter
         self._task_files: list[TaskFile] | None = None
         self._notices: Notices | None = None
+        self._outbox: Outbox | None = None
         self._sender: Sender | None = None
 
     @property
@@ -66,7 +68,10 @@ class Executor:
         if not wanted and group is None:
             look = lock_free_look(self.session)
             if look is not None and not look.pending:
-                return RunResult(awaiting=[_awaiting(f) for f in look.awaiting])
+                result = RunResult(awaiting=[_awaiting(f) for f in look.awaiting])
+                if look.notices_due:
+                    self.send_held_notices(result, wait, if_busy)
+                return result
         files = self._selected_files(wanted)
         if not self._pending_without_lock(files):
             return RunResult(awaiting=self._awaiting_steps(files))
@@ -77,6 +82,26 @@ class Executor:
             if outcome is LockOutcome.FINISHED_ELSEWHERE:
                 return RunResult()
             return self._run_locked(files, keep_going, group)
+
+    def send_held_notices(self, result: RunResult, wait: float = 300.0,
+                          if_busy: str = "wait") -> None:
+        """Under the lock: send the held notices that are due (a runner killed between a task's
+        commit and the sending left them; an ``after=`` notice's time came)."""
+        with self.session.locked(wait, if_busy, self.reporter.waiting_for_lock) as outcome:
+            if outcome is LockOutcome.ACQUIRED:
+                self._send_notices(result)
+
+    def _send_notices(self, result: RunResult, version: str | None = None) -> None:
+        """Holding the lock: send what is due (of one task that just succeeded, or all)."""
+        if self._outbox is None:
+            from afterparty.outbox import Outbox
+
+            self._outbox = Outbox(self.session)
+        for sent in self._outbox.send_due(version):
+            if sent.problem is not None:
+                result.notices_undelivered.append(f"{sent.notice.version}: {sent.problem}")
+            elif sent.services:
+                result.notices_sent += 1
 
     def follow_background(self, result: RunResult, finished: Callable[[Background], None],
                           keep_going: bool = False, wait: float = 300.0,
@@ -223,6 +248,7 @@ class Executor:
                 result.stopped_by = stop.signum
             if result.stopped_by is None:
                 result.stopped_by = interruptions.signal
+        self._send_notices(result)
         asked_now = {a.version for a in result.awaiting}
         result.awaiting += [_awaiting(f) for f in files
                             if state_of(records[f.version].state if f.version in records else None)
@@ -278,6 +304,8 @@ class Executor:
                 state = self._send_to_worker(task_file, task, record, result)
             else:
                 state = run_task(runner, self.notices, task_file, task, record, result)
+                if state is State.SUCCEEDED:
+                    self._send_notices(result, task_file.version)
             states[task_file.version] = state
             if state is State.INTERRUPTED and task.on_interrupt == "hold":
                 # Its outcome is unknown (the commit failed): a person decides, as after a crash.

@@ -13,6 +13,7 @@ from afterparty.states import RUN_HAS_WORK, State
 if TYPE_CHECKING:
     from afterparty.definition import Task
     from afterparty.loader import TaskFile
+    from afterparty.release_records import RecordsLook
     from afterparty.session import Session
 
 
@@ -80,6 +81,8 @@ class Look(NamedTuple):
 
     pending: list[TaskFile]
     awaiting: list[TaskFile]
+    #: Held notices are due (``run`` and ``tick`` send them under the lock).
+    notices_due: bool = False
 
 
 def lock_free_look(session: Session) -> Look | None:
@@ -101,12 +104,30 @@ def lock_free_look(session: Session) -> Look | None:
         files = list_task_files(session.settings.tasks_dir)
         if files is None:
             return None
-        states = session.recorder.read_states()
+        seen = _records_look(session)
+        states = seen.states if seen is not None else session.recorder.read_states()
         return Look(pending=pending_task_files(files, states, session.settings.environment),
-                    awaiting=_awaiting(files, states))
+                    awaiting=_awaiting(files, states), notices_due=_due(seen))
     finally:
         if enabled:
             gc.enable()
+
+
+def _records_look(session: Session) -> RecordsLook | None:
+    """The records' states with what else may have work, in one query (None: records older
+    than the outbox, or none yet)."""
+    from afterparty.release_records import ReleaseRecords
+
+    return ReleaseRecords(session.database, session.settings.table_prefix).look(None)
+
+
+def _due(seen: RecordsLook | None) -> bool:
+    """Whether a held notice is due now."""
+    if seen is None or seen.first_notice_due is None:
+        return False
+    from afterparty.session import utc_now
+
+    return seen.first_notice_due <= utc_now()
 
 
 class Readiness(NamedTuple):

@@ -270,6 +270,7 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
         click.echo(held_message(result.held, command), err=True)
     if not result.planned and not result.outcomes:
         click.echo("no pending tasks")
+        print_notices(result, command, alone=True)
         print_awaiting(result, command)
         return
     parts = [f"{len(result.succeeded)} {_styled(State.SUCCEEDED, 'green' if result.succeeded else None)}"]
@@ -289,7 +290,10 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
     left = sum(1 for f in result.planned if f.version not in handled)
     if left:
         parts.append(f"{left} still pending")
+    if result.notices_sent:
+        parts.append(f"{result.notices_sent} notice(s) sent")
     click.echo(f"summary: {', '.join(parts)} in {took:.2f}s")
+    print_notices(result, command)
     if result.failed:
         first = result.failed[0]
         click.echo(f"see the error with `{command} show {first.version}`; "
@@ -301,6 +305,16 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
                    f"{result.stop_note or 'no task had started; nothing was left half-done'}",
                    err=True)
     print_awaiting(result, command)
+
+
+def print_notices(result: RunResult, command: str = "afterparty", alone: bool = False) -> None:
+    """The held notices a run sent (``alone``: when no task ran; a summary counts them
+    otherwise), and on stderr each that no service took."""
+    if alone and result.notices_sent:
+        click.echo(f"sent {result.notices_sent} held notice(s)")
+    for problem in result.notices_undelivered:
+        click.echo(f"notice of {problem}; the next `{command} run` or `{command} tick` tries "
+                   "again", err=True)
 
 
 def print_background_wait(count: int) -> None:

@@ -1,0 +1,182 @@
+"""Tell them once, and only once the release has stuck (issue 19), on every backend: notices
+held with the task's work, ``live_for`` and ``after=``, ``tick``, reminders, and a deploy of an
+older release noticed and rolled back. A local webhook receiver counts what people were told."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from conftest import Project, stop
+
+
+class Hook:
+    """A webhook receiver (Apprise's ``json://`` posts to it) that counts messages; told to
+    ``hang``, it holds the next request without answering (a sender killed mid-send) and never
+    counts it."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.hang = False
+        self.hanging = threading.Event()
+        self.release = threading.Event()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if hook.hang:
+                    hook.hang = False
+                    hook.hanging.set()
+                    hook.release.wait(60)
+                    return  # the connection closes unanswered: nothing was received
+                hook.messages.append(body)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def bodies(self) -> list[str]:
+        """What the tasks told (the runner's own notices, titled "Release ...", aside)."""
+        return [m["message"] for m in self.messages if not m["title"].startswith("Release ")]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    receiver = Hook()
+    yield receiver
+    receiver.close()
+
+
+def told(project: Project, hook: Hook, **more: str) -> dict[str, str]:
+    """The environment of a deploy that tells people through the hook."""
+    return {"AFTERPARTY_NOTIFY": hook.url, "AFTERPARTY_ENV": "production", **more}
+
+
+# --- 1. Notices held with the task's work ----------------------------------------------------
+
+
+def test_a_task_that_notified_then_failed_tells_nobody_and_its_retry_tells_once(
+        project: Project, hook: Hook) -> None:
+    ready = project.root / "ready"
+    project.write_task("20260101000001", "tell_customer", f"""
+        import os
+        ctx.db.execute("CREATE TABLE IF NOT EXISTS credits (customer VARCHAR(20))")
+        ctx.db.execute("INSERT INTO credits (customer) VALUES (%s)", ("x",))
+        ctx.notify("Issue 111 is fixed in release %s" % ctx.release, title="Issue 111")
+        if not os.path.exists({str(ready)!r}):
+            raise RuntimeError("the partner API is down")
+    """)
+    env = told(project, hook, AFTERPARTY_RELEASE="r1")
+    failed = project.cli("run", extra_env=env)
+    assert failed.code == 1, failed.both
+    assert "notice held until the task succeeds: Issue 111 is fixed in release r1" in failed.out
+    ready.write_text("")
+    retried = project.cli("run", extra_env=env)
+    assert retried.code == 0, retried.both
+    assert "summary: 1 succeeded, 1 notice(s) sent" in retried.out
+    assert hook.bodies() == ["Issue 111 is fixed in release r1"]
+    assert project.cli("run", extra_env=env).code == 0
+    assert hook.bodies() == ["Issue 111 is fixed in release r1"]
+    # The failed attempt's notice was rolled back with its work; the one of the attempt that
+    # succeeded went out, with what each service said.
+    assert project.query("SELECT COUNT(*) FROM credits") == [(1,)]
+    rows = project.query("SELECT attempt_id, sent_at, results FROM afterparty_notices")
+    assert [(attempt, sent is not None) for attempt, sent, _ in rows] == [(2, True)]
+    (result,) = json.loads(str(rows[0][2]))
+    assert result["service"] == "JSON" and result["ok"] is True
+    assert result["url"].startswith(hook.url.replace("/hook", "/hook?"))
+
+
+def test_a_long_task_holds_its_notices_in_its_batches_and_sends_them_only_if_it_succeeds(
+        project: Project, hook: Hook) -> None:
+    ready = project.root / "ready"
+    project.write_task("20260101000001", "backfill", f"""
+        import os
+        ctx.notify("starting the backfill")
+        with ctx.batch(checkpoint=1):
+            ctx.notify("first batch done")
+        if not os.path.exists({str(ready)!r}):
+            raise RuntimeError("stopped half-way")
+    """, options="atomic=False")
+    env = told(project, hook)
+    assert project.cli("run", extra_env=env).code == 1
+    assert hook.bodies() == []
+    ready.write_text("")
+    assert project.cli("run", extra_env=env).code == 0
+    assert hook.bodies() == ["starting the backfill", "first batch done"]
+
+
+def test_a_runner_killed_between_the_commit_and_the_send_leaves_it_to_the_next_run(
+        project: Project, hook: Hook) -> None:
+    """At least once, never lost: the runner dies while it sends (after the commit); the next
+    ``run`` finds the notice held and sends it."""
+    project.write_task("20260101000001", "tell_customer", 'ctx.notify("Issue 111 is fixed")')
+    hook.hang = True
+    runner = project.popen("run", extra_env=told(project, hook))
+    try:
+        assert hook.hanging.wait(60), "the runner never sent the notice"
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+    finally:
+        stop(runner)
+    hook.release.set()
+    assert project.query("SELECT state FROM afterparty_tasks") == [("succeeded",)]
+    assert project.query("SELECT sent_at FROM afterparty_notices") == [(None,)]
+    gate = project.cli("verify", extra_env=told(project, hook))
+    assert gate.code == 6 and "notice held, due" in gate.out, gate.both
+
+    again = project.cli("run", extra_env=told(project, hook))
+    assert again.code == 0, again.both
+    assert "no pending tasks" in again.out and "sent 1 held notice(s)" in again.out
+    assert hook.bodies() == ["Issue 111 is fixed"]
+    assert project.cli("verify", extra_env=told(project, hook)).code == 0
+
+
+def test_older_records_gain_the_outbox_under_the_lock(project: Project, hook: Hook) -> None:
+    """Records made by an afterparty of schema 2: the first run that has work adds releases,
+    sources and notices, and keeps every record."""
+    from afterparty.records import SCHEMA_VERSION
+
+    project.write_task("20260101000001", "first")
+    assert project.cli("run").code == 0
+    for table in ("notices", "sources", "releases"):
+        project.query(f"DROP TABLE afterparty_{table}")
+    project.query("UPDATE afterparty_meta SET meta_value = '2' WHERE meta_key = 'schema'")
+    nothing = project.cli("run", extra_env=told(project, hook))
+    assert nothing.code == 0 and "no pending tasks" in nothing.out, nothing.both
+
+    project.write_task("20260101000002", "tell", 'ctx.notify("told")')
+    assert project.cli("run", extra_env=told(project, hook)).code == 0
+    assert hook.bodies() == ["told"]
+    assert project.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [
+        (str(SCHEMA_VERSION),)]
+    assert project.query("SELECT version, state FROM afterparty_tasks ORDER BY version") == [
+        ("20260101000001", "succeeded"), ("20260101000002", "succeeded")]
+
+
+def test_the_notify_owners_table_and_the_notify_urls_in_pyproject(sqlite_project: Project,
+                                                                  hook: Hook) -> None:
+    (sqlite_project.root / "pyproject.toml").write_text(
+        '[project]\nname = "app"\n\n[tool.afterparty.notify]\n'
+        f'urls = ["{hook.url}"]\n\n[tool.afterparty.notify.owners]\nops = ["{hook.url}?ops"]\n')
+    sqlite_project.write_task("20260101000001", "tell", 'ctx.notify("from the table")')
+    assert sqlite_project.cli("run").code == 0
+    assert hook.bodies() == ["from the table"]
+
