@@ -5,6 +5,7 @@ older release noticed and rolled back. A local webhook receiver counts what peop
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Project, stop
+from conftest import Project, stop, wait_until
 
 
 class Hook:
@@ -180,3 +181,69 @@ def test_the_notify_owners_table_and_the_notify_urls_in_pyproject(sqlite_project
     assert sqlite_project.cli("run").code == 0
     assert hook.bodies() == ["from the table"]
 
+
+
+# --- 2. Only once the release has stuck -------------------------------------------------------
+
+
+def test_a_live_for_task_waits_until_the_release_has_been_live_that_long(
+        project: Project, hook: Hook) -> None:
+    project.write_task("20260101000001", "tell_customer", 'ctx.notify("Issue 111 is fixed")',
+                       options='live_for="3s"')
+    env = told(project, hook, AFTERPARTY_RELEASE="4f2c9e1")
+    first = project.cli("run", extra_env=env)
+    assert first.code == 0, first.both
+    assert re.search(r"tell_customer waiting: release 4f2c9e1 live for [0-2] s of 3 \(deployed "
+                     r"here \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", first.out), first.out
+    status = project.cli("status", extra_env=env)
+    assert re.search(r"pending .* waiting: release 4f2c9e1 live for [0-3] s of 3$", status.out,
+                     re.M), status.out
+    allowed = project.cli("verify", "--allow-pending", extra_env=env)
+    assert allowed.code == 0, allowed.both
+    assert re.search(r"tell_customer: pending, allowed - waiting: release 4f2c9e1 live for [0-3] "
+                     r"s of 3", allowed.out), allowed.out
+    assert project.cli("verify", extra_env=env).code == 6
+    assert hook.bodies() == []
+
+    wait_until(lambda: project.cli("run", extra_env=env).code == 0 and bool(hook.bodies()),
+          "the task once its release had been live 3 s")
+    assert hook.bodies() == ["Issue 111 is fixed"]
+    assert project.query("SELECT state FROM afterparty_tasks") == [("succeeded",)]
+
+
+def test_a_notice_held_after_the_release_is_live_waits_for_it(project: Project, hook: Hook) -> None:
+    project.write_task("20260101000001", "tell_customer", """
+        ctx.notify("deploying issue 111's fix")
+        ctx.notify("Issue 111 is fixed", after="3s")
+    """)
+    env = told(project, hook, AFTERPARTY_RELEASE="4f2c9e1")
+    first = project.cli("run", extra_env=env)
+    assert first.code == 0, first.both
+    assert "notice held until the task succeeds and release 4f2c9e1 has been live 3 s" in first.out
+    assert hook.bodies() == ["deploying issue 111's fix"]
+    status = project.cli("status", extra_env=env)
+    assert re.search(r"succeeded .* notice held, waiting: release 4f2c9e1 live for [0-3] s of 3$",
+                     status.out, re.M), status.out
+    allowed = project.cli("verify", "--allow-pending", extra_env=env)
+    assert allowed.code == 0 and "notice held, waiting: release 4f2c9e1" in allowed.out
+
+    wait_until(lambda: project.cli("run", extra_env=env).code == 0 and len(hook.bodies()) == 2,
+          "the held notice once its release had been live 3 s")
+    assert hook.bodies() == ["deploying issue 111's fix", "Issue 111 is fixed"]
+    assert project.cli("verify", extra_env=env).code == 0
+
+
+def test_a_release_deployed_again_after_it_was_rolled_back_starts_its_clock_anew(
+        sqlite_project: Project) -> None:
+    """What live_for counts from: the first deployment of the release here (a deploy with
+    nothing to run records it too); a release rolled back and deployed again starts anew."""
+    project = sqlite_project
+    project.write_task("20260101000001", "first")
+    assert project.cli("run", extra_env={"AFTERPARTY_RELEASE": "r1"}).code == 0
+    assert project.cli("run", extra_env={"AFTERPARTY_RELEASE": "r2"}).code == 0  # nothing to run
+    seen = project.query("SELECT release_id, first_deployed_at FROM afterparty_releases "
+                         "ORDER BY first_deployed_at")
+    assert [release for release, _ in seen] == ["r1", "r2"]
+    assert project.cli("run", extra_env={"AFTERPARTY_RELEASE": "r1"}).code == 0
+    assert project.query("SELECT release_id, first_deployed_at FROM afterparty_releases "
+                         "ORDER BY first_deployed_at") == seen

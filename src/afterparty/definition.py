@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, overload
 
 # Each is called with the task's ``ctx`` (afterparty.Context); the definition of a task sits
@@ -47,6 +47,8 @@ class Task:
     atomic: bool = True
     throttle: Throttle | None = None
     background: bool = False
+    #: Seconds the release deployed now must have been live here before the task runs.
+    live_for: float | None = None
     undo_body: TaskBody | None = field(default=None, repr=False)
 
     def __call__(self, ctx: Any) -> Any:
@@ -94,6 +96,7 @@ def task(
     atomic: bool = True,
     throttle: Throttle | None = None,
     background: bool = False,
+    live_for: str | float | timedelta | None = None,
 ) -> Callable[[TaskBody], Task]: ...
 
 
@@ -117,6 +120,7 @@ def task(
     atomic: bool = True,
     throttle: Throttle | None = None,
     background: bool = False,
+    live_for: str | float | timedelta | None = None,
 ) -> Task | Callable[[TaskBody], Task]:
     """Declare the function a task file runs; use as ``@task`` or ``@task(description=...)``.
 
@@ -127,6 +131,7 @@ def task(
                    recurring=recurring, timeout=timeout, retries=retries, retry_delay=retry_delay,
                    manual=manual, owner=owner, atomic=atomic, throttle=throttle,
                    background=background)
+    live_seconds = _seconds("live_for", live_for)
 
     def decorate(func: TaskBody) -> Task:
         if not callable(func):
@@ -149,6 +154,7 @@ def task(
             atomic=atomic,
             throttle=throttle,
             background=background,
+            live_for=live_seconds,
         )
         if _collected is not None:
             _collected.append(declared)
@@ -203,6 +209,18 @@ def _check_options(**options: Any) -> None:
     if options["background"] and options["manual"]:
         raise TaskOptionError("@task(background=True) runs on a worker: a human step "
                               "(manual=True) cannot be one")
+
+
+def _seconds(option: str, span: object) -> float | None:
+    """A span of time option (``live_for="30m"``) in seconds; TaskOptionError when it is none."""
+    if span is None:
+        return None
+    from afterparty.durations import DurationError, seconds_of
+
+    try:
+        return seconds_of(span, f"@task({option}=...)")
+    except DurationError as exc:
+        raise TaskOptionError(str(exc)) from None
 
 
 def _as_datetime(moment: datetime | str | None) -> datetime | None:

@@ -7,7 +7,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|min|s)", re.IGNORECASE)
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(min|d|h|m|s)", re.IGNORECASE)
 _SECONDS = {"d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
 # The unit a span is told in, by the span it is compared with: seconds below 2 min, minutes
 # below 3 h, hours below 3 days, then days.
@@ -69,9 +69,11 @@ class ReleaseClock(NamedTuple):
     def waiting(self, seconds: float, now: datetime | None = None) -> str | None:
         """Why something that needs the release live ``seconds`` must still wait; None once it
         has been. Kept as a task's waiting reason: ``reason_now`` tells it again later."""
-        if self.release is None or self.live_since is None:
+        if self.release is None:
             return ("no release id to tell how long the release has been live: set "
                     "AFTERPARTY_RELEASE (or deploy from a git checkout)")
+        if self.live_since is None:
+            return f"release {self.release} is not recorded as deployed here yet (`afterparty run`)"
         since = datetime.fromisoformat(self.live_since)
         elapsed = ((now or datetime.now(timezone.utc)) - since).total_seconds()
         if elapsed >= seconds:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from afterparty.background.sending import Sender
     from afterparty.context import Context
     from afterparty.definition import Task
+    from afterparty.durations import ReleaseClock
     from afterparty.loader import TaskFile
     from afterparty.notices import Notices
     from afterparty.outbox import Outbox
@@ -47,6 +48,8 @@ class Executor:
         self._task_files: list[TaskFile] | None = None
         self._notices: Notices | None = None
         self._outbox: Outbox | None = None
+        #: How long the release deployed now has been live here (``live_for``).
+        self._clock: ReleaseClock | None = None
         self._sender: Sender | None = None
 
     @property
@@ -67,6 +70,10 @@ class Executor:
         """
         if not wanted and group is None:
             look = lock_free_look(self.session)
+            if look is not None and look.new_release is not None:
+                from afterparty.releases import release_records
+
+                release_records(self.session).record_deployed(look.new_release, utc_now())
             if look is not None and not look.pending:
                 result = RunResult(awaiting=[_awaiting(f) for f in look.awaiting])
                 if look.notices_due:
@@ -140,10 +147,12 @@ class Executor:
         what would run, in the order it would (dependencies first), supposing each succeeds;
         ``waiting`` is what would wait, and why (a dependency, ``not_before``, ``when``)."""
         from afterparty.attempt import AttemptRunner
+        from afterparty.releases import release_clock
 
         files = self._selected_files(wanted)
         pending = self._pending_without_lock(files)
         tasks = self._load(pending)
+        self._clock = release_clock(self.session)
         candidates = [f for f in pending if self._meant_for_here(tasks[f.version], group)]
         states = {v: state_of(r.state) for v, r in self.session.recorder.read_records().items()}
         runner = AttemptRunner(self.session, self.reporter)
@@ -220,8 +229,10 @@ class Executor:
         from afterparty.attempt import AttemptRunner
         from afterparty.interruptions import Interruptions
         from afterparty.lease import orphans_of
+        from afterparty.releases import release_clock
 
         recorder, fence = self.session.recorder, self.session.lock.fence
+        self._clock = release_clock(self.session, record=True)
         records = recorder.read_records()
         running = [v for v, r in records.items() if r.state == State.RUNNING.value]
         interrupted: list[str] = []
@@ -274,7 +285,7 @@ class Executor:
                 if stop():
                     return
                 ready = readiness(tasks[task_file.version], task_file, states, by_key,
-                                  {f.version for f in left}, context_for(task_file))
+                                  {f.version for f in left}, context_for(task_file), self._clock)
                 if ready.later:
                     continue  # depends on a task of this run that has not run yet
                 left.remove(task_file)

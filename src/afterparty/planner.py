@@ -8,10 +8,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from afterparty.config import detect_release
 from afterparty.states import RUN_HAS_WORK, State
 
 if TYPE_CHECKING:
     from afterparty.definition import Task
+    from afterparty.durations import ReleaseClock
     from afterparty.loader import TaskFile
     from afterparty.release_records import RecordsLook
     from afterparty.session import Session
@@ -83,6 +85,10 @@ class Look(NamedTuple):
     awaiting: list[TaskFile]
     #: Held notices are due (``run`` and ``tick`` send them under the lock).
     notices_due: bool = False
+    #: The release deployed now, when the records do not know it yet (``run`` records it).
+    new_release: str | None = None
+    #: Tasks that last ran in a release deployed here after this one: version -> that release.
+    ran_later: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple's default, never changed
 
 
 def lock_free_look(session: Session) -> Look | None:
@@ -104,21 +110,28 @@ def lock_free_look(session: Session) -> Look | None:
         files = list_task_files(session.settings.tasks_dir)
         if files is None:
             return None
-        seen = _records_look(session)
-        states = seen.states if seen is not None else session.recorder.read_states()
+        release = detect_release(session.settings)
+        seen = _records_look(session, release)
+        if seen is None:
+            states = session.recorder.read_states()
+            return Look(pending=pending_task_files(files, states, session.settings.environment),
+                        awaiting=_awaiting(files, states))
+        states = seen.states
         return Look(pending=pending_task_files(files, states, session.settings.environment),
-                    awaiting=_awaiting(files, states), notices_due=_due(seen))
+                    awaiting=_awaiting(files, states), notices_due=_due(seen),
+                    new_release=release if seen.release_known is False else None,
+                    ran_later=seen.ran_later)
     finally:
         if enabled:
             gc.enable()
 
 
-def _records_look(session: Session) -> RecordsLook | None:
+def _records_look(session: Session, release: str | None) -> RecordsLook | None:
     """The records' states with what else may have work, in one query (None: records older
     than the outbox, or none yet)."""
     from afterparty.release_records import ReleaseRecords
 
-    return ReleaseRecords(session.database, session.settings.table_prefix).look(None)
+    return ReleaseRecords(session.database, session.settings.table_prefix).look(release)
 
 
 def _due(seen: RecordsLook | None) -> bool:
@@ -139,9 +152,10 @@ class Readiness(NamedTuple):
 
 def readiness(task: Task, task_file: TaskFile, states: dict[str, State],
               files_by_key: dict[str, TaskFile], this_run: set[str],
-              context: Callable[[], Any]) -> Readiness:
-    """Dependencies first, then ``not_before``, then the ``when`` condition, called with the
-    ``ctx`` that ``context`` makes (only then)."""
+              context: Callable[[], Any], clock: ReleaseClock | None = None) -> Readiness:
+    """Dependencies first, then ``not_before``, then ``live_for`` (how long the release has
+    been live here, by ``clock``), then the ``when`` condition, called with the ``ctx`` that
+    ``context`` makes (only then)."""
     unmet = []
     for key in task.depends_on:
         dependency = files_by_key[key]
@@ -155,6 +169,10 @@ def readiness(task: Task, task_file: TaskFile, states: dict[str, State],
         return Readiness(f"depends on {', '.join(unmet)}")
     if task.not_before is not None and datetime.now(timezone.utc) < task.not_before:
         return Readiness(f"not before {task.not_before.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+    if task.live_for is not None and clock is not None:
+        waiting = clock.waiting(task.live_for)
+        if waiting is not None:
+            return Readiness(waiting)
     if task.when is not None:
         name = getattr(task.when, "__name__", "when")
         try:
@@ -188,7 +206,8 @@ def reason_now(stored: str, states: dict[str, State]) -> str | None:
     """A waiting reason kept by the last run, brought up to date with the records as they are
     now: a dependency that has since succeeded (a human step confirmed) no longer holds the task,
     and one in another state is named in that state; a ``not_before`` time that has passed no
-    longer holds it either. None when nothing holds it any more (the next run runs it)."""
+    longer holds it either, nor a release that has been live long enough (``live_for``). None
+    when nothing holds it any more (the next run or tick runs it)."""
     if stored.startswith("depends on "):
         import re  # not on the no-op path
 
@@ -196,6 +215,10 @@ def reason_now(stored: str, states: dict[str, State]) -> str | None:
                  for version, name, _ in re.findall(r"(\d{14})_([a-z0-9_]+) \((\w+)\)", stored)
                  if states.get(version) is not State.SUCCEEDED]
         return f"depends on {', '.join(unmet)}" if unmet else None
+    if stored.startswith("release ") and " live for " in stored:
+        from afterparty.durations import live_reason_now
+
+        return live_reason_now(stored)
     if stored.startswith("not before "):
         try:
             when = datetime.strptime(stored, "not before %Y-%m-%d %H:%M:%S UTC")

@@ -23,14 +23,16 @@ def release_records(session: Session) -> ReleaseRecords:
 
 def release_clock(session: Session, record: bool = False) -> ReleaseClock:
     """The release deployed now and since when it is live here; ``record``: a ``run`` records
-    its deployment first, if it is new here (or was rolled back since)."""
+    its deployment first, if it is new here (or was rolled back since). Not recorded and not
+    to be (a dry run), it counts as deployed now."""
     release = session.origin().release_id
     if release is None:
         return ReleaseClock(None, None)
     records = release_records(session)
     if record:
         records.record_deployed(release, utc_now())
-    return ReleaseClock(release, records.first_deployed(release))
+    since = records.first_deployed(release)
+    return ReleaseClock(release, since if since is not None or record else utc_now())
 
 
 class RolledBack(NamedTuple):

@@ -55,7 +55,19 @@ def task_statuses(session: Session, problems: list[str] | None = None) -> list[T
     if records:
         _add_progress(session, {row.version: row for row in rows})
         _add_workers(session, rows)
+        _add_held_notices(session, {row.version: row for row in rows})
     return rows
+
+
+def _add_held_notices(session: Session, rows: dict[str, TaskStatus]) -> None:
+    """Why a task's notices are still held, as its row's reason when it has none (``notice
+    held, waiting: release 4f2c9e1 live for 12 min of 30``)."""
+    from afterparty.releases import held_notices
+
+    for held in held_notices(session):
+        row = rows.get(held.notice.version)
+        if row is not None and row.reason is None:
+            row.reason = f"notice held, {held.reason}"
 
 
 def _add_workers(session: Session, rows: list[TaskStatus]) -> None:
