@@ -8,7 +8,7 @@ import json
 import re
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -124,10 +124,11 @@ def test_a_long_task_holds_its_notices_in_its_batches_and_sends_them_only_if_it_
     assert hook.bodies() == ["starting the backfill", "first batch done"]
 
 
-def test_a_runner_killed_between_the_commit_and_the_send_leaves_it_to_the_next_run(
-        project: Project, hook: Hook) -> None:
+@pytest.mark.parametrize("next_command", ["run", "tick"])
+def test_a_runner_killed_between_the_commit_and_the_send_leaves_it_to_the_next_run_or_tick(
+        project: Project, hook: Hook, next_command: str) -> None:
     """At least once, never lost: the runner dies while it sends (after the commit); the next
-    ``run`` finds the notice held and sends it."""
+    ``run`` or ``tick`` finds the notice held and sends it."""
     project.write_task("20260101000001", "tell_customer", 'ctx.notify("Issue 111 is fixed")')
     hook.hang = True
     runner = project.popen("run", extra_env=told(project, hook))
@@ -143,9 +144,10 @@ def test_a_runner_killed_between_the_commit_and_the_send_leaves_it_to_the_next_r
     gate = project.cli("verify", extra_env=told(project, hook))
     assert gate.code == 6 and "notice held, due" in gate.out, gate.both
 
-    again = project.cli("run", extra_env=told(project, hook))
+    again = project.cli(next_command, extra_env=told(project, hook))
     assert again.code == 0, again.both
-    assert "no pending tasks" in again.out and "sent 1 held notice(s)" in again.out
+    assert ("sent 1 held notice(s)" if next_command == "run" else "tick: 1 notice(s) sent") \
+        in again.out
     assert hook.bodies() == ["Issue 111 is fixed"]
     assert project.cli("verify", extra_env=told(project, hook)).code == 0
 
@@ -247,3 +249,78 @@ def test_a_release_deployed_again_after_it_was_rolled_back_starts_its_clock_anew
     assert project.cli("run", extra_env={"AFTERPARTY_RELEASE": "r1"}).code == 0
     assert project.query("SELECT release_id, first_deployed_at FROM afterparty_releases "
                          "ORDER BY first_deployed_at") == seen
+
+
+# --- 3. tick: what moves between deploys -----------------------------------------------------
+
+
+def tick_until(project: Project, env: dict[str, str], done: Callable[[], bool], what: str) -> None:
+    """Run ``afterparty tick`` as cron would, until ``done`` (a deadline, no fixed sleep)."""
+    def ticked() -> bool:
+        result = project.cli("tick", extra_env=env)
+        assert result.code == 0, result.both
+        return done()
+
+    wait_until(ticked, what)
+
+
+def test_tick_runs_a_live_for_task_and_sends_a_held_notice_once_their_time_came(
+        project: Project, hook: Hook) -> None:
+    project.write_task("20260101000001", "tell_customer", """
+        ctx.notify("Issue 111 is fixed")
+        ctx.notify("How is the fix working for you?", after="4s")
+    """, options='live_for="3s"')
+    env = told(project, hook, AFTERPARTY_RELEASE="r1")
+    deploy = project.cli("run", extra_env=env)
+    assert deploy.code == 0 and "tell_customer waiting: release r1" in deploy.out, deploy.both
+    assert project.cli("tick", extra_env=env).out.strip() == "tick: nothing due"
+
+    tick_until(project, env, lambda: bool(hook.bodies()), "tick running the task once r1 was live 3 s")
+    assert hook.bodies() == ["Issue 111 is fixed"]
+    assert project.query("SELECT state FROM afterparty_tasks") == [("succeeded",)]
+    tick_until(project, env, lambda: len(hook.bodies()) == 2, "tick sending the held notice")
+    assert hook.bodies() == ["Issue 111 is fixed", "How is the fix working for you?"]
+    again = project.cli("tick", extra_env=env)
+    assert again.code == 0 and again.out.strip() == "tick: nothing due", again.both
+    assert len(hook.bodies()) == 2
+
+
+def test_tick_asks_a_condition_again_and_never_retries_a_failed_task(sqlite_project: Project) -> None:
+    project = sqlite_project
+    flag = project.root / "partner_is_live"
+    ledger = project.root / "ledger"
+    project.write_task("20260101000001", "call_partner", f"open({str(ledger)!r}, 'a').write('called')",
+                       header=f"""
+        import os
+
+
+        def partner_is_live(ctx):
+            return os.path.exists({str(flag)!r})
+    """, options="when=partner_is_live")
+    project.write_task("20260101000002", "breaks", "raise RuntimeError('no')")
+    assert project.cli("run", "--keep-going").code == 1
+    assert "tick: 0 task(s) ran, 1 still waiting" in project.cli("tick").out  # asked again: not met
+    flag.write_text("")
+    ticked = project.cli("tick")
+    assert ticked.code == 0, ticked.both
+    assert "call_partner succeeded" in ticked.out and "tick: 1 task(s) ran" in ticked.out
+    assert ledger.read_text() == "called"
+    assert project.query("SELECT version, state FROM afterparty_tasks ORDER BY version") == [
+        ("20260101000001", "succeeded"), ("20260101000002", "failed")]
+    assert project.cli("tick").out.strip() == "tick: nothing due"
+
+
+def test_tick_with_nothing_due_imports_no_task_file_and_takes_no_lock(project: Project) -> None:
+    from test_fast_path import NEVER_ON_THE_NO_OP_PATH, imported_modules
+
+    marker = project.root / "imported"
+    for n in range(3):
+        project.write_task(f"2026010100000{n}", f"task_{n}",
+                           header=f"open({str(marker)!r}, 'a').write('x')\n")
+    assert project.cli("run").code == 0
+    marker.unlink()
+    code, modules, out = imported_modules(project, "tick")
+    assert code == 0 and out.strip() == "tick: nothing due"
+    assert not marker.exists()
+    for name in NEVER_ON_THE_NO_OP_PATH:
+        assert not any(m == name or m.startswith(name + ".") for m in modules), name

@@ -21,6 +21,7 @@ from afterparty.printing import (
     print_long_task,
     print_run_summary,
     print_status,
+    print_tick,
     print_waiting,
 )
 
@@ -284,6 +285,26 @@ def verify(state: _State, allow_pending: bool, allow_awaiting: bool, as_json: bo
         for line in report.lines():
             click.echo(for_command(line, session.settings.command))
     return report.exit_code
+
+
+@cli.command()
+@click.option("--wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another runner's lock; then the next tick does it.")
+@pass_state
+def tick(state: _State, wait: float) -> int:
+    """Do what became due since the last run: waiting tasks, held notices, reminders."""
+    from afterparty.tick import tick as do_tick
+
+    session = state.session(show_logs=False)
+    reporter = RunPrinter(quiet=False, command=session.settings.command,
+                          log_format=state.log_format, on_work=state.show_logs)
+    try:
+        result = do_tick(session, reporter, wait)
+    finally:
+        reporter.close()
+        session.close()
+    print_tick(result, session.settings.command)
+    return result.exit_code
 
 
 def _release_findings(session: Session, rows: list[Any]) -> tuple[list[Any], list[Any]]:

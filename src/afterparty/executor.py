@@ -91,12 +91,13 @@ class Executor:
             return self._run_locked(files, keep_going, group)
 
     def send_held_notices(self, result: RunResult, wait: float = 300.0,
-                          if_busy: str = "wait") -> None:
+                          if_busy: str = "wait") -> LockOutcome:
         """Under the lock: send the held notices that are due (a runner killed between a task's
         commit and the sending left them; an ``after=`` notice's time came)."""
         with self.session.locked(wait, if_busy, self.reporter.waiting_for_lock) as outcome:
             if outcome is LockOutcome.ACQUIRED:
                 self._send_notices(result)
+        return outcome
 
     def _send_notices(self, result: RunResult, version: str | None = None) -> None:
         """Holding the lock: send what is due (of one task that just succeeded, or all)."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from afterparty.records import Attempt, Progress
     from afterparty.report import TaskStatus
     from afterparty.results import Background, RunResult, TaskOutcome
+    from afterparty.tick import TickResult
 
 # The longest error shown on a task's line; `show` has the whole (stored) error.
 SUMMARY_LIMIT = 500
@@ -315,6 +316,13 @@ def print_notices(result: RunResult, command: str = "afterparty", alone: bool = 
     for problem in result.notices_undelivered:
         click.echo(f"notice of {problem}; the next `{command} run` or `{command} tick` tries "
                    "again", err=True)
+
+
+def print_tick(result: TickResult, command: str = "afterparty") -> None:
+    """What a tick did, after the lines of the tasks it ran: its summary, and on stderr each
+    notice no service took."""
+    print_notices(result.run, command)
+    click.echo(result.summary())
 
 
 def print_background_wait(count: int) -> None:

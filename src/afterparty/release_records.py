@@ -37,6 +37,10 @@ class RecordsLook(NamedTuple):
     first_notice_due: str | None
     #: Tasks that last ran in a release deployed here after this one: version -> that release.
     ran_later: dict[str, str]
+    #: ``tick``'s look only: tasks not run yet that a run found waiting -> the reason it kept,
+    #: and human steps that await a person -> since when.
+    waiting: dict[str, str]
+    awaiting_since: dict[str, str]
 
 
 class Release(NamedTuple):
@@ -73,12 +77,16 @@ class ReleaseRecords:
 
     # --- the no-op path's one query ---------------------------------------------------
 
-    def look(self, release: str | None) -> RecordsLook | None:
+    def look(self, release: str | None, waits: bool = False) -> RecordsLook | None:
         """Every record's state, with this release's deployment, the held notices and the tasks
-        that ran in a later release, in one query; None when the records predate them (schema 2)
-        or do not exist yet (the caller reads the states alone)."""
+        that ran in a later release, in one query (``waits``: with why tasks wait, and since
+        when human steps await); None when the records predate them (schema 2) or do not exist
+        yet (the caller reads the states alone)."""
         sendable = self._sendable("n", "a")
-        parts = [f"SELECT version, state, recurring, NULL FROM {self.tasks_table}",
+        wait = (f"CASE WHEN state = '{State.AWAITING.value}' THEN finished_at WHEN state IN "
+                f"('{State.PENDING.value}', '{State.REVERTED.value}') THEN waiting_reason END"
+                if waits else "NULL")
+        parts = [f"SELECT version, state, recurring, {wait} FROM {self.tasks_table}",
                  f"SELECT '{_SIGNAL}', 'notice', COUNT(*), MIN(n.due_at) FROM {self.notices_table} n "
                  f"LEFT JOIN {self.attempts_table} a ON a.id = n.attempt_id WHERE {sendable}"]
         params: list[Any] = []
@@ -95,18 +103,22 @@ class ReleaseRecords:
         known: bool | None = None
         first_due: str | None = None
         ran_later: dict[str, str] = {}
-        pending, of = State.PENDING, state_of
+        waiting: dict[str, str] = {}
+        awaiting_since: dict[str, str] = {}
+        pending, of, awaiting = State.PENDING, state_of, State.AWAITING.value
         for version, state, number, text in rows:
             if version != _SIGNAL:
                 if state == "ran later":
                     ran_later[version] = str(text)
-                else:
-                    states[version] = pending if number else of(state)
+                    continue
+                states[version] = pending if number else of(state)
+                if text is not None:
+                    (awaiting_since if state == awaiting else waiting)[version] = str(text)
             elif state == "notice":
                 first_due = str(text) if number else None
             else:
                 known = bool(number)
-        return RecordsLook(states, known, first_due, ran_later)
+        return RecordsLook(states, known, first_due, ran_later, waiting, awaiting_since)
 
     def _ran_later_sql(self) -> str:
         return (f"SELECT s.version, 'ran later', 0, s.release_id FROM {self.sources_table} s "
