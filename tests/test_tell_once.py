@@ -37,7 +37,7 @@ class Hook:
                     hook.hanging.set()
                     hook.release.wait(60)
                     return  # the connection closes unanswered: nothing was received
-                hook.messages.append(body)
+                hook.messages.append({**body, "path": self.path})
                 self.send_response(200)
                 self.end_headers()
 
@@ -47,6 +47,10 @@ class Hook:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def to(self, path: str) -> list[dict[str, Any]]:
+        """The messages posted to one path of the hook (one person's URL)."""
+        return [m for m in self.messages if m["path"] == path]
 
     def bodies(self) -> list[str]:
         """What the tasks told (the runner's own notices, titled "Release ...", aside)."""
@@ -324,3 +328,42 @@ def test_tick_with_nothing_due_imports_no_task_file_and_takes_no_lock(project: P
     assert not marker.exists()
     for name in NEVER_ON_THE_NO_OP_PATH:
         assert not any(m == name or m.startswith(name + ".") for m in modules), name
+
+
+# --- 4. Reminders that find someone -----------------------------------------------------------
+
+
+def test_tick_reminds_the_owner_of_a_waiting_step_and_escalates_to_whom_it_names(
+        project: Project, hook: Hook) -> None:
+    base = hook.url.rsplit("/", 1)[0]
+    (project.root / "pyproject.toml").write_text(
+        '[project]\nname = "app"\n\n[tool.afterparty.notify]\n'
+        f'urls = ["{base}/team"]\n\n[tool.afterparty.notify.owners]\n'
+        f'ops = ["{base}/ops"]\noncall = ["{base}/oncall"]\n')
+    project.write_task("20260101000001", "rotate_key", 'return "Rotate the partner API key in the vault."',
+                       options='description="Rotate the partner API key", manual=True, owner="ops", '
+                               'remind_every="1s", escalate_after="2s", escalate_to="oncall"')
+    env = {"AFTERPARTY_ENV": "production", "AFTERPARTY_WEB_URL": "https://ops.example.com/afterparty"}
+    deploy = project.cli("run", "--no-input", extra_env=env)
+    assert deploy.code == 0 and "awaiting ops" in deploy.out, deploy.both
+    assert [m["title"] for m in hook.to("/team")] == ["Release step awaits ops"]
+
+    tick_until(project, env, lambda: bool(hook.to("/oncall")), "an escalation to oncall")
+    reminder = hook.to("/ops")[0]
+    assert reminder["title"] == "Reminder: a release step awaits ops"
+    assert re.match(r"Reminder: the release step 20260101000001_rotate_key \(Rotate the partner API "
+                    r"key\) awaits ops in production \(.*\); it has waited \d+ s\.", reminder["message"])
+    assert "Rotate the partner API key in the vault." in reminder["message"]
+    assert reminder["message"].endswith(
+        "When it is done: afterparty confirm 20260101000001 or "
+        "https://ops.example.com/afterparty/env/production/tasks/20260101000001")
+    escalation = hook.to("/oncall")[0]
+    assert escalation["title"].startswith("Escalation: a release step awaits ops for ")
+    assert re.match(r"Escalation to oncall: .* it has waited \d+ s, more than 2 s\.",
+                    escalation["message"])
+    assert project.query("SELECT COUNT(*) FROM afterparty_notices WHERE sent_at IS NULL") == [(0,)]
+
+    assert project.cli("confirm", "rotate_key", extra_env=env).code == 0
+    told_so_far = len(hook.messages)
+    assert project.cli("tick", extra_env=env).out.strip() == "tick: nothing due"
+    assert len(hook.messages) == told_so_far

@@ -105,11 +105,7 @@ class Executor:
             from afterparty.outbox import Outbox
 
             self._outbox = Outbox(self.session)
-        for sent in self._outbox.send_due(version):
-            if sent.problem is not None:
-                result.notices_undelivered.append(f"{sent.notice.version}: {sent.problem}")
-            elif sent.services:
-                result.notices_sent += 1
+        self._outbox.tell(result, version)
 
     def follow_background(self, result: RunResult, finished: Callable[[Background], None],
                           keep_going: bool = False, wait: float = 300.0,

@@ -14,6 +14,7 @@ from afterparty.session import Session, utc_now
 if TYPE_CHECKING:
     from afterparty.long_tasks import LongTask
     from afterparty.records import Fence, Notice
+    from afterparty.results import RunResult
 
 log = logging.getLogger("afterparty")
 
@@ -94,6 +95,15 @@ class Outbox:
         """Send every held notice that is due now (of one task, or all), oldest first, once."""
         due = release_records(self.session).due_notices(utc_now(), version)
         return [self.send(notice) for notice in due if notice.id not in self.tried]
+
+    def tell(self, result: RunResult, version: str | None = None) -> None:
+        """Send what is due (of one task that just succeeded, or all), counted into ``result``:
+        sent to a service, or not delivered (with what went wrong)."""
+        for sent in self.send_due(version):
+            if sent.problem is not None:
+                result.notices_undelivered.append(f"{sent.notice.version}: {sent.problem}")
+            elif sent.services:
+                result.notices_sent += 1
 
     def send(self, notice: Notice) -> Sent:
         """Send one notice to its recipient's URLs and mark it sent; one no service took is

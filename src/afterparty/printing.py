@@ -321,6 +321,8 @@ def print_notices(result: RunResult, command: str = "afterparty", alone: bool = 
 def print_tick(result: TickResult, command: str = "afterparty") -> None:
     """What a tick did, after the lines of the tasks it ran: its summary, and on stderr each
     notice no service took."""
+    for reminder in result.reminders:
+        click.echo(reminder.line())
     print_notices(result.run, command)
     click.echo(result.summary())
 

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 from afterparty.executor import Executor
 from afterparty.lock import LockOutcome
+from afterparty.outbox import Outbox
 from afterparty.planner import reason_now
 from afterparty.release_records import RecordsLook, ReleaseRecords
+from afterparty.reminders import Reminder, due_reminders, hold_reminders, reminder_plans
 from afterparty.results import RunReporter, RunResult
 from afterparty.session import Session, utc_now
 from afterparty.states import State, state_of
@@ -31,6 +33,8 @@ class TickResult:
     nothing_due: bool = False
     #: Another runner held the lock: the next tick does it.
     busy: bool = False
+    #: The reminders and escalations it held and sent.
+    reminders: list[Reminder] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -47,6 +51,8 @@ class TickResult:
             parts.append(f"{len(self.run.failed)} failed")
         if self.run.waiting:
             parts.append(f"{len(self.run.waiting)} still waiting")
+        if self.reminders:
+            parts.append(f"{len(self.reminders)} reminder(s)")
         if self.run.notices_sent:
             parts.append(f"{self.run.notices_sent} notice(s) sent")
         if self.run.notices_undelivered:
@@ -77,16 +83,22 @@ def tick(session: Session, reporter: RunReporter, wait: float = 0.0) -> TickResu
     """Do what became due since the last run or tick, under the lock (waiting ``wait`` seconds
     for it, then leaving it to the next tick)."""
     files = _task_files(session)
-    due = Due(_look(session), files)
-    if not due:
+    look = _look(session)
+    due = Due(look, files)
+    plans = reminder_plans(session, look.awaiting_since, files) if look.awaiting_since else {}
+    remind = bool(due_reminders(session, plans, look.awaiting_since))
+    if not (due or remind):
         return TickResult(nothing_due=True)
     result = TickResult(due=due.tasks)
-    executor = Executor(session, reporter)
     if due.tasks:
-        result.run = executor.run(due.tasks, wait=wait, if_busy="skip")
+        result.run = Executor(session, reporter).run(due.tasks, wait=wait, if_busy="skip")
         result.busy = result.run.busy_skipped
-    if due.notices and not result.busy:
-        result.busy = executor.send_held_notices(result.run, wait, "skip") is LockOutcome.BUSY
+    if (due.notices or remind) and not result.busy:
+        with session.locked(wait, "skip", reporter.waiting_for_lock) as outcome:
+            result.busy = outcome is LockOutcome.BUSY
+            if outcome is LockOutcome.ACQUIRED:
+                result.reminders = hold_reminders(session, plans)
+                Outbox(session).tell(result.run)
     return result
 
 

@@ -58,3 +58,15 @@ def test_the_release_clock_says_how_long_it_still_waits_and_says_it_again_later(
 def test_without_a_release_id_a_live_for_task_says_what_is_missing() -> None:
     assert "set AFTERPARTY_RELEASE" in str(ReleaseClock(None, None).waiting(60, NOW))
     assert "not recorded as deployed" in str(ReleaseClock("r1", None).waiting(60, NOW))
+
+
+def test_reminders_are_for_human_steps_and_an_escalation_names_whom() -> None:
+    with pytest.raises(TaskOptionError, match="need manual=True"):
+        task(remind_every="4h")
+    with pytest.raises(TaskOptionError, match="go together"):
+        task(manual=True, escalate_after="1d")
+    with pytest.raises(TaskOptionError, match=r"@task\(remind_every=...\) takes a span of time"):
+        task(manual=True, remind_every="often")
+    step = task(manual=True, owner="ops", remind_every="4h", escalate_after="1d",
+                escalate_to="oncall")(lambda ctx: "Rotate the key")
+    assert (step.remind_every, step.escalate_after, step.escalate_to) == (14400, 86400, "oncall")
