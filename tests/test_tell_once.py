@@ -367,3 +367,38 @@ def test_tick_reminds_the_owner_of_a_waiting_step_and_escalates_to_whom_it_names
     told_so_far = len(hook.messages)
     assert project.cli("tick", extra_env=env).out.strip() == "tick: nothing due"
     assert len(hook.messages) == told_so_far
+
+
+# --- 5. A deploy of an older release noticed ---------------------------------------------------
+
+
+def test_a_deploy_of_an_older_release_that_lacks_the_files_of_tasks_that_ran_is_noticed(
+        project: Project) -> None:
+    r1, r2, r3 = ({"AFTERPARTY_RELEASE": name} for name in ("r1", "r2", "r3"))
+    project.write_task("20260101000001", "seed_plans")
+    assert project.cli("run", extra_env=r1).code == 0
+    b = project.write_task("20260101000002", "enable_search_v2")
+    c = project.write_task("20260101000003", "tell_sales")
+    assert project.cli("run", extra_env=r2).code == 0
+    b.unlink()
+    c.unlink()  # r1 again: its files lack r2's tasks
+
+    again = project.cli("run", extra_env=r1)
+    assert again.code == 0, again.both
+    assert again.out.splitlines()[-1] == (
+        "rolled back: release r2 was deployed here after the release deployed now, which lacks "
+        "the files of 2 task(s) that ran in it (20260101000002_enable_search_v2, "
+        "20260101000003_tell_sales); settle it with `afterparty rollback --release r2` (see "
+        "--dry-run)")
+    gate = project.cli("verify", "--allow-pending", extra_env=r1)
+    assert gate.code == 6, gate.both
+    assert ("20260101000002 enable_search_v2: rolled back - it ran in release r2, deployed here "
+            "after the release deployed now, which lacks its file (`afterparty rollback --release "
+            "r2` runs the undo steps of that release (see --dry-run))") in gate.out
+    assert "20260101000003 tell_sales: rolled back" in gate.out
+    status = project.cli("status", extra_env=r1)
+    assert "file missing, rolled back: it ran in release r2" in status.out, status.out
+
+    # A newer release that leaves r2's task files out (a clean-up) rolls nothing back.
+    assert "rolled back" not in project.cli("run", extra_env=r3).out
+    assert project.cli("verify", extra_env=r3).code == 0

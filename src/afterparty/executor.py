@@ -78,6 +78,11 @@ class Executor:
                 result = RunResult(awaiting=[_awaiting(f) for f in look.awaiting])
                 if look.notices_due:
                     self.send_held_notices(result, wait, if_busy)
+                if look.rolled_back:
+                    from afterparty.releases import named
+
+                    result.rolled_back = {r.release: r.labels for r in named(self.session,
+                                                                             look.rolled_back)}
                 return result
         files = self._selected_files(wanted)
         if not self._pending_without_lock(files):
@@ -226,7 +231,7 @@ class Executor:
         from afterparty.attempt import AttemptRunner
         from afterparty.interruptions import Interruptions
         from afterparty.lease import orphans_of
-        from afterparty.releases import release_clock
+        from afterparty.releases import release_clock, rolled_back_here
 
         recorder, fence = self.session.recorder, self.session.lock.fence
         self._clock = release_clock(self.session, record=True)
@@ -257,6 +262,8 @@ class Executor:
             if result.stopped_by is None:
                 result.stopped_by = interruptions.signal
         self._send_notices(result)
+        result.rolled_back = {r.release: r.labels for r in rolled_back_here(
+            self.session, {f.version for f in self._every_task_file()})}
         asked_now = {a.version for a in result.awaiting}
         result.awaiting += [_awaiting(f) for f in files
                             if state_of(records[f.version].state if f.version in records else None)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from afterparty.config import detect_release
-from afterparty.states import RUN_HAS_WORK, State
+from afterparty.states import ROLLBACK_FROM, RUN_HAS_WORK, State
 
 if TYPE_CHECKING:
     from afterparty.definition import Task
@@ -87,8 +87,9 @@ class Look(NamedTuple):
     notices_due: bool = False
     #: The release deployed now, when the records do not know it yet (``run`` records it).
     new_release: str | None = None
-    #: Tasks that last ran in a release deployed here after this one: version -> that release.
-    ran_later: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple's default, never changed
+    #: Tasks that ran in a release deployed here after this one and whose files are gone now
+    #: (a deploy of an older release rolled that one back): version -> that release.
+    rolled_back: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple's default, never changed
 
 
 def lock_free_look(session: Session) -> Look | None:
@@ -120,10 +121,21 @@ def lock_free_look(session: Session) -> Look | None:
         return Look(pending=pending_task_files(files, states, session.settings.environment),
                     awaiting=_awaiting(files, states), notices_due=_due(seen),
                     new_release=release if seen.release_known is False else None,
-                    ran_later=seen.ran_later)
+                    rolled_back=files_gone(files, states, seen.ran_later))
     finally:
         if enabled:
             gc.enable()
+
+
+def files_gone(files: list[TaskFile], states: dict[str, State],
+               ran_later: dict[str, str]) -> dict[str, str]:
+    """Of the tasks that ran in a later release (version -> release), those whose files are
+    gone and whose work stands (they ran, and were not reverted since)."""
+    if not ran_later:
+        return {}
+    present = {task_file.version for task_file in files}
+    return {version: release for version, release in ran_later.items()
+            if version not in present and states.get(version) in ROLLBACK_FROM}
 
 
 def _records_look(session: Session, release: str | None) -> RecordsLook | None:

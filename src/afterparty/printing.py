@@ -273,6 +273,7 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
         click.echo("no pending tasks")
         print_notices(result, command, alone=True)
         print_awaiting(result, command)
+        print_rolled_back(result, command)
         return
     parts = [f"{len(result.succeeded)} {_styled(State.SUCCEEDED, 'green' if result.succeeded else None)}"]
     if result.failed:
@@ -306,6 +307,16 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
                    f"{result.stop_note or 'no task had started; nothing was left half-done'}",
                    err=True)
     print_awaiting(result, command)
+    print_rolled_back(result, command)
+
+
+def print_rolled_back(result: RunResult, command: str = "afterparty") -> None:
+    """One line per release a deploy of an older one rolled back."""
+    for release, tasks in result.rolled_back.items():
+        click.echo(f"{_styled('rolled back', 'yellow')}: release {release} was deployed here after "
+                   f"the release deployed now, which lacks the files of {len(tasks)} task(s) that "
+                   f"ran in it ({', '.join(tasks)}); settle it with `{command} rollback --release "
+                   f"{release}` (see --dry-run)")
 
 
 def print_notices(result: RunResult, command: str = "afterparty", alone: bool = False) -> None:

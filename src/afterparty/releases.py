@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from afterparty.durations import ReleaseClock, elapsed_text
 from afterparty.release_records import ReleaseRecords
 from afterparty.session import Session, utc_now
-from afterparty.states import ROLLBACK_FROM, State
+from afterparty.states import ROLLBACK_FROM, state_of
 
 if TYPE_CHECKING:
     from afterparty.records import Notice
@@ -43,39 +43,42 @@ class RolledBack(NamedTuple):
     #: (version, name) of each task, in version order.
     tasks: list[tuple[str, str]]
 
-    def line(self, now: str | None, command: str = "afterparty") -> str:
-        """What ``run`` says about it, in one line."""
-        labels = ", ".join(f"{version}_{name}" if name else version for version, name in self.tasks)
-        return (f"release {self.release} was rolled back: release {now or '?'} deployed here now "
-                f"lacks the files of {len(self.tasks)} task(s) that ran in it ({labels}); "
-                f"settle it with `{command} rollback --release {self.release}` (see --dry-run)")
+    @property
+    def labels(self) -> list[str]:
+        return [f"{version}_{name}" if name else version for version, name in self.tasks]
 
 
-def rolled_back(present: set[str], states: dict[str, State], ran_later: dict[str, str],
-                names: dict[str, str] | None = None) -> list[RolledBack]:
-    """The releases rolled back, from the tasks that ran in a release deployed after this one
-    (``ran_later``: version -> release): those whose files are not ``present`` and that are in
-    a state an undo step may follow (they ran, and were not reverted since)."""
+def rolled_back(gone: dict[str, str], names: dict[str, str]) -> list[RolledBack]:
+    """The releases rolled back, from the tasks of later releases whose files are gone (version
+    -> release), with the tasks' names."""
     by_release: dict[str, list[tuple[str, str]]] = {}
-    for version, release in sorted(ran_later.items()):
-        if version not in present and states.get(version) in ROLLBACK_FROM:
-            by_release.setdefault(release, []).append((version, (names or {}).get(version, "")))
+    for version, release in sorted(gone.items()):
+        by_release.setdefault(release, []).append((version, names.get(version, "")))
     return [RolledBack(release, tasks) for release, tasks in by_release.items()]
 
 
+def named(session: Session, gone: dict[str, str]) -> list[RolledBack]:
+    """The releases rolled back, from the tasks found gone without the lock, with their names."""
+    if not gone:
+        return []
+    records = session.recorder.read_records()
+    return rolled_back(gone, {version: record.name for version, record in records.items()})
+
+
 def rolled_back_here(session: Session, present: set[str]) -> list[RolledBack]:
-    """The releases a deploy of the release deployed now rolled back (reads the records)."""
+    """The releases a deploy of the release deployed now rolled back: tasks ran in them, they
+    were deployed here after it, and its files lack those tasks (which ran, and were not
+    reverted since)."""
     release = session.origin().release_id
     if release is None:
         return []
     ran_later = release_records(session).ran_later(release)
     if not ran_later:
         return []
-    from afterparty.states import state_of
-
     records = session.recorder.read_records()
-    return rolled_back(present, {v: state_of(r.state) for v, r in records.items()}, ran_later,
-                       {v: r.name for v, r in records.items()})
+    gone = {version: later for version, later in ran_later.items() if version not in present
+            and version in records and state_of(records[version].state) in ROLLBACK_FROM}
+    return rolled_back(gone, {version: records[version].name for version in gone})
 
 
 class HeldNotice(NamedTuple):

@@ -56,7 +56,21 @@ def task_statuses(session: Session, problems: list[str] | None = None) -> list[T
         _add_progress(session, {row.version: row for row in rows})
         _add_workers(session, rows)
         _add_held_notices(session, {row.version: row for row in rows})
+        _add_rolled_back(session, rows)
     return rows
+
+
+def _add_rolled_back(session: Session, rows: list[TaskStatus]) -> None:
+    """A task of a release that a deploy of an older one rolled back says so (its file is gone:
+    ``status`` and the console would only say ``file missing``)."""
+    from afterparty.releases import rolled_back_here
+
+    by_version = {row.version: row for row in rows}
+    for release in rolled_back_here(session, {row.version for row in rows if not row.file_missing}):
+        for version, _ in release.tasks:
+            by_version[version].reason = (
+                f"rolled back: it ran in release {release.release}, deployed here after the "
+                f"release deployed now; `afterparty rollback --release {release.release}`")
 
 
 def _add_held_notices(session: Session, rows: dict[str, TaskStatus]) -> None:

@@ -99,6 +99,8 @@ class RunResult:
     #: "<version>: <what went wrong>"), which the next run or tick tries again.
     notices_sent: int = 0
     notices_undelivered: list[str] = field(default_factory=list)
+    #: Releases a deploy of an older one rolled back: release -> its tasks whose files are gone.
+    rolled_back: dict[str, list[str]] = field(default_factory=dict)
 
     def absorb(self, later: RunResult) -> None:
         """Take in what a later pass of the same command did (``run --wait-background`` runs
