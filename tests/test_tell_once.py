@@ -9,6 +9,7 @@ import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -402,3 +403,90 @@ def test_a_deploy_of_an_older_release_that_lacks_the_files_of_tasks_that_ran_is_
     # A newer release that leaves r2's task files out (a clean-up) rolls nothing back.
     assert "rolled back" not in project.cli("run", extra_env=r3).out
     assert project.cli("verify", extra_env=r3).code == 0
+
+
+# --- 6. rollback --release: the story of the issue, end to end ---------------------------------
+
+SEARCH_V2 = '''
+from afterparty import task
+
+
+@task(description="Switch the shop to search v2")
+def run(ctx):
+    ctx.db.execute("CREATE TABLE IF NOT EXISTS flags (name VARCHAR(50) PRIMARY KEY, enabled INTEGER)")
+    ctx.db.execute("INSERT INTO flags (name, enabled) VALUES (%s, 1)", ("search_v2",))
+    ctx.notify("Issue 111 is fixed: search finds your orders again", after="2s")
+
+
+@run.undo
+def switch_back(ctx):
+    ctx.db.execute("DELETE FROM flags WHERE name = %s", ("search_v2",))
+    print("search v2 is off")
+'''
+
+
+def test_a_customer_is_told_only_once_the_release_stuck_and_never_when_it_is_rolled_back(
+        project: Project, hook: Hook) -> None:
+    r1, r2 = (told(project, hook, AFTERPARTY_RELEASE=name) for name in ("r1", "r2"))
+    project.write_task("20260101000001", "seed_plans")
+    assert project.cli("run", extra_env=r1).code == 0
+    search = project.tasks_dir / "20260101000002_enable_search_v2.py"
+    search.write_text(SEARCH_V2)
+    deployed = project.cli("run", extra_env=r2)
+    assert deployed.code == 0, deployed.both
+    assert project.query("SELECT name FROM flags") == [("search_v2",)]
+    search.unlink()  # r1 deployed again: r2's files are gone
+
+    again = project.cli("run", extra_env=r1)
+    assert again.code == 0 and "rolled back: release r2" in again.out, again.both
+    gate = project.cli("verify", extra_env=r1)
+    assert gate.code == 6, gate.both
+    assert "20260101000002 enable_search_v2: rolled back" in gate.out
+    assert "`afterparty rollback --release r2`" in gate.out
+
+    plan = project.cli("rollback", "--release", "r2", "--dry-run", extra_env=r1)
+    assert plan.code == 0, plan.both
+    assert plan.out.splitlines() == [
+        "would undo 20260101000002_enable_search_v2 (succeeded) from the source kept when it ran "
+        "(its file is gone)",
+        f"would drop the notice of 20260101000002 held since {plan.out.split('held since ')[1][:19]}: "
+        "Issue 111 is fixed: search finds your orders again",
+        "nothing was changed"]
+    rolled = project.cli("rollback", "--release", "r2", extra_env=r1)
+    assert rolled.code == 0, rolled.both
+    assert "search v2 is off" in rolled.out and "enable_search_v2 reverted" in rolled.out
+    assert "release r2 rolled back: 1 undone, 1 notice(s) dropped" in rolled.out
+    assert project.query("SELECT name FROM flags") == []
+    history = json.loads(project.cli("show", "enable_search_v2", "--json", extra_env=r1).out)
+    assert [(a["action"], a["state"], a["release_id"]) for a in history["attempts"]] == [
+        ("run", "succeeded", "r2"), ("rollback", "succeeded", "r1")]
+    assert project.cli("verify", extra_env=r1).code == 0
+
+    # The customer message would have been due 2 s after r2's deployment: it never goes out.
+    due = str(project.query("SELECT due_at FROM afterparty_notices")[0][0])
+    wait_until(lambda: datetime.now(timezone.utc) > datetime.fromisoformat(due), "its due time")
+    assert project.cli("tick", extra_env=r1).out.strip() == "tick: nothing due"
+    assert project.cli("run", extra_env=r1).code == 0
+    assert hook.bodies() == []
+
+
+def test_a_task_whose_kept_source_no_longer_imports_is_left_for_record_only(
+        sqlite_project: Project) -> None:
+    project = sqlite_project
+    helpers = project.root / "search_helpers.py"
+    helpers.write_text("def off():\n    print('off')\n")
+    project.write_task("20260101000001", "enable_search", "pass", header="import search_helpers\n")
+    path = project.tasks_dir / "20260101000001_enable_search.py"
+    path.write_text(path.read_text() + "\n\n@run.undo\ndef undo(ctx):\n    search_helpers.off()\n")
+    assert project.cli("run", extra_env={"AFTERPARTY_RELEASE": "r2"}).code == 0
+    path.unlink()
+    helpers.unlink()
+    left = project.cli("rollback", "--release", "r2", extra_env={"AFTERPARTY_RELEASE": "r1"})
+    assert left.code == 0, left.both
+    assert ("left 20260101000001_enable_search (succeeded): its source cannot be loaded "
+            "(20260101000001_enable_search.py:2: cannot import: ModuleNotFoundError: No module "
+            "named 'search_helpers')") in left.out
+    recorded = project.cli("rollback", "--release", "r2", "--record-only",
+                           extra_env={"AFTERPARTY_RELEASE": "r1"})
+    assert recorded.code == 0 and "20260101000001_enable_search: marked reverted" in recorded.out
+    assert project.query("SELECT state FROM afterparty_tasks") == [("reverted",)]

@@ -19,6 +19,7 @@ from afterparty.printing import (
     print_decisions,
     print_followed,
     print_long_task,
+    print_release_rollback,
     print_run_summary,
     print_status,
     print_tick,
@@ -430,21 +431,39 @@ def cancel(state: _State, version: str, note: str | None) -> None:
 
 
 @cli.command()
-@click.argument("version", shell_complete=complete_tasks)
+@click.argument("version", required=False, shell_complete=complete_tasks)
+@click.option("--release", metavar="RELEASE",
+              help="Every task that ran in this release, newest first (a deploy rolled it back).")
 @click.option("--record-only", is_flag=True, help="Mark it reverted without running anything.")
+@click.option("--dry-run", is_flag=True, help="With --release: print the plan; change nothing.")
 @pass_state
-def rollback(state: _State, version: str, record_only: bool) -> int:
-    """Run a task's undo step and mark it reverted (pending again)."""
+def rollback(state: _State, version: str | None, release: str | None, record_only: bool,
+             dry_run: bool) -> int:
+    """Run a task's undo step (or those of a --release) and mark it reverted (pending again)."""
+    from afterparty.errors import UsageError
     from afterparty.executor import Executor
     from afterparty.states import State
 
+    if (version is None) == (release is None):
+        raise UsageError("name the task to roll back, or give --release RELEASE (not both)")
+    if dry_run and release is None:
+        raise UsageError("--dry-run shows the plan of a --release")
     session = state.session()
     try:
         printer = RunPrinter(quiet=False, command=session.settings.command,
                              log_format=state.log_format)
-        outcome = Executor(session, printer).rollback(version, record_only)
+        if release is not None:
+            from afterparty.release_rollback import rollback_release
+
+            done = rollback_release(session, printer, release, record_only, dry_run)
+        else:
+            assert version is not None
+            outcome = Executor(session, printer).rollback(version, record_only)
     finally:
         session.close()
+    if release is not None:
+        print_release_rollback(done, session.settings.command)
+        return done.exit_code
     if record_only:
         click.echo(f"{outcome.version} {outcome.name}: marked reverted; the next run runs it again")
     return 0 if outcome.state is State.REVERTED else 1

@@ -102,6 +102,7 @@ def live_reason_now(stored: str, now: datetime | None = None) -> str | None:
     return f"release {found['release']} live for {elapsed_text(elapsed, total)}"
 
 
-def is_live_reason(stored: str) -> bool:
-    """Whether a kept waiting reason is a ``ReleaseClock.waiting`` one."""
-    return _LIVE_REASON.match(stored) is not None
+def live_reason_release(stored: str) -> str | None:
+    """The release a kept ``ReleaseClock.waiting`` reason waits for; None for other reasons."""
+    found = _LIVE_REASON.match(stored)
+    return found["release"] if found else None

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from afterparty.loader import TaskFile
     from afterparty.progress import Ticker
     from afterparty.records import Attempt, Progress
+    from afterparty.release_rollback import ReleaseRollback
     from afterparty.report import TaskStatus
     from afterparty.results import Background, RunResult, TaskOutcome
     from afterparty.tick import TickResult
@@ -327,6 +328,41 @@ def print_notices(result: RunResult, command: str = "afterparty", alone: bool = 
     for problem in result.notices_undelivered:
         click.echo(f"notice of {problem}; the next `{command} run` or `{command} tick` tries "
                    "again", err=True)
+
+
+def print_release_rollback(done: ReleaseRollback, command: str = "afterparty") -> None:
+    """What ``rollback --release`` did (after the lines of the undo steps it ran), or would do."""
+    would = "would " if done.dry_run else ""
+    if done.dry_run:
+        for step in done.steps:
+            click.echo(step.plan_line(command))
+    else:
+        for step in done.left:
+            why = "it has no undo step" if step.problem is None else \
+                f"its source cannot be loaded ({step.problem})"
+            click.echo(f"left {step.label} ({step.before}): {why}; `{command} rollback --release "
+                       f"{done.release} --record-only` marks it reverted once it is undone by hand")
+        for label in done.recorded:
+            click.echo(f"{label}: marked reverted")
+    for notice in done.dropped:
+        click.echo(f"{'would drop' if done.dry_run else 'dropped'} the notice of {notice.version} held since "
+                   f"{notice.created_at[:19].replace('T', ' ')}: {notice.message}")
+    for label in done.never_ran:
+        click.echo(f"{label} waited for release {done.release} to stay live: it {would or 'will '}"
+                   "never run for this deployment")
+    if done.dry_run:
+        click.echo("nothing was changed")
+        return
+    undone = sum(1 for o in done.outcomes if o.state is State.REVERTED)
+    parts = [f"{undone} undone"] + ([f"{len(done.recorded)} marked reverted"] if done.recorded else []) \
+        + ([f"{len(done.left)} left"] if done.left else []) \
+        + [f"{len(done.dropped)} notice(s) dropped"]
+    if done.failed:
+        click.echo(f"release {done.release}: the undo step of {done.failed[0].version} failed; "
+                   f"older tasks were not rolled back (`{command} show {done.failed[0].version}`, "
+                   "then run this again)", err=True)
+        return
+    click.echo(f"release {done.release} rolled back: {', '.join(parts)}")
 
 
 def print_tick(result: TickResult, command: str = "afterparty") -> None:
