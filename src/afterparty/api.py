@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from afterparty.decisions import Decision
     from afterparty.loader import TaskFile
+    from afterparty.release_rollback import ReleaseRollback
     from afterparty.report import RunReport, StatusReport, TaskHistory
     from afterparty.results import RunReporter, TaskOutcome
     from afterparty.tick import TickResult
@@ -141,6 +142,19 @@ def rollback(task: str, record_only: bool = False, reporter: RunReporter | None 
 
     with _session(where) as session:
         return Executor(session, reporter or LoggingReporter()).rollback(task, record_only)
+
+
+def rollback_release(release: str, record_only: bool = False, dry_run: bool = False,
+                     reporter: RunReporter | None = None,
+                     **where: Unpack[Where]) -> ReleaseRollback:
+    """Roll back every task that ran in ``release`` here (``afterparty rollback --release``):
+    their undo steps, newest first (from the source kept when a file is gone); the release's
+    held notices dropped; ``dry_run``: only the plan; ``record_only``: mark them reverted
+    without running anything."""
+    from afterparty.release_rollback import rollback_release as roll_back
+
+    with _session(where) as session:
+        return roll_back(session, reporter or LoggingReporter(), release, record_only, dry_run)
 
 
 def tick(wait: float = 0.0, reporter: RunReporter | None = None,

@@ -128,6 +128,9 @@ def _finding(row: TaskStatus) -> Finding | None:
     if state is State.QUEUED:
         return Finding(version, row.name, state.value, "sent to a background worker",
                        "wait for a worker to run it (`afterparty run --wait-background`)")
+    if state is State.PENDING and (row.reason or "").startswith("waiting: "):
+        return Finding(version, row.name, state.value, detail,
+                       "`afterparty tick` (or the next run) runs it once it is due")
     return Finding(version, row.name, state.value, detail, "`afterparty run`")
 
 

@@ -66,12 +66,15 @@ def _plan(session: Session, task_file: TaskFile) -> Plan | None:
 
     facts = read_source_facts(task_file.path)
     if facts.reminders is None:  # only an import tells
-        from afterparty.errors import TaskFileError
-        from afterparty.graph import load_checked
+        import sys
 
+        from afterparty.errors import TaskFileError
+        from afterparty.loader import load_tasks
+
+        if session.settings.project_root not in sys.path:
+            sys.path.insert(0, session.settings.project_root)
         try:
-            task = load_checked([task_file], [task_file], session.settings.project_root)[
-                task_file.version]
+            task = load_tasks([task_file])[task_file.version]
         except TaskFileError:
             return None  # `run` and `check` report it
         every, after, to = task.remind_every, task.escalate_after, task.escalate_to
