@@ -44,7 +44,7 @@ def test_manage_py_afterparty_runs_each_task_exactly_once(site: Example) -> None
     assert first.code == 0, first.both
     assert f"{WELCOME} welcome_points succeeded" in first.out
     assert f"{TELL} tell_the_team succeeded" in first.out
-    assert "notification (no notify URL configured): Loyalty points are live" in first.out
+    assert "notice held until the task succeeds: Loyalty points are live" in first.out
     assert site.points() == {"ada": 100, "grace": 100}
 
     again = site.run("afterparty", "run")
