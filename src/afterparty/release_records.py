@@ -158,9 +158,13 @@ class ReleaseRecords:
         return True
 
     def first_deployed(self, release: str) -> str | None:
-        """When ``release`` was first deployed here (since its last rollback)."""
-        rows = self._read(f"SELECT first_deployed_at FROM {self.releases_table} "
-                          "WHERE release_id = %s AND rolled_back_at IS NULL", (release,))
+        """When ``release`` was first deployed here (since its last rollback); None before the
+        records have their releases."""
+        try:
+            rows = self._read(f"SELECT first_deployed_at FROM {self.releases_table} "
+                              "WHERE release_id = %s AND rolled_back_at IS NULL", (release,))
+        except MissingTableError:
+            return None
         return str(rows[0][0]) if rows else None
 
     def read_releases(self) -> list[Release]:
