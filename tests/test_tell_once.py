@@ -490,3 +490,23 @@ def test_a_task_whose_kept_source_no_longer_imports_is_left_for_record_only(
                            extra_env={"AFTERPARTY_RELEASE": "r1"})
     assert recorded.code == 0 and "20260101000001_enable_search: marked reverted" in recorded.out
     assert project.query("SELECT state FROM afterparty_tasks") == [("reverted",)]
+
+
+def test_a_notice_goes_out_only_while_the_work_it_announces_stands(sqlite_project: Project,
+                                                                   hook: Hook) -> None:
+    """A task rolled back on its own (not its release) before its held message was due: the
+    message never goes out; run again, the task holds a new one, which does."""
+    project = sqlite_project
+    (project.tasks_dir / "20260101000001_enable_search_v2.py").write_text(SEARCH_V2)
+    env = told(project, hook, AFTERPARTY_RELEASE="r1")
+    assert project.cli("run", extra_env=env).code == 0
+    assert project.cli("rollback", "enable_search_v2", extra_env=env).code == 0
+    due = str(project.query("SELECT due_at FROM afterparty_notices")[0][0])
+    wait_until(lambda: datetime.now(timezone.utc) > datetime.fromisoformat(due), "its due time")
+    assert project.cli("tick", extra_env=env).out.strip() == "tick: nothing due"
+    assert hook.bodies() == []
+    assert project.cli("verify", extra_env=env).code == 6  # reverted: pending again, file here
+
+    again = project.cli("run", extra_env=env)
+    assert again.code == 0 and "1 notice(s) sent" in again.out, again.both
+    assert hook.bodies() == ["Issue 111 is fixed: search finds your orders again"]

@@ -16,7 +16,7 @@ from afterparty.records import (
     Notice,
     storable,
 )
-from afterparty.states import State, state_of
+from afterparty.states import Action, State, state_of
 
 if TYPE_CHECKING:
     from afterparty.backends.base import Database, Row
@@ -82,13 +82,11 @@ class ReleaseRecords:
         that ran in a later release, in one query (``waits``: with why tasks wait, and since
         when human steps await); None when the records predate them (schema 2) or do not exist
         yet (the caller reads the states alone)."""
-        sendable = self._sendable("n", "a")
         wait = (f"CASE WHEN state = '{State.AWAITING.value}' THEN finished_at WHEN state IN "
                 f"('{State.PENDING.value}', '{State.REVERTED.value}') THEN waiting_reason END"
                 if waits else "NULL")
         parts = [f"SELECT version, state, recurring, {wait} FROM {self.tasks_table}",
-                 f"SELECT '{_SIGNAL}', 'notice', COUNT(*), MIN(n.due_at) FROM {self.notices_table} n "
-                 f"LEFT JOIN {self.attempts_table} a ON a.id = n.attempt_id WHERE {sendable}"]
+                 f"SELECT '{_SIGNAL}', 'notice', COUNT(*), MIN(n.due_at) FROM {self._sendable()}"]
         params: list[Any] = []
         if release is not None:
             parts.append(f"SELECT '{_SIGNAL}', 'release', COUNT(*), NULL FROM {self.releases_table} "
@@ -126,11 +124,19 @@ class ReleaseRecords:
                 f"WHERE r.first_deployed_at > (SELECT first_deployed_at FROM {self.releases_table} "
                 "WHERE release_id = %s)")
 
-    def _sendable(self, notice: str, attempt: str) -> str:
-        """The held notices that may go out once due: not sent, not dropped, and either made
-        without an attempt (a reminder) or held by an attempt that succeeded."""
-        return (f"{notice}.sent_at IS NULL AND {notice}.dropped_at IS NULL AND "
-                f"({notice}.attempt_id IS NULL OR {attempt}.state = '{State.SUCCEEDED.value}')")
+    def _sendable(self) -> str:
+        """``FROM notices n`` joined to the attempt and the task of each, and the condition of
+        the held notices that may go out once due: not sent, not dropped, and either made
+        without an attempt (a reminder) or held by an attempt that succeeded — a run's only
+        while its work stands: the task is still succeeded (not rolled back or made pending
+        since) and no later run of it has replaced that work."""
+        succeeded, run = State.SUCCEEDED.value, Action.RUN.value
+        return (f"{self.notices_table} n LEFT JOIN {self.attempts_table} a ON a.id = n.attempt_id "
+                f"LEFT JOIN {self.tasks_table} t ON t.version = n.version WHERE n.sent_at IS NULL "
+                "AND n.dropped_at IS NULL AND (n.attempt_id IS NULL OR "
+                f"(a.state = '{succeeded}' AND (a.action <> '{run}' OR (t.state = '{succeeded}' "
+                f"AND NOT EXISTS (SELECT 1 FROM {self.attempts_table} b WHERE b.version = n.version "
+                f"AND b.action = '{run}' AND b.id > n.attempt_id)))))")
 
     # --- releases -----------------------------------------------------------------------
 
@@ -204,21 +210,6 @@ class ReleaseRecords:
                 f"INSERT INTO {self.sources_table} (attempt_id, release_id, checksum, source, "
                 "version) VALUES (%s, %s, %s, %s, %s)", (*values, version))
 
-    def ran_as(self, versions: Sequence[str] | None = None) -> dict[str, RanAs]:
-        """The source each task (or each of ``versions``) last ran as, and in which release."""
-        where, params = "", tuple[str, ...]()
-        if versions is not None:
-            if not versions:
-                return {}
-            where = f"WHERE version IN ({', '.join(['%s'] * len(versions))})"
-            params = tuple(versions)
-        try:
-            rows = self._read(f"SELECT version, attempt_id, release_id, checksum, source FROM "
-                              f"{self.sources_table} {where}", params)
-        except MissingTableError:
-            return {}
-        return {str(row[0]): RanAs(*row) for row in rows}
-
     def ran_in(self, release: str) -> dict[str, RanAs]:
         """The tasks whose last run was in ``release``."""
         try:
@@ -245,38 +236,22 @@ class ReleaseRecords:
 
     def due_notices(self, now: str, version: str | None = None) -> list[Notice]:
         """The held notices that may be sent now (of one task, or all), oldest first."""
-        where = f"{self._sendable('n', 'a')} AND n.due_at <= %s"
-        params: tuple[Any, ...] = (now,)
+        where, params = " AND n.due_at <= %s", tuple[str, ...]((now,))
         if version is not None:
-            where += " AND n.version = %s"
-            params += (version,)
-        return self._notices(f"LEFT JOIN {self.attempts_table} a ON a.id = n.attempt_id "
-                             f"WHERE {where} ORDER BY n.id", params)
+            where, params = f"{where} AND n.version = %s", (now, version)
+        return self._notices(f"{self._sendable()}{where} ORDER BY n.id", params)
 
     def held_notices(self, release: str | None = None) -> list[Notice]:
-        """The notices not sent nor dropped whose attempt succeeded (or that have none): waiting
-        for their time, or not delivered yet; of one release, or all."""
-        where, params = self._sendable("n", "a"), tuple[str, ...]()
-        if release is not None:
-            where += " AND n.release_id = %s"
-            params = (release,)
-        return self._notices(f"LEFT JOIN {self.attempts_table} a ON a.id = n.attempt_id "
-                             f"WHERE {where} ORDER BY n.id", params)
+        """The notices that may still go out (``_sendable``): waiting for their time, or not
+        delivered yet; of one release, or all."""
+        where, params = ("", tuple[str, ...]()) if release is None else (
+            " AND n.release_id = %s", (release,))
+        return self._notices(f"{self._sendable()}{where} ORDER BY n.id", params)
 
-    def read_notices(self, version: str | None = None, release: str | None = None) -> list[Notice]:
-        """Every notice (of one task, or of one release), oldest first."""
-        conditions, params = [], []
-        for column, value in (("version", version), ("release_id", release)):
-            if value is not None:
-                conditions.append(f"n.{column} = %s")
-                params.append(value)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        return self._notices(f"{where} ORDER BY n.id", tuple(params))
-
-    def _notices(self, rest: str, params: tuple[Any, ...]) -> list[Notice]:
+    def _notices(self, source: str, params: tuple[str, ...]) -> list[Notice]:
         columns = ", ".join(f"n.{column}" for column in NOTICE_COLUMNS)
         try:
-            rows = self._read(f"SELECT {columns} FROM {self.notices_table} n {rest}", params)
+            rows = self._read(f"SELECT {columns} FROM {source}", params)
         except MissingTableError:
             return []
         return [Notice(*row) for row in rows]
