@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from afterparty.records import SCHEMA_VERSION
 from examples import Example, copy_example, python
 
 WELCOME, TELL = "20261126093000", "20261126094500"
@@ -43,7 +44,7 @@ def test_manage_py_afterparty_runs_each_task_exactly_once(site: Example) -> None
     assert first.code == 0, first.both
     assert f"{WELCOME} welcome_points succeeded" in first.out
     assert f"{TELL} tell_the_team succeeded" in first.out
-    assert "notification (no notify URL configured): Loyalty points are live" in first.out
+    assert "notice held until the task succeeds: Loyalty points are live" in first.out
     assert site.points() == {"ada": 100, "grace": 100}
 
     again = site.run("afterparty", "run")
@@ -264,7 +265,8 @@ def test_migrate_and_the_first_run_in_either_order(site: Example, tmp_path: Path
     assert "later succeeded" in again.out and "welcome_points" not in again.out
     assert site.query("SELECT version, attempts FROM afterparty_tasks ORDER BY version") == [
         (WELCOME, 1), (TELL, 1), ("20261127000000", 1)]
-    assert site.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [("2",)]
+    assert site.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [
+        (str(SCHEMA_VERSION),)]
 
 
 def test_the_admin_smoke_test_runs_in_a_django_test_database(site: Example) -> None:

@@ -32,7 +32,7 @@ def test_flask_afterparty_runs_each_task_exactly_once(app: Example) -> None:
     first = app.run("afterparty", "run")
     assert first.code == 0, first.both
     assert f"{WELCOME} welcome_points succeeded" in first.out
-    assert "notification (no notify URL configured): Loyalty points are live" in first.out
+    assert "notice held until the task succeeds: Loyalty points are live" in first.out
     assert app.points() == {"ada": 100, "grace": 100}
 
     again = app.run("afterparty", "run")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from afterparty.records import SCHEMA_VERSION
 from conftest import Project, stop, wait_until
 
 SERVERS = pytest.mark.parametrize("database_url", ["postgresql", "mysql"], indirect=True)
@@ -231,7 +232,7 @@ def test_run_heals_a_half_made_schema(project: Project, made: tuple[str, ...]) -
     assert result.code == 0, result.both
     assert ledger.read_text() == "ran\n"
     meta = dict(project.query("SELECT meta_key, meta_value FROM afterparty_meta"))
-    assert meta["schema"] == "2"
+    assert meta["schema"] == str(SCHEMA_VERSION)
     if "attempts" in made:
         assert meta["environment_id"] == "e1"  # idempotency keys are made from it: kept
     assert project.query("SELECT state FROM afterparty_attempts") == [("succeeded",)]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from afterparty.records import SCHEMA_VERSION
 from conftest import Project, stop, wait_until
 
 VERSION = "20260101000000"
@@ -251,7 +252,8 @@ def test_records_of_an_older_afterparty_get_the_long_task_tables_on_the_next_run
 
     assert result.code == 0, result.both
     assert batches_written(project) == [(0, 10), (1, 10)]
-    assert project.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [("2",)]
+    assert project.query("SELECT meta_value FROM afterparty_meta WHERE meta_key = 'schema'") == [
+        (str(SCHEMA_VERSION),)]
     assert [row["state"] for row in json.loads(project.cli("status", "--json").out)["tasks"]] \
         == ["succeeded", "succeeded"]
 

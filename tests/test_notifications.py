@@ -95,29 +95,53 @@ def test_without_urls_the_message_goes_to_the_output(sqlite_project: Project) ->
     assert "nobody listens" in sqlite_project.cli("show", "tell").out
 
 
-def test_a_notification_no_service_accepted_fails_the_task_until_one_does(
+def test_a_held_notice_no_service_accepted_is_sent_by_the_next_run(
         sqlite_project: Project, receiver: Receiver) -> None:
-    """"Tell customer X" must not be recorded done when nobody was told."""
+    """"Tell customer X" is never lost: the task's work is done, its notice stays held (and
+    `verify` says so) until a service takes it."""
     sqlite_project.write_task("20260101000001", "tell", 'ctx.notify("issue 111 is fixed")')
     dead = f"json://127.0.0.1:{free_port()}/hook"
     result = sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": dead})
-    assert result.code == 1, result.both
-    assert "tell failed" in result.out and "no notification service accepted it" in result.out
-    assert sqlite_project.query("SELECT state FROM afterparty_tasks") == [("failed",)]
+    assert result.code == 0, result.both
+    assert "tell succeeded" in result.out
+    assert result.err.count("notice of 20260101000001: notification not delivered: no "
+                            "notification service accepted it; the next `afterparty run`") == 1
+    gate = sqlite_project.cli("verify")
+    assert gate.code == 6 and "notice not delivered" in gate.out, gate.both
 
     result = sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": receiver.url})
     assert result.code == 0, result.both
+    assert "no pending tasks" in result.out and "sent 1 held notice(s)" in result.out
+    assert receiver.bodies() == ["issue 111 is fixed"]
+    assert sqlite_project.cli("verify").code == 0
+    assert sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": receiver.url}).code == 0
     assert receiver.bodies() == ["issue 111 is fixed"]
 
 
-def test_a_notification_that_is_not_required_only_warns(sqlite_project: Project) -> None:
+def test_a_notification_that_is_not_required_only_warns(sqlite_project: Project,
+                                                         receiver: Receiver) -> None:
     sqlite_project.write_task("20260101000001", "tell",
                               'ctx.notify("into the void", required=False)')
     dead = f"json://127.0.0.1:{free_port()}/hook"
     result = sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": dead})
     assert result.code == 0, result.both
-    assert "tell succeeded" in result.out
-    assert "not delivered" in sqlite_project.cli("show", "tell").out
+    assert "tell succeeded" in result.out and "not delivered" in result.err
+    assert sqlite_project.cli("verify").code == 0  # given up: nothing is left to send
+    assert sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": receiver.url}).code == 0
+    assert receiver.bodies() == []
+
+
+def test_a_notice_sent_now_that_no_service_accepted_fails_the_task(sqlite_project: Project,
+                                                                   receiver: Receiver) -> None:
+    """``now=True`` keeps the immediate send: a message that must go out as the body runs."""
+    sqlite_project.write_task("20260101000001", "tell", 'ctx.notify("starting", now=True)')
+    dead = f"json://127.0.0.1:{free_port()}/hook"
+    result = sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": dead})
+    assert result.code == 1, result.both
+    assert "no notification service accepted it" in result.out
+    assert sqlite_project.query("SELECT state FROM afterparty_tasks") == [("failed",)]
+    assert sqlite_project.cli("run", extra_env={"AFTERPARTY_NOTIFY": receiver.url}).code == 0
+    assert receiver.bodies() == ["starting"]
 
 
 def test_the_runner_reports_failures_human_steps_and_summaries(
@@ -227,7 +251,7 @@ def test_notices_link_to_the_task_page_in_the_web_console(sqlite_project: Projec
     sqlite_project.write_task("20260101000001", "step", "return 'Rotate the API key'",
                               options='manual=True, owner="ops"')
     sqlite_project.write_task("20260101000002", "breaks",
-                              "ctx.notify('about to break')\nraise RuntimeError('kaput')")
+                              "ctx.notify('about to break', now=True)\nraise RuntimeError('kaput')")
     assert sqlite_project.cli("run", "--keep-going", extra_env=env).code == 1
     page = "https://ops.example.com/afterparty/env/eu%20west%2Fprod/tasks/"
     by_title = {m["title"]: m["message"] for m in receiver.messages}

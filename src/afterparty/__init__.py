@@ -26,11 +26,13 @@ __all__ = [
     "new",
     "resolve",
     "rollback",
+    "rollback_release",
     "run",
     "show",
     "skip",
     "status",
     "task",
+    "tick",
 ]
 
 if TYPE_CHECKING:
@@ -43,10 +45,12 @@ if TYPE_CHECKING:
         new,
         resolve,
         rollback,
+        rollback_release,
         run,
         show,
         skip,
         status,
+        tick,
     )
     from afterparty.context import Context
     from afterparty.definition import Task, task
@@ -69,6 +73,8 @@ _LAZY = {
     "show": "afterparty.api",
     "skip": "afterparty.api",
     "status": "afterparty.api",
+    "tick": "afterparty.api",
+    "rollback_release": "afterparty.api",
 }
 
 

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
     from afterparty.decisions import Decision
     from afterparty.loader import TaskFile
+    from afterparty.release_rollback import ReleaseRollback
     from afterparty.report import RunReport, StatusReport, TaskHistory
     from afterparty.results import RunReporter, TaskOutcome
+    from afterparty.tick import TickResult
 
 log = logging.getLogger("afterparty")
 
@@ -140,6 +142,31 @@ def rollback(task: str, record_only: bool = False, reporter: RunReporter | None 
 
     with _session(where) as session:
         return Executor(session, reporter or LoggingReporter()).rollback(task, record_only)
+
+
+def rollback_release(release: str, record_only: bool = False, dry_run: bool = False,
+                     reporter: RunReporter | None = None,
+                     **where: Unpack[Where]) -> ReleaseRollback:
+    """Roll back every task that ran in ``release`` here (``afterparty rollback --release``):
+    their undo steps, newest first (from the source kept when a file is gone); the release's
+    held notices dropped; ``dry_run``: only the plan; ``record_only``: mark them reverted
+    without running anything."""
+    from afterparty.release_rollback import rollback_release as roll_back
+
+    with _session(where) as session:
+        return roll_back(session, reporter or LoggingReporter(), release, record_only, dry_run)
+
+
+def tick(wait: float = 0.0, reporter: RunReporter | None = None,
+         **where: Unpack[Where]) -> TickResult:
+    """Do what became due since the last run (``afterparty tick``): tasks a run found waiting
+    whose time came, held notices that are due, reminders of human steps. With nothing due it
+    takes no lock; another runner holding the lock longer than ``wait`` leaves it to the next
+    tick (``result.busy``)."""
+    from afterparty.tick import tick as do_tick
+
+    with _session(where) as session:
+        return do_tick(session, reporter or LoggingReporter(), wait)
 
 
 def init(directory: str | os.PathLike[str] = ".") -> list[str]:

@@ -67,10 +67,13 @@ class AttemptRunner:
         session, recorder = self.session, self.session.recorder
         session.fence_lock.check()
         with recorder.writing(self.fence):
+            checksum = file_checksum(task_file.path)
             attempt_id = recorder.record_start(
-                task_file.version, task_file.name, task.description, file_checksum(task_file.path),
+                task_file.version, task_file.name, task.description, checksum,
                 session.origin(), utc_now(), self.fence, expected, self.actor, action=action,
                 recurring=task.recurring)
+            if action is Action.RUN:
+                keep_source(session, task_file, attempt_id, checksum)
         self.reporter.task_started(task_file, task.description)
         long_task = self._long_task(task_file, task)
         try:
@@ -83,7 +86,7 @@ class AttemptRunner:
                  body: TaskBody, success_state: State, failure_state: State | None,
                  long_task: LongTask) -> TaskOutcome:
         capture = self._capture(task_file, attempt)
-        ctx = self.context(task_file, attempt, capture.logger, long_task)
+        ctx = self.context(task_file, attempt, capture.logger, long_task, attempt_id)
         started = time.monotonic()
         deadline = Deadline(task.timeout)
         raised = self._run_body(body, ctx, capture, deadline, task.atomic)
@@ -367,11 +370,15 @@ class AttemptRunner:
                         worker=f"{origin.host} (pid {origin.pid})")
 
     def context(self, task_file: TaskFile, attempt: int, log: logging.Logger,
-                long_task: LongTask | None = None) -> Context:
-        """The ``ctx`` a task body (or its ``when`` condition) receives."""
+                long_task: LongTask | None = None, attempt_id: int | None = None) -> Context:
+        """The ``ctx`` a task body (or its ``when`` condition) receives; a body's holds its
+        notices with attempt ``attempt_id`` (afterparty.outbox)."""
         from afterparty.context import Context, TaskConnection
+        from afterparty.outbox import NoticeHolder
 
         session = self.session
+        notices = None if long_task is None or attempt_id is None else NoticeHolder(
+            session, task_file.version, attempt_id, self.fence, long_task)
         database = session.database
         return Context(
             version=task_file.version, name=task_file.name,
@@ -380,12 +387,22 @@ class AttemptRunner:
             idempotency_key=idempotency_key(session.recorder.environment_id(), task_file.version),
             db=TaskConnection(database.connection.driver_connection), log=log,
             notify_urls=session.settings.notify, open_session=database.connection.orm_session,
-            long_task=long_task,
+            long_task=long_task, notices=notices,
         )
 
     def condition_context(self, task_file: TaskFile) -> Callable[[], Context]:
         """Makes the ``ctx`` of a ``when`` condition, only when there is one to call."""
         return lambda: self.context(task_file, 0, self.task_logger(task_file))
+
+
+def keep_source(session: Session, task_file: TaskFile, attempt_id: int, checksum: str) -> None:
+    """With the running record: the task's source as this attempt runs it, and the release, so
+    that ``rollback --release`` can run its undo step once the file is gone."""
+    from afterparty.releases import release_records
+
+    with open(task_file.path, encoding="utf-8", errors="surrogateescape") as source:
+        release_records(session).keep_source(task_file.version, attempt_id,
+                                             session.origin().release_id, checksum, source.read())
 
 
 def describe_failure(exc: BaseException, task_file: TaskFile) -> str:

@@ -19,8 +19,10 @@ from afterparty.printing import (
     print_decisions,
     print_followed,
     print_long_task,
+    print_release_rollback,
     print_run_summary,
     print_status,
+    print_tick,
     print_waiting,
 )
 
@@ -270,10 +272,12 @@ def verify(state: _State, allow_pending: bool, allow_awaiting: bool, as_json: bo
     session = state.session()
     try:
         rows = task_statuses(session)
+        notices, rolled_back = _release_findings(session, rows)
     finally:
         session.close()
     report = check_environment(rows, session.settings.environment, allow_pending=allow_pending,
-                               allow_awaiting=allow_awaiting)
+                               allow_awaiting=allow_awaiting, notices=notices,
+                               rolled_back=rolled_back)
     if as_json:
         click.echo(_json(report.as_dict(), indent=2))
     else:
@@ -282,6 +286,37 @@ def verify(state: _State, allow_pending: bool, allow_awaiting: bool, as_json: bo
         for line in report.lines():
             click.echo(for_command(line, session.settings.command))
     return report.exit_code
+
+
+@cli.command()
+@click.option("--wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another runner's lock; then the next tick does it.")
+@pass_state
+def tick(state: _State, wait: float) -> int:
+    """Do what became due since the last run: waiting tasks, held notices, reminders."""
+    from afterparty.tick import tick as do_tick
+
+    session = state.session(show_logs=False)
+    reporter = RunPrinter(quiet=False, command=session.settings.command,
+                          log_format=state.log_format, on_work=state.show_logs)
+    try:
+        result = do_tick(session, reporter, wait)
+    finally:
+        reporter.close()
+        session.close()
+    print_tick(result, session.settings.command)
+    return result.exit_code
+
+
+def _release_findings(session: Session, rows: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The notices still held and the releases a deploy rolled back (none before the records
+    exist)."""
+    if session.missing_database_file is not None:
+        return [], []
+    from afterparty.releases import held_notices, rolled_back_here
+
+    present = {row.version for row in rows if not row.file_missing}
+    return held_notices(session), rolled_back_here(session, present)
 
 
 def _decide(state: _State, verb: str, decide: Callable[[Any], list[Any]]) -> None:
@@ -396,21 +431,39 @@ def cancel(state: _State, version: str, note: str | None) -> None:
 
 
 @cli.command()
-@click.argument("version", shell_complete=complete_tasks)
+@click.argument("version", required=False, shell_complete=complete_tasks)
+@click.option("--release", metavar="RELEASE",
+              help="Every task that ran in this release, newest first (a deploy rolled it back).")
 @click.option("--record-only", is_flag=True, help="Mark it reverted without running anything.")
+@click.option("--dry-run", is_flag=True, help="With --release: print the plan; change nothing.")
 @pass_state
-def rollback(state: _State, version: str, record_only: bool) -> int:
-    """Run a task's undo step and mark it reverted (pending again)."""
+def rollback(state: _State, version: str | None, release: str | None, record_only: bool,
+             dry_run: bool) -> int:
+    """Run a task's undo step (or those of a --release) and mark it reverted (pending again)."""
+    from afterparty.errors import UsageError
     from afterparty.executor import Executor
     from afterparty.states import State
 
+    if (version is None) == (release is None):
+        raise UsageError("name the task to roll back, or give --release RELEASE (not both)")
+    if dry_run and release is None:
+        raise UsageError("--dry-run shows the plan of a --release")
     session = state.session()
     try:
         printer = RunPrinter(quiet=False, command=session.settings.command,
                              log_format=state.log_format)
-        outcome = Executor(session, printer).rollback(version, record_only)
+        if release is not None:
+            from afterparty.release_rollback import rollback_release
+
+            done = rollback_release(session, printer, release, record_only, dry_run)
+        else:
+            assert version is not None
+            outcome = Executor(session, printer).rollback(version, record_only)
     finally:
         session.close()
+    if release is not None:
+        print_release_rollback(done, session.settings.command)
+        return done.exit_code
     if record_only:
         click.echo(f"{outcome.version} {outcome.name}: marked reverted; the next run runs it again")
     return 0 if outcome.state is State.REVERTED else 1

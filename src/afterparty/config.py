@@ -26,6 +26,8 @@ ENV_VARS = {
     "celery_app": ("AFTERPARTY_CELERY_APP",),
 }
 KNOWN_KEYS = frozenset(ENV_VARS)
+# Names -> notification URLs, for a task's owner and escalate_to (and [tool.afterparty.notify.owners]).
+OWNERS_VARIABLE = "AFTERPARTY_NOTIFY_OWNERS"
 # Tables inside [tool.afterparty] that their own code reads (web: the console, afterparty.web).
 KNOWN_TABLES = frozenset({"web"})
 # Variables that platforms and CI services set to the commit or release being deployed.
@@ -62,6 +64,9 @@ class Settings:
     command: str = "afterparty"
     #: ``module:attribute`` of the Celery app that runs ``@task(background=True)`` tasks.
     celery_app: str | None = None
+    #: A name a task gives as ``owner`` or ``escalate_to`` -> its notification URLs
+    #: (``[tool.afterparty.notify.owners]``); a name not here is told through ``notify``.
+    notify_owners: dict[str, list[str]] = field(default_factory=dict)
 
 
 def find_pyproject(start: str) -> str | None:
@@ -132,6 +137,7 @@ def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = 
         return DEFAULTS.get(key), project_root, "the default"
 
     values = {key: pick(key) for key in KNOWN_KEYS}
+    notify_urls, owners = _notify_table(values["notify"])
     for key, (value, _, _) in values.items():
         if value is not None and key not in ("notify", "notify_summary") and not isinstance(value, str):
             raise ConfigError(f"setting {key!r} must be a string, not {value!r}")
@@ -157,7 +163,8 @@ def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = 
         table_prefix=prefix,
         project_root=project_root,
         release=_str_or_none(values["release"][0]),
-        notify=_split_urls(values["notify"][0]),
+        notify=notify_urls,
+        notify_owners=owners,
         notify_summary=_as_bool("notify_summary", values["notify_summary"][0]),
         pyproject=pyproject,
         database_url_source=url_source,
@@ -197,6 +204,27 @@ def _split_urls(value: object) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
+def _notify_table(notify: tuple[object | None, str, str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The ``notify`` setting: URLs (a list, or text with commas), or a table with ``urls`` and
+    ``owners`` (``[tool.afterparty.notify.owners]``: a name -> its URLs). Owners given by
+    ``AFTERPARTY_NOTIFY_OWNERS`` (``ops=slack://...;oncall=mailto://...``) replace the table's."""
+    value, _, source = notify
+    owners: object = {}
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"urls", "owners"})
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r} in the notify table from {source}; "
+                              "known keys: owners, urls")
+        owners = value.get("owners", {})
+        value = value.get("urls")
+    named = os.environ.get(OWNERS_VARIABLE)
+    if named:
+        owners = dict(item.split("=", 1) for item in named.split(";") if "=" in item)
+    if not isinstance(owners, dict):
+        raise ConfigError(f"the notify owners from {source} must be a table of names and URLs")
+    return _split_urls(value), {str(name).strip(): _split_urls(urls) for name, urls in owners.items()}
+
+
 def detect_release(settings: Settings) -> str | None:
     """The release being deployed: the setting, a platform's variable, else git's HEAD."""
     if settings.release:
@@ -204,6 +232,9 @@ def detect_release(settings: Settings) -> str | None:
     for var in RELEASE_VARS:
         if os.environ.get(var):
             return os.environ[var]
+    head = _git_head(settings.project_root)
+    if head != "":  # "" is no repository at all: no git process asked
+        return head
     import subprocess
 
     try:
@@ -214,3 +245,46 @@ def detect_release(settings: Settings) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _git_head(root: str) -> str | None:
+    """The commit of HEAD read from the repository's files, without a git process (every run
+    asks, the no-op run too); "" when ``root`` is in no repository; None when the files do not
+    say it plainly (git is asked then)."""
+    if os.environ.get("GIT_DIR"):
+        return None
+    directory = os.path.abspath(root)
+    while not os.path.exists(os.path.join(directory, ".git")):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return ""
+        directory = parent
+    try:
+        git_dir = os.path.join(directory, ".git")
+        if os.path.isfile(git_dir):  # a worktree or a submodule: "gitdir: <path>"
+            pointer = _read_text(git_dir)
+            if not pointer.startswith("gitdir: "):
+                return None
+            git_dir = os.path.join(directory, pointer[len("gitdir: "):])
+        common = git_dir
+        if os.path.isfile(os.path.join(git_dir, "commondir")):
+            common = os.path.join(git_dir, _read_text(os.path.join(git_dir, "commondir")))
+        head = _read_text(os.path.join(git_dir, "HEAD"))
+        if not head.startswith("ref: "):
+            return head if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", head) else None
+        ref = head[len("ref: "):]
+        for where in (git_dir, common):
+            if os.path.isfile(os.path.join(where, ref)):
+                return _read_text(os.path.join(where, ref)) or None
+        for line in _read_text(os.path.join(common, "packed-refs")).splitlines():
+            commit, _, name = line.partition(" ")
+            if name == ref:
+                return commit
+    except OSError:
+        return None
+    return None
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read().strip()

@@ -13,6 +13,7 @@ from afterparty.long_tasks import KEEP_CHECKPOINT
 
 if TYPE_CHECKING:
     from afterparty.long_tasks import Checkpoint, LongTask
+    from afterparty.outbox import NoticeHolder
 
 
 class TransactionOwnedError(AfterpartyError):
@@ -247,6 +248,7 @@ class Context:
         notify_urls: list[str],
         open_session: Callable[[], Any] | None = None,
         long_task: LongTask | None = None,
+        notices: NoticeHolder | None = None,
     ) -> None:
         self.version = version
         self.name = name
@@ -260,6 +262,7 @@ class Context:
         self._open_session = open_session
         self._session: Any = None
         self._long_task = long_task
+        self._notices = notices
 
     def _running(self, what: str) -> LongTask:
         if self._long_task is None:
@@ -295,10 +298,38 @@ class Context:
             self._session = self._open_session()
         return self._session
 
-    def notify(self, message: str, title: str | None = None, required: bool = True) -> None:
-        """Send ``message`` to every configured notification URL (with none configured, it is
-        only logged). When URLs are configured and no service accepted it, NotificationError
-        fails the task, so that the next run tries again; ``required=False`` only logs that."""
+    def notify(self, message: str, title: str | None = None, required: bool = True, *,
+               now: bool = False, after: object = None) -> None:
+        """Tell people ``message`` through the configured notification URLs, once the task has
+        succeeded: it is held in the records with the task's work and sent after the commit, so
+        that a task that fails tells nobody; its successful attempt tells them once.
+
+        ``after="30m"`` holds it until the release has been live here that long as well
+        (``afterparty tick`` sends it then). ``now=True`` sends it at once, as the body runs,
+        even if the task fails later; then, when URLs are configured and no service accepted
+        it, NotificationError fails the task so that the next run tries again
+        (``required=False`` only logs that). A held notice no service accepted is tried again
+        by the next ``run`` or ``tick`` (``required=False``: it is given up).
+        """
+        if now and after is not None:
+            raise AfterpartyError("ctx.notify(now=True) sends at once: it cannot also wait "
+                                  "(after=...)")
+        seconds = None
+        if after is not None:
+            from afterparty.durations import seconds_of
+
+            seconds = seconds_of(after, "ctx.notify(after=...)")
+        if not now and self._notices is not None:
+            when = self._notices.hold(message, title, required, "info", seconds)
+            self.log.info("notice held %s: %s", when, message)
+            return
+        if seconds is not None:
+            raise AfterpartyError("ctx.notify(after=...) is only available while a task's body "
+                                  "runs: a condition or a human step's instructions have no "
+                                  "attempt to hold it with")
+        self._send_now(message, title, required)
+
+    def _send_now(self, message: str, title: str | None, required: bool) -> None:
         from afterparty.notify import NotificationError, send_notification
 
         problem = send_notification(self.notify_urls, message, title, self.log)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, overload
 
 # Each is called with the task's ``ctx`` (afterparty.Context); the definition of a task sits
@@ -47,6 +47,13 @@ class Task:
     atomic: bool = True
     throttle: Throttle | None = None
     background: bool = False
+    #: Seconds the release deployed now must have been live here before the task runs.
+    live_for: float | None = None
+    #: A human step's reminders (``tick``): to its owner every ``remind_every`` seconds while
+    #: it awaits, and to ``escalate_to`` as well once it has waited ``escalate_after``.
+    remind_every: float | None = None
+    escalate_after: float | None = None
+    escalate_to: str | None = None
     undo_body: TaskBody | None = field(default=None, repr=False)
 
     def __call__(self, ctx: Any) -> Any:
@@ -94,6 +101,10 @@ def task(
     atomic: bool = True,
     throttle: Throttle | None = None,
     background: bool = False,
+    live_for: str | float | timedelta | None = None,
+    remind_every: str | float | timedelta | None = None,
+    escalate_after: str | float | timedelta | None = None,
+    escalate_to: str | None = None,
 ) -> Callable[[TaskBody], Task]: ...
 
 
@@ -117,6 +128,10 @@ def task(
     atomic: bool = True,
     throttle: Throttle | None = None,
     background: bool = False,
+    live_for: str | float | timedelta | None = None,
+    remind_every: str | float | timedelta | None = None,
+    escalate_after: str | float | timedelta | None = None,
+    escalate_to: str | None = None,
 ) -> Task | Callable[[TaskBody], Task]:
     """Declare the function a task file runs; use as ``@task`` or ``@task(description=...)``.
 
@@ -127,6 +142,8 @@ def task(
                    recurring=recurring, timeout=timeout, retries=retries, retry_delay=retry_delay,
                    manual=manual, owner=owner, atomic=atomic, throttle=throttle,
                    background=background)
+    live_seconds = _seconds("live_for", live_for)
+    reminders = _reminders(manual, remind_every, escalate_after, escalate_to)
 
     def decorate(func: TaskBody) -> Task:
         if not callable(func):
@@ -149,6 +166,10 @@ def task(
             atomic=atomic,
             throttle=throttle,
             background=background,
+            live_for=live_seconds,
+            remind_every=reminders[0],
+            escalate_after=reminders[1],
+            escalate_to=escalate_to,
         )
         if _collected is not None:
             _collected.append(declared)
@@ -203,6 +224,34 @@ def _check_options(**options: Any) -> None:
     if options["background"] and options["manual"]:
         raise TaskOptionError("@task(background=True) runs on a worker: a human step "
                               "(manual=True) cannot be one")
+
+
+def _seconds(option: str, span: object) -> float | None:
+    """A span of time option (``live_for="30m"``) in seconds; TaskOptionError when it is none."""
+    if span is None:
+        return None
+    from afterparty.durations import DurationError, seconds_of
+
+    try:
+        return seconds_of(span, f"@task({option}=...)")
+    except DurationError as exc:
+        raise TaskOptionError(str(exc)) from None
+
+
+def _reminders(manual: bool, remind_every: object, escalate_after: object,
+               escalate_to: object) -> tuple[float | None, float | None]:
+    """A human step's reminder options, checked: spans of time, and whom to escalate to."""
+    every, after = _seconds("remind_every", remind_every), _seconds("escalate_after", escalate_after)
+    if (every is not None or after is not None or escalate_to is not None) and not manual:
+        raise TaskOptionError("remind_every, escalate_after and escalate_to remind people of a "
+                              "human step: they need manual=True")
+    if escalate_to is not None and not isinstance(escalate_to, str):
+        raise TaskOptionError(f"@task(escalate_to=...) takes a name (of notify.owners), not "
+                              f"{escalate_to!r}")
+    if (after is None) != (escalate_to is None):
+        raise TaskOptionError("escalate_after and escalate_to go together: after how long, and "
+                              "whom to tell")
+    return every, after
 
 
 def _as_datetime(moment: datetime | str | None) -> datetime | None:

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from afterparty.background.sending import Sender
     from afterparty.context import Context
     from afterparty.definition import Task
+    from afterparty.durations import ReleaseClock
     from afterparty.loader import TaskFile
     from afterparty.notices import Notices
+    from afterparty.outbox import Outbox
     from afterparty.records import Record
     from afterparty.results import Background
 
@@ -45,6 +47,9 @@ class Executor:
         self.reporter = reporter
         self._task_files: list[TaskFile] | None = None
         self._notices: Notices | None = None
+        self._outbox: Outbox | None = None
+        #: How long the release deployed now has been live here (``live_for``).
+        self._clock: ReleaseClock | None = None
         self._sender: Sender | None = None
 
     @property
@@ -65,8 +70,20 @@ class Executor:
         """
         if not wanted and group is None:
             look = lock_free_look(self.session)
+            if look is not None and look.new_release is not None:
+                from afterparty.releases import release_records
+
+                release_records(self.session).record_deployed(look.new_release, utc_now())
             if look is not None and not look.pending:
-                return RunResult(awaiting=[_awaiting(f) for f in look.awaiting])
+                result = RunResult(awaiting=[_awaiting(f) for f in look.awaiting])
+                if look.notices_due:
+                    self.send_held_notices(result, wait, if_busy)
+                if look.rolled_back:
+                    from afterparty.releases import named
+
+                    result.rolled_back = {r.release: r.labels for r in named(self.session,
+                                                                             look.rolled_back)}
+                return result
         files = self._selected_files(wanted)
         if not self._pending_without_lock(files):
             return RunResult(awaiting=self._awaiting_steps(files))
@@ -77,6 +94,23 @@ class Executor:
             if outcome is LockOutcome.FINISHED_ELSEWHERE:
                 return RunResult()
             return self._run_locked(files, keep_going, group)
+
+    def send_held_notices(self, result: RunResult, wait: float = 300.0,
+                          if_busy: str = "wait") -> LockOutcome:
+        """Under the lock: send the held notices that are due (a runner killed between a task's
+        commit and the sending left them; an ``after=`` notice's time came)."""
+        with self.session.locked(wait, if_busy, self.reporter.waiting_for_lock) as outcome:
+            if outcome is LockOutcome.ACQUIRED:
+                self._send_notices(result)
+        return outcome
+
+    def _send_notices(self, result: RunResult, version: str | None = None) -> None:
+        """Holding the lock: send what is due (of one task that just succeeded, or all)."""
+        if self._outbox is None:
+            from afterparty.outbox import Outbox
+
+            self._outbox = Outbox(self.session)
+        self._outbox.tell(result, version)
 
     def follow_background(self, result: RunResult, finished: Callable[[Background], None],
                           keep_going: bool = False, wait: float = 300.0,
@@ -115,10 +149,12 @@ class Executor:
         what would run, in the order it would (dependencies first), supposing each succeeds;
         ``waiting`` is what would wait, and why (a dependency, ``not_before``, ``when``)."""
         from afterparty.attempt import AttemptRunner
+        from afterparty.releases import release_clock
 
         files = self._selected_files(wanted)
         pending = self._pending_without_lock(files)
         tasks = self._load(pending)
+        self._clock = release_clock(self.session)
         candidates = [f for f in pending if self._meant_for_here(tasks[f.version], group)]
         states = {v: state_of(r.state) for v, r in self.session.recorder.read_records().items()}
         runner = AttemptRunner(self.session, self.reporter)
@@ -195,8 +231,10 @@ class Executor:
         from afterparty.attempt import AttemptRunner
         from afterparty.interruptions import Interruptions
         from afterparty.lease import orphans_of
+        from afterparty.releases import release_clock, rolled_back_here
 
         recorder, fence = self.session.recorder, self.session.lock.fence
+        self._clock = release_clock(self.session, record=True)
         records = recorder.read_records()
         running = [v for v, r in records.items() if r.state == State.RUNNING.value]
         interrupted: list[str] = []
@@ -223,6 +261,9 @@ class Executor:
                 result.stopped_by = stop.signum
             if result.stopped_by is None:
                 result.stopped_by = interruptions.signal
+        self._send_notices(result)
+        result.rolled_back = {r.release: r.labels for r in rolled_back_here(
+            self.session, {f.version for f in self._every_task_file()})}
         asked_now = {a.version for a in result.awaiting}
         result.awaiting += [_awaiting(f) for f in files
                             if state_of(records[f.version].state if f.version in records else None)
@@ -248,7 +289,7 @@ class Executor:
                 if stop():
                     return
                 ready = readiness(tasks[task_file.version], task_file, states, by_key,
-                                  {f.version for f in left}, context_for(task_file))
+                                  {f.version for f in left}, context_for(task_file), self._clock)
                 if ready.later:
                     continue  # depends on a task of this run that has not run yet
                 left.remove(task_file)
@@ -278,6 +319,8 @@ class Executor:
                 state = self._send_to_worker(task_file, task, record, result)
             else:
                 state = run_task(runner, self.notices, task_file, task, record, result)
+                if state is State.SUCCEEDED:
+                    self._send_notices(result, task_file.version)
             states[task_file.version] = state
             if state is State.INTERRUPTED and task.on_interrupt == "hold":
                 # Its outcome is unknown (the commit failed): a person decides, as after a crash.

@@ -33,11 +33,12 @@ class SourceFacts:
     """
 
     __slots__ = ("checksum", "description", "environments", "group", "literal", "manual", "owner",
-                 "recurring")
+                 "recurring", "reminders")
 
     def __init__(self, checksum: str, description: str, environments: tuple[str, ...] | None,
                  group: str | None, *, literal: bool = False, manual: bool | None = None,
-                 recurring: bool | None = None, owner: str | None = None) -> None:
+                 recurring: bool | None = None, owner: str | None = None,
+                 reminders: tuple[object, object, object] | None = None) -> None:
         self.checksum = checksum
         # The literal description=, else the first line of the function's docstring, else "".
         self.description = description
@@ -51,6 +52,9 @@ class SourceFacts:
         self.recurring = recurring
         # The literal owner= of a human step, for reminders (None: absent or not a literal).
         self.owner = owner
+        # The literal remind_every=, escalate_after= and escalate_to= of a human step (each
+        # None when absent); None: not known without an import.
+        self.reminders = reminders
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
@@ -260,7 +264,21 @@ def _facts_of(checksum: str, decorator: ast.expr, function: ast.stmt) -> SourceF
         manual=_literal_flag(keywords.get("manual")),
         recurring=_literal_flag(keywords.get("recurring")),
         owner=_literal_text(keywords.get("owner")),
+        reminders=_literal_reminders(keywords),
     )
+
+
+def _literal_reminders(keywords: dict[str, ast.expr]) -> tuple[object, object, object] | None:
+    """A human step's reminder options as written, when each is a literal (or absent)."""
+    import ast
+
+    values = []
+    for name in ("remind_every", "escalate_after", "escalate_to"):
+        value = keywords.get(name)
+        if value is not None and not isinstance(value, ast.Constant):
+            return None
+        values.append(None if value is None else value.value)
+    return values[0], values[1], values[2]
 
 
 def _literal_text(value: ast.expr | None) -> str | None:

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 from afterparty.states import State
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from afterparty.releases import HeldNotice, RolledBack
     from afterparty.report import TaskStatus
 
 # Not 5 (`run`: a task waits for a human): verify also fails for pending and failed tasks, and a
@@ -59,7 +62,8 @@ class GateReport:
         """What ``verify`` prints: one line per finding, then the verdict."""
         out = [f"{f.version} {f.name}: {f.problem}{' - ' + f.detail if f.detail else ''}"
                f" ({f.next_step})" for f in self.problems]
-        out += [f"{f.version} {f.name}: {f.problem}, allowed" for f in self.allowed]
+        out += [f"{f.version} {f.name}: {f.problem}, allowed{' - ' + f.detail if f.detail else ''}"
+                for f in self.allowed]
         if self.ok:
             out.append(f"verify: {self.environment} is settled ({self.checked} task(s) checked)")
         else:
@@ -69,11 +73,17 @@ class GateReport:
 
 
 def check_environment(rows: list[TaskStatus], environment: str, *, allow_pending: bool = False,
-                      allow_awaiting: bool = False) -> GateReport:
-    """Sort every status row into settled, a problem, or a problem the team allows."""
+                      allow_awaiting: bool = False, notices: Sequence[HeldNotice] = (),
+                      rolled_back: Sequence[RolledBack] = ()) -> GateReport:
+    """Sort every status row into settled, a problem, or a problem the team allows; with the
+    notices still held and the releases a deploy rolled back (afterparty.releases)."""
     report = GateReport(environment, len(rows))
-    for row in rows:
-        finding = _finding(row)
+    names = {row.version: row.name for row in rows}
+    findings = [_finding(row) for row in rows]
+    findings += [_rolled_back(release, version, names.get(version) or name)
+                 for release in rolled_back for version, name in release.tasks]
+    findings += [_held(held, names.get(held.notice.version, "")) for held in notices]
+    for finding in findings:
         if finding is None:
             continue
         tolerated = (finding.problem == State.PENDING and allow_pending) or (
@@ -118,4 +128,27 @@ def _finding(row: TaskStatus) -> Finding | None:
     if state is State.QUEUED:
         return Finding(version, row.name, state.value, "sent to a background worker",
                        "wait for a worker to run it (`afterparty run --wait-background`)")
+    if state is State.PENDING and (row.reason or "").startswith("waiting: "):
+        return Finding(version, row.name, state.value, detail,
+                       "`afterparty tick` (or the next run) runs it once it is due")
     return Finding(version, row.name, state.value, detail, "`afterparty run`")
+
+
+def _rolled_back(release: RolledBack, version: str, name: str) -> Finding:
+    return Finding(version, name, "rolled back",
+                   f"it ran in release {release.release}, deployed here after the release deployed "
+                   "now, which lacks its file",
+                   f"`afterparty rollback --release {release.release}` runs the undo steps of that "
+                   "release (see --dry-run)")
+
+
+def _held(held: HeldNotice, name: str) -> Finding:
+    """A notice still held: not delivered yet is a problem; one waiting for its time is
+    pending (``--allow-pending`` allows it)."""
+    notice = held.notice
+    if held.undelivered:
+        return Finding(notice.version, name, "notice not delivered", held.reason,
+                       "check the notify URLs; the next `afterparty tick` or `afterparty run` "
+                       "sends it again")
+    return Finding(notice.version, name, State.PENDING.value, f"notice held, {held.reason}",
+                   "`afterparty tick` sends it then")

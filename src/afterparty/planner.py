@@ -8,11 +8,14 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from afterparty.states import RUN_HAS_WORK, State
+from afterparty.config import detect_release
+from afterparty.states import ROLLBACK_FROM, RUN_HAS_WORK, State
 
 if TYPE_CHECKING:
     from afterparty.definition import Task
+    from afterparty.durations import ReleaseClock
     from afterparty.loader import TaskFile
+    from afterparty.release_records import RecordsLook
     from afterparty.session import Session
 
 
@@ -80,6 +83,13 @@ class Look(NamedTuple):
 
     pending: list[TaskFile]
     awaiting: list[TaskFile]
+    #: Held notices are due (``run`` and ``tick`` send them under the lock).
+    notices_due: bool = False
+    #: The release deployed now, when the records do not know it yet (``run`` records it).
+    new_release: str | None = None
+    #: Tasks that ran in a release deployed here after this one and whose files are gone now
+    #: (a deploy of an older release rolled that one back): version -> that release.
+    rolled_back: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple's default, never changed
 
 
 def lock_free_look(session: Session) -> Look | None:
@@ -101,12 +111,48 @@ def lock_free_look(session: Session) -> Look | None:
         files = list_task_files(session.settings.tasks_dir)
         if files is None:
             return None
-        states = session.recorder.read_states()
+        release = detect_release(session.settings)
+        seen = _records_look(session, release)
+        if seen is None:
+            states = session.recorder.read_states()
+            return Look(pending=pending_task_files(files, states, session.settings.environment),
+                        awaiting=_awaiting(files, states))
+        states = seen.states
         return Look(pending=pending_task_files(files, states, session.settings.environment),
-                    awaiting=_awaiting(files, states))
+                    awaiting=_awaiting(files, states), notices_due=_due(seen),
+                    new_release=release if seen.release_known is False else None,
+                    rolled_back=files_gone(files, states, seen.ran_later))
     finally:
         if enabled:
             gc.enable()
+
+
+def files_gone(files: list[TaskFile], states: dict[str, State],
+               ran_later: dict[str, str]) -> dict[str, str]:
+    """Of the tasks that ran in a later release (version -> release), those whose files are
+    gone and whose work stands (they ran, and were not reverted since)."""
+    if not ran_later:
+        return {}
+    present = {task_file.version for task_file in files}
+    return {version: release for version, release in ran_later.items()
+            if version not in present and states.get(version) in ROLLBACK_FROM}
+
+
+def _records_look(session: Session, release: str | None) -> RecordsLook | None:
+    """The records' states with what else may have work, in one query (None: records older
+    than the outbox, or none yet)."""
+    from afterparty.release_records import ReleaseRecords
+
+    return ReleaseRecords(session.database, session.settings.table_prefix).look(release)
+
+
+def _due(seen: RecordsLook | None) -> bool:
+    """Whether a held notice is due now."""
+    if seen is None or seen.first_notice_due is None:
+        return False
+    from afterparty.session import utc_now
+
+    return seen.first_notice_due <= utc_now()
 
 
 class Readiness(NamedTuple):
@@ -118,9 +164,10 @@ class Readiness(NamedTuple):
 
 def readiness(task: Task, task_file: TaskFile, states: dict[str, State],
               files_by_key: dict[str, TaskFile], this_run: set[str],
-              context: Callable[[], Any]) -> Readiness:
-    """Dependencies first, then ``not_before``, then the ``when`` condition, called with the
-    ``ctx`` that ``context`` makes (only then)."""
+              context: Callable[[], Any], clock: ReleaseClock | None = None) -> Readiness:
+    """Dependencies first, then ``not_before``, then ``live_for`` (how long the release has
+    been live here, by ``clock``), then the ``when`` condition, called with the ``ctx`` that
+    ``context`` makes (only then)."""
     unmet = []
     for key in task.depends_on:
         dependency = files_by_key[key]
@@ -134,6 +181,10 @@ def readiness(task: Task, task_file: TaskFile, states: dict[str, State],
         return Readiness(f"depends on {', '.join(unmet)}")
     if task.not_before is not None and datetime.now(timezone.utc) < task.not_before:
         return Readiness(f"not before {task.not_before.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+    if task.live_for is not None and clock is not None:
+        waiting = clock.waiting(task.live_for)
+        if waiting is not None:
+            return Readiness(waiting)
     if task.when is not None:
         name = getattr(task.when, "__name__", "when")
         try:
@@ -167,7 +218,8 @@ def reason_now(stored: str, states: dict[str, State]) -> str | None:
     """A waiting reason kept by the last run, brought up to date with the records as they are
     now: a dependency that has since succeeded (a human step confirmed) no longer holds the task,
     and one in another state is named in that state; a ``not_before`` time that has passed no
-    longer holds it either. None when nothing holds it any more (the next run runs it)."""
+    longer holds it either, nor a release that has been live long enough (``live_for``). None
+    when nothing holds it any more (the next run or tick runs it)."""
     if stored.startswith("depends on "):
         import re  # not on the no-op path
 
@@ -175,6 +227,10 @@ def reason_now(stored: str, states: dict[str, State]) -> str | None:
                  for version, name, _ in re.findall(r"(\d{14})_([a-z0-9_]+) \((\w+)\)", stored)
                  if states.get(version) is not State.SUCCEEDED]
         return f"depends on {', '.join(unmet)}" if unmet else None
+    if stored.startswith("release ") and " live for " in stored:
+        from afterparty.durations import live_reason_now
+
+        return live_reason_now(stored)
     if stored.startswith("not before "):
         try:
             when = datetime.strptime(stored, "not before %Y-%m-%d %H:%M:%S UTC")

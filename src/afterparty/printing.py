@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from afterparty.loader import TaskFile
     from afterparty.progress import Ticker
     from afterparty.records import Attempt, Progress
+    from afterparty.release_rollback import ReleaseRollback
     from afterparty.report import TaskStatus
     from afterparty.results import Background, RunResult, TaskOutcome
+    from afterparty.tick import TickResult
 
 # The longest error shown on a task's line; `show` has the whole (stored) error.
 SUMMARY_LIMIT = 500
@@ -272,7 +274,9 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
         click.echo(held_message(result.held, command), err=True)
     if not result.planned and not result.outcomes:
         click.echo("no pending tasks")
+        print_notices(result, command, alone=True)
         print_awaiting(result, command)
+        print_rolled_back(result, command)
         return
     parts = [f"{len(result.succeeded)} {_styled(State.SUCCEEDED, 'green' if result.succeeded else None)}"]
     if result.failed:
@@ -291,7 +295,10 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
     left = sum(1 for f in result.planned if f.version not in handled)
     if left:
         parts.append(f"{left} still pending")
+    if result.notices_sent:
+        parts.append(f"{result.notices_sent} notice(s) sent")
     click.echo(f"summary: {', '.join(parts)} in {took:.2f}s")
+    print_notices(result, command)
     if result.failed:
         first = result.failed[0]
         click.echo(f"see the error with `{command} show {first.version}`; "
@@ -303,6 +310,70 @@ def print_run_summary(result: RunResult, dry_run: bool, took: float,
                    f"{result.stop_note or 'no task had started; nothing was left half-done'}",
                    err=True)
     print_awaiting(result, command)
+    print_rolled_back(result, command)
+
+
+def print_rolled_back(result: RunResult, command: str = "afterparty") -> None:
+    """One line per release a deploy of an older one rolled back."""
+    for release, tasks in result.rolled_back.items():
+        click.echo(f"{_styled('rolled back', 'yellow')}: release {release} was deployed here after "
+                   f"the release deployed now, which lacks the files of {len(tasks)} task(s) that "
+                   f"ran in it ({', '.join(tasks)}); settle it with `{command} rollback --release "
+                   f"{release}` (see --dry-run)")
+
+
+def print_notices(result: RunResult, command: str = "afterparty", alone: bool = False) -> None:
+    """The held notices a run sent (``alone``: when no task ran; a summary counts them
+    otherwise), and on stderr each that no service took."""
+    if alone and result.notices_sent:
+        click.echo(f"sent {result.notices_sent} held notice(s)")
+    for problem in result.notices_undelivered:
+        click.echo(f"notice of {problem}; the next `{command} run` or `{command} tick` tries "
+                   "again", err=True)
+
+
+def print_release_rollback(done: ReleaseRollback, command: str = "afterparty") -> None:
+    """What ``rollback --release`` did (after the lines of the undo steps it ran), or would do."""
+    would = "would " if done.dry_run else ""
+    if done.dry_run:
+        for step in done.steps:
+            click.echo(step.plan_line(command))
+    else:
+        for step in done.left:
+            why = "it has no undo step" if step.problem is None else \
+                f"its source cannot be loaded ({step.problem})"
+            click.echo(f"left {step.label} ({step.before}): {why}; `{command} rollback --release "
+                       f"{done.release} --record-only` marks it reverted once it is undone by hand")
+        for label in done.recorded:
+            click.echo(f"{label}: marked reverted")
+    for notice in done.dropped:
+        click.echo(f"{'would drop' if done.dry_run else 'dropped'} the notice of {notice.version} held since "
+                   f"{notice.created_at[:19].replace('T', ' ')}: {notice.message}")
+    for label in done.never_ran:
+        click.echo(f"{label} waited for release {done.release} to stay live: it {would or 'will '}"
+                   "never run for this deployment")
+    if done.dry_run:
+        click.echo("nothing was changed")
+        return
+    undone = sum(1 for o in done.outcomes if o.state is State.REVERTED)
+    parts = [f"{undone} undone"] + ([f"{len(done.recorded)} marked reverted"] if done.recorded else []) \
+        + ([f"{len(done.left)} left"] if done.left else []) \
+        + [f"{len(done.dropped)} notice(s) dropped"]
+    if done.failed:
+        click.echo(f"release {done.release}: the undo step of {done.failed[0].version} failed; "
+                   f"older tasks were not rolled back (`{command} show {done.failed[0].version}`, "
+                   "then run this again)", err=True)
+        return
+    click.echo(f"release {done.release} rolled back: {', '.join(parts)}")
+
+
+def print_tick(result: TickResult, command: str = "afterparty") -> None:
+    """What a tick did, after the lines of the tasks it ran: its summary, and on stderr each
+    notice no service took."""
+    for reminder in result.reminders:
+        click.echo(reminder.line())
+    print_notices(result.run, command)
+    click.echo(result.summary())
 
 
 def print_background_wait(count: int) -> None:

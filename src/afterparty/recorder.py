@@ -226,10 +226,14 @@ class Recorder:
             self.database.execute(ddl.format(t=f"{self.prefix}{role}", **types) + dialect.table_options)
         dialect.ensure_index(self.database, self.attempts_table, f"{self.prefix}attempts_version",
                              "version")
+        # Which tasks ran in a release: asked on every run (afterparty.release_records).
+        dialect.ensure_index(self.database, f"{self.prefix}sources", f"{self.prefix}sources_release",
+                             "release_id")
 
     def drop_tables(self) -> None:
         """Drop the records tables and their whole history (``migrate afterparty zero``)."""
-        for table in (self.checkpoints_table, self.progress_table, self.attempts_table,
+        for table in (f"{self.prefix}notices", f"{self.prefix}sources", f"{self.prefix}releases",
+                      self.checkpoints_table, self.progress_table, self.attempts_table,
                       self.tasks_table, self.meta_table):
             self.database.execute(f"DROP TABLE IF EXISTS {table}")
 

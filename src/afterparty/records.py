@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from afterparty.backends.base import DatabaseLock
 
 # 2: the progress table (checkpoints and progress of long tasks).
-SCHEMA_VERSION = 2
+# 3: the releases each environment has seen, the source each task last ran as, and the outbox of
+#    notices held with a task's work (afterparty.release_records writes them).
+SCHEMA_VERSION = 3
 
 TASK_COLUMNS = (
     "version", "name", "state", "description", "attempts", "checksum",
@@ -79,6 +81,37 @@ TABLES = {
         rate_from {real},
         updated_at {name},
         worker {name})""",
+    # What the records keep of releases (afterparty.release_records): when each was first
+    # deployed here, the source of each task as it last ran and in which release, and the
+    # notices held with a task's work until it commits (and, with ``after=``, until the release
+    # has been live long enough).
+    "releases": """CREATE TABLE IF NOT EXISTS {t} (
+        release_id {name} NOT NULL PRIMARY KEY,
+        first_deployed_at {name} NOT NULL,
+        rolled_back_at {name})""",
+    "sources": """CREATE TABLE IF NOT EXISTS {t} (
+        version {key} NOT NULL PRIMARY KEY,
+        attempt_id {integer} NOT NULL,
+        release_id {name},
+        checksum {name},
+        source {long_text} NOT NULL)""",
+    "notices": """CREATE TABLE IF NOT EXISTS {t} (
+        id {id},
+        version {key} NOT NULL,
+        attempt_id {integer},
+        release_id {name},
+        purpose {name} NOT NULL,
+        recipient {name},
+        title {text},
+        message {long_text} NOT NULL,
+        kind {name} NOT NULL,
+        required {integer} NOT NULL,
+        created_at {name} NOT NULL,
+        due_at {name} NOT NULL,
+        tries {integer} NOT NULL DEFAULT 0,
+        sent_at {name},
+        dropped_at {name},
+        results {long_text})""",
 }
 PROGRESS_COLUMNS = ("version", "done", "total", "note", "rate_since", "rate_from",
                     "updated_at", "worker")
@@ -228,6 +261,34 @@ def error_summary(error: str | None) -> str | None:
     """The line of an error that says what went wrong: the last one of a traceback."""
     lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
     return lines[-1] if lines else None
+
+
+class Notice(NamedTuple):
+    """A notice in the outbox: held with a task's attempt (``ctx.notify``) or made by ``tick``
+    (a reminder), sent once it is due and its attempt succeeded."""
+
+    id: int
+    version: str
+    attempt_id: int | None
+    release_id: str | None
+    #: ``task`` (ctx.notify), ``reminder`` or ``escalation`` (a human step that waits).
+    purpose: str
+    #: Whom it goes to: None for the ``notify`` setting, else a name of ``notify.owners``.
+    recipient: str | None
+    title: str | None
+    message: str
+    kind: str
+    required: int
+    created_at: str
+    due_at: str
+    tries: int
+    sent_at: str | None
+    dropped_at: str | None
+    #: What each notification service said, as JSON (a list of {"service", "url", "ok"}).
+    results: str | None
+
+
+NOTICE_COLUMNS = Notice._fields
 
 
 @dataclass(frozen=True)

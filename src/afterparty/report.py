@@ -55,7 +55,33 @@ def task_statuses(session: Session, problems: list[str] | None = None) -> list[T
     if records:
         _add_progress(session, {row.version: row for row in rows})
         _add_workers(session, rows)
+        _add_held_notices(session, {row.version: row for row in rows})
+        _add_rolled_back(session, rows)
     return rows
+
+
+def _add_rolled_back(session: Session, rows: list[TaskStatus]) -> None:
+    """A task of a release that a deploy of an older one rolled back says so (its file is gone:
+    ``status`` and the console would only say ``file missing``)."""
+    from afterparty.releases import rolled_back_here
+
+    by_version = {row.version: row for row in rows}
+    for release in rolled_back_here(session, {row.version for row in rows if not row.file_missing}):
+        for version, _ in release.tasks:
+            by_version[version].reason = (
+                f"rolled back: it ran in release {release.release}, deployed here after the "
+                f"release deployed now; `afterparty rollback --release {release.release}`")
+
+
+def _add_held_notices(session: Session, rows: dict[str, TaskStatus]) -> None:
+    """Why a task's notices are still held, as its row's reason when it has none (``notice
+    held, waiting: release 4f2c9e1 live for 12 min of 30``)."""
+    from afterparty.releases import held_notices
+
+    for held in held_notices(session):
+        row = rows.get(held.notice.version)
+        if row is not None and row.reason is None:
+            row.reason = f"notice held, {held.reason}"
 
 
 def _add_workers(session: Session, rows: list[TaskStatus]) -> None:

@@ -95,6 +95,12 @@ class RunResult:
     held: TaskFile | None = None
     #: Background tasks sent to a worker, or found running on one.
     background: list[Background] = field(default_factory=list)
+    #: Held notices this run sent to a notification service, and those none took (each as
+    #: "<version>: <what went wrong>"), which the next run or tick tries again.
+    notices_sent: int = 0
+    notices_undelivered: list[str] = field(default_factory=list)
+    #: Releases a deploy of an older one rolled back: release -> its tasks whose files are gone.
+    rolled_back: dict[str, list[str]] = field(default_factory=dict)
 
     def absorb(self, later: RunResult) -> None:
         """Take in what a later pass of the same command did (``run --wait-background`` runs
@@ -108,6 +114,8 @@ class RunResult:
         self.waiting.update(later.waiting)
         self.awaiting += [a for a in later.awaiting if a not in self.awaiting]
         self.held = later.held or self.held
+        self.notices_sent += later.notices_sent
+        self.notices_undelivered += later.notices_undelivered
 
     @property
     def planned_versions(self) -> set[str]:

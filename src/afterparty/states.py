@@ -142,8 +142,10 @@ _LOCK, _LEASE, _EITHER = frozenset({Guard.LOCK}), frozenset({Guard.LEASE}), froz
 RUNNABLE = _states(State.PENDING, State.FAILED, State.INTERRUPTED, State.REVERTED, State.QUEUED)
 NOT_RUN_YET = _states(State.PENDING, State.REVERTED, State.QUEUED)
 SETTLEABLE = _states(State.INTERRUPTED, State.FAILED, State.CANCELLED)
-# A task that ran can be rolled back from these states (its undo step runs).
-ROLLBACK_FROM = _states(State.SUCCEEDED, State.FAILED, State.INTERRUPTED, State.AWAITING)
+# A task that ran can be rolled back from these states (its undo step runs): a long task a
+# person paused or cancelled ran in part (``rollback --release`` of its release undoes that too).
+ROLLBACK_FROM = _states(State.SUCCEEDED, State.FAILED, State.INTERRUPTED, State.AWAITING,
+                        State.PAUSED, State.CANCELLED)
 # How an attempt ends: its outcome, a human step asked, an undo that failed (the state it left).
 _ENDS = _states(State.SUCCEEDED, State.FAILED, State.INTERRUPTED, State.AWAITING, State.REVERTED,
                 State.PAUSED, State.CANCELLED)

@@ -56,6 +56,10 @@ def run_task(path: str | os.PathLike[str], *, database_url: str, env: str = "tes
             outcome = AttemptRunner(session, SilentReporter()).run(
                 task_file, task, (previous.attempts if previous else 0) + 1,
                 state_of(previous.state if previous else None))
+            if outcome.state is State.SUCCEEDED:  # its held notices go out, as after a run
+                from afterparty.outbox import Outbox
+
+                Outbox(session).send_due(task_file.version)
             attempts = session.recorder.read_attempts(task_file.version)
     finally:
         session.close()

@@ -135,9 +135,9 @@ def test_a_record_made_meanwhile_is_not_overwritten(records: Records) -> None:
 
 OFFERED = {
     State.PENDING: [Action.MARK_DONE, Action.SKIP],
-    State.PAUSED: [Action.RESUME, Action.CANCEL, Action.FORGET],
+    State.PAUSED: [Action.RESUME, Action.CANCEL, Action.FORGET, Action.ROLLBACK_RECORD_ONLY],
     State.CANCELLED: [Action.MARK_DONE, Action.SKIP, Action.FORGET, Action.RESOLVE_RETRY,
-                      Action.RESOLVE_DONE, Action.RESOLVE_SKIP],
+                      Action.RESOLVE_DONE, Action.RESOLVE_SKIP, Action.ROLLBACK_RECORD_ONLY],
     State.REVERTED: [Action.MARK_DONE, Action.SKIP, Action.FORGET],
     State.QUEUED: [Action.MARK_DONE, Action.SKIP, Action.CANCEL, Action.FORGET],
     State.FAILED: [Action.MARK_DONE, Action.SKIP, Action.FORGET, Action.RESOLVE_RETRY,
@@ -179,3 +179,19 @@ def test_a_refusal_names_the_states_the_decision_applies_to() -> None:
 def test_a_decision_that_changes_nothing_is_not_refused() -> None:
     assert next_state(Action.MARK_DONE, State.SUCCEEDED) is None
     assert next_state(Action.FORGET, State.PENDING) is None
+
+
+@pytest.mark.parametrize("before", [State.PAUSED, State.CANCELLED])
+def test_a_long_task_paused_or_cancelled_half_way_can_be_rolled_back(records: Records,
+                                                                    before: State) -> None:
+    """Its batches so far are committed: ``rollback --release`` of its release runs its undo
+    step (a failed undo leaves it as it was), or ``--record-only`` marks it reverted."""
+    records.put(before)
+    records.move(before, State.RUNNING, Guard.LOCK, Actor.RUNNER)
+    records.move(State.RUNNING, before, Guard.LOCK, Actor.RUNNER)
+    assert records.state() is before
+    records.move(before, State.RUNNING, Guard.LOCK, Actor.RUNNER)
+    records.move(State.RUNNING, State.REVERTED, Guard.LOCK, Actor.RUNNER)
+    assert records.state() is State.REVERTED
+    assert next_state(Action.ROLLBACK_RECORD_ONLY, before) is State.REVERTED
+    assert not allows(Actor.WORKER, before, State.RUNNING, Guard.LEASE)
