@@ -19,6 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from conftest import Project, stop, unavailable, wait_until
 from web_helpers import (
+    BACKFILL,
     HUMAN_STEP,
     PASSWORDS,
     free_port,
@@ -162,3 +163,39 @@ def test_on_a_phone_the_matrix_says_the_other_environments_are_to_the_side(
         assert "3 environments side by side" in hint.text
         assert browser.execute_script(
             "const t = document.querySelector('.table-scroll'); return t.scrollWidth > t.clientWidth;")
+
+
+def test_a_person_pauses_a_backfill_resumes_it_and_finds_who_paused_it(
+        sqlite_project: Project, browser: WebDriver, tmp_path: Path) -> None:
+    """The issue's story in a real browser: the backfill moves on the overview, its page pauses
+    it (while the deploy that runs it holds the lock), resumes it, and the history says who."""
+    runner = start_backfill(sqlite_project)
+    try:
+        with signed_in(sqlite_project, browser, tmp_path / "web.log"):
+            backfill = "ul.tasks li:first-child"
+            wait_until(lambda: "left: copying" in text_of(browser, backfill),
+                       "the backfill moving on the overview")
+            browser.find_element(By.CSS_SELECTOR, f"{backfill} a").click()
+            wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "form[action$='/pause']"),
+                       "the backfill's page offering to pause it")
+            pause = browser.find_element(By.CSS_SELECTOR, "form[action$='/pause']")
+            pause.find_element(By.NAME, "note").send_keys("month-end reports")
+            pause.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            wait_until(lambda: "asked to pause" in text_of(browser, ".flash"), "the pause asked")
+            assert runner.wait(timeout=60) == 0
+            browser.refresh()
+            wait_until(lambda: "paused" in text_of(browser, ".task-head .badge"),
+                       "the page showing the backfill paused")
+
+            resume = browser.find_element(By.CSS_SELECTOR, "form[action$='/resume']")
+            resume.find_element(By.NAME, "note").send_keys("reports done")
+            resume.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            wait_until(lambda: "paused -> pending" in text_of(browser, ".flash"), "resumed")
+
+            browser.find_element(By.LINK_TEXT, "History").click()
+            wait_until(lambda: "Who did what" in text_of(browser, "h1"), "the history page")
+            rows = text_of(browser, "table.audit tbody")
+            assert "pause" in rows and "month-end reports" in rows and "alice (via web)" in rows
+    finally:
+        stop(runner)
+    assert state(sqlite_project, BACKFILL) == "pending"
