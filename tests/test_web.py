@@ -500,3 +500,28 @@ def test_a_person_pauses_resumes_and_cancels_from_the_console(sqlite_project: Pr
     assert state(sqlite_project, BACKFILL) == "pending"
     last = client.get("/history").text
     assert "month-end reports" in last and "reports done" in last and "alice (via web)" in last
+
+
+def test_an_environment_s_releases_and_the_plan_to_roll_one_back(sqlite_project: Project,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each release the environment has seen, newest first, with the tasks that ran in it; the
+    plan of rolling one back is a click away, and changes nothing."""
+    project = sqlite_project
+    project.write_task("20260101000001", "first_chore", "pass")
+    assert project.cli("run", extra_env={"AFTERPARTY_RELEASE": "r1"}).code == 0
+    project.write_task("20260101000002", "turn_on_search", "pass", header="", options=(
+        'description="turn on search"'))
+    with open(project.tasks_dir / "20260101000002_turn_on_search.py", "a") as task_file:
+        task_file.write("\n\n@run.undo\ndef turn_off(ctx):\n    pass\n")
+    assert project.cli("run", extra_env={"AFTERPARTY_RELEASE": "r2"}).code == 0
+    client = console(project, monkeypatch)
+    sign_in(client)
+
+    page = client.get("/env/development/releases").text
+    assert page.index("r2") < page.index("r1")
+    assert "turn_on_search" in page and "first_chore" in page
+    plan = client.get("/env/development/releases/r2").text
+    assert "would undo 20260101000002_turn_on_search (succeeded)" in plan
+    assert "afterparty rollback --release r2" in plan
+    assert state(project, "20260101000002") == "succeeded"  # a plan changes nothing
+    assert client.get("/env/development/releases/r9").status_code == 404

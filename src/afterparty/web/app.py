@@ -56,6 +56,8 @@ def create_app(config: WebConfig | None = None) -> Starlette:
         Route("/", page(pages.overview)),
         Route("/matrix", page(pages.task_matrix)),
         Route("/history", page(pages.history)),
+        Route("/env/{environment}/releases", page(pages.releases)),
+        Route("/env/{environment}/releases/{release}", page(pages.releases)),
         Route(task, page(pages.task_page)),
         *(Route(f"{task}/{name}", action(name), methods=["POST"]) for name in actions.ACTIONS),
         Route("/login", partial(login.login_form, console)),

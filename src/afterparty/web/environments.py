@@ -152,3 +152,61 @@ def matrix(environments: list[EnvironmentStatus]) -> list[tuple[str, str, list[T
     return [(version, names[version], [env.row(version) if env.error is None else None
                                        for env in environments])
             for version in sorted(names)]
+
+
+@dataclass
+class ReleaseView:
+    """One release an environment has seen, as its page shows it."""
+
+    release_id: str
+    first_deployed_at: str
+    rolled_back_at: str | None
+    #: The tasks whose last run was in this release, newest first: version, name, state now.
+    tasks: list[tuple[str, str, str]]
+    #: Its notices that may still go out (waiting for their time, or not delivered yet).
+    held: list[str]
+
+
+def read_releases(config: WebConfig, name: str) -> list[ReleaseView]:
+    """Every release an environment has seen, the newest first, with the tasks that ran in each
+    and its held notices; passwords hidden."""
+    from afterparty.releases import release_records
+
+    session = config.open_session(name)
+    try:
+        if session.missing_database_file is not None:
+            return []
+        keeper = release_records(session)
+        records = session.recorder.read_records()
+        views = []
+        for release in reversed(keeper.read_releases()):
+            ran = sorted(keeper.ran_in(release.release_id), reverse=True)
+            tasks = [(version, records[version].name if version in records else "",
+                      records[version].state if version in records else State.PENDING.value)
+                     for version in ran]
+            held = [redact(notice.title or notice.message.strip().split("\n")[0])
+                    for notice in keeper.held_notices(release.release_id)]
+            views.append(ReleaseView(release.release_id, release.first_deployed_at,
+                                     release.rolled_back_at, tasks, held))
+        return views
+    finally:
+        session.close()
+
+
+def release_plan(config: WebConfig, name: str, release: str) -> list[str]:
+    """What ``rollback --release`` would do there now (its dry run), a line a step."""
+    from afterparty.release_rollback import rollback_release
+    from afterparty.results import SilentReporter
+
+    session = config.open_session(name)
+    try:
+        plan = rollback_release(session, SilentReporter(), release, dry_run=True)
+        command = session.settings.command
+        return ([redact(step.plan_line(command)) for step in plan.steps]
+                + [f"would drop the held notice of {notice.version}: "
+                   f"{redact(notice.title or notice.message.strip().split(chr(10))[0])}"
+                   for notice in plan.dropped]
+                + [f"would never run {version} for this release (it waited to stay live)"
+                   for version in plan.never_ran])
+    finally:
+        session.close()

@@ -19,7 +19,34 @@ from afterparty.report import TaskStatus
 from afterparty.states import RESOLVE_ACTIONS, Action, State, offered
 from afterparty.web.auth import MAX_NAME_LENGTH, User
 from afterparty.web.console import Console
-from afterparty.web.environments import UNDER_WAY, matrix, read_history, read_task
+from afterparty.web.environments import (
+    UNDER_WAY,
+    matrix,
+    read_history,
+    read_releases,
+    read_task,
+    release_plan,
+)
+
+
+async def releases(console: Console, request: Request, user: User) -> Response:
+    """One environment's releases, the newest first: when each was first deployed (and rolled
+    back), the tasks that ran in it and its held notices; with ``release``, what rolling it back
+    would do (the dry run of ``rollback --release``: running it stays a command)."""
+    environment = request.path_params["environment"]
+    release = request.path_params.get("release")
+    settings = console.settings_of(environment)
+    if settings is None:
+        return console.refuse(request, user, 404, f"no environment named {environment!r} here")
+    seen, error = await console.within_deadline(read_releases, console.config, environment)
+    plan: list[str] | None = None
+    if release is not None and error is None:
+        if release not in {view.release_id for view in seen or []}:
+            return console.refuse(request, user, 404, f"{environment} has seen no release {release!r}")
+        plan = await run_in_threadpool(release_plan, console.config, environment, release)
+    return console.render(request, "releases.html", user, environment=environment,
+                          releases=seen or [], error=error, release=release, plan=plan,
+                          command=settings.command)
 
 
 async def overview(console: Console, request: Request, user: User) -> Response:
