@@ -85,3 +85,19 @@ def test_failure_rolls_back(afterparty_task):
                           text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+
+
+def test_outside_a_repository_no_git_process_is_started(sqlite_project: Project) -> None:
+    """A deploy from a directory in no git repository (an image without .git, the usual case in
+    production) asks no git process for the release: not on the no-op path, not when running."""
+    asked = sqlite_project.root / "git_was_asked"
+    fake = sqlite_project.root / "bin"
+    fake.mkdir()
+    (fake / "git").write_text(f"#!/bin/sh\ntouch {asked}\nexit 1\n")
+    (fake / "git").chmod(0o755)
+    path = {"PATH": f"{fake}:{sqlite_project.env['PATH']}"}
+    sqlite_project.write_task("20260101000001", "one", "print('release is', ctx.release)")
+    ran = sqlite_project.cli("run", extra_env=path)
+    assert ran.code == 0 and "release is None" in ran.out, ran.both
+    assert sqlite_project.cli("run", extra_env=path).out.strip() == "no pending tasks"
+    assert not asked.exists()

@@ -233,8 +233,8 @@ def detect_release(settings: Settings) -> str | None:
         if os.environ.get(var):
             return os.environ[var]
     head = _git_head(settings.project_root)
-    if head != "":  # "" is no repository at all: no git process asked
-        return head
+    if head is not None:  # "" is no repository at all: no git process asked
+        return head or None
     import subprocess
 
     try:
