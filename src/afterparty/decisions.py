@@ -83,7 +83,7 @@ def pause(session: Session, wanted: str, note: str | None = None,
           expected: State | None = None) -> list[Decision]:
     """Ask a running task to stop at its next batch or progress report, keeping what it did;
     ``resume`` makes it pending again. Taken without the lock (a deploy may hold it)."""
-    return [_ask(session, wanted, Action.PAUSE, note, expected)]
+    return [_ask(session, *_find(session, wanted), Action.PAUSE, note, expected)]
 
 
 def resume(session: Session, wanted: str, note: str | None = None, on_wait: OnWait = _no_report,
@@ -96,9 +96,9 @@ def cancel(session: Session, wanted: str, note: str | None = None, on_wait: OnWa
            expected: State | None = None) -> list[Decision]:
     """Stop a task for good (until a person resolves it): a running one is asked to stop at its
     next batch or progress report; a paused or queued one is cancelled at once, under the lock."""
-    _, record = _find(session, wanted)
+    found, record = _find(session, wanted)
     if record is not None and state_of(record.state) is State.RUNNING:
-        return [_ask(session, wanted, Action.CANCEL, note, expected)]
+        return [_ask(session, found, record, Action.CANCEL, note, expected)]
     return decide(session, [wanted], Action.CANCEL, note, on_wait, expected=expected)
 
 
@@ -112,11 +112,10 @@ def _find(session: Session, wanted: str) -> tuple[FoundTask, Record | None]:
     return found, records.get(found.version)
 
 
-def _ask(session: Session, wanted: str, action: Action, note: str | None,
-         expected: State | None) -> Decision:
+def _ask(session: Session, found: FoundTask, record: Record | None, action: Action,
+         note: str | None, expected: State | None) -> Decision:
     """A request to a running task (states: an ``asked`` move): kept for its runner, which
     makes the move at the task's next batch or progress report."""
-    found, record = _find(session, wanted)
     before = state_of(record.state if record else None)
     if expected is not None and before is not expected:
         raise StateChanged(f"task {found.version} {found.name} is {before} now, not {expected} as "

@@ -425,20 +425,23 @@ class Recorder:
         with self.database.transaction():
             found = self._read(f"SELECT state FROM {self.tasks_table} WHERE version = %s",
                                (version,))
-            if not found or state_of(str(found[0][0])) is not State.RUNNING:
-                self.database.rollback()
-                return False
-            key = _request_key(version)
-            if not self.database.execute(
-                    f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = %s",
-                    (action.value, key)):
-                self._insert_meta_if_missing(key, action.value)
-            attempt_id = self._insert_attempt(version, name, action, State.RUNNING, origin, now,
-                                              note)
-            self.database.execute(
-                f"UPDATE {self.attempts_table} SET finished_at = %s, duration = 0 WHERE id = %s",
-                (now, attempt_id))
-        return True
+            running = bool(found) and state_of(str(found[0][0])) is State.RUNNING
+            if running:
+                self._keep_request(version, name, action, origin, now, note)
+        return running
+
+    def _keep_request(self, version: str, name: str, action: Action, origin: Origin, now: str,
+                      note: str | None) -> None:
+        """In the open transaction: the request's meta row, and the asking in the history."""
+        key = _request_key(version)
+        if not self.database.execute(
+                f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = %s",
+                (action.value, key)):
+            self._insert_meta_if_missing(key, action.value)
+        attempt_id = self._insert_attempt(version, name, action, State.RUNNING, origin, now, note)
+        self.database.execute(
+            f"UPDATE {self.attempts_table} SET finished_at = %s, duration = 0 WHERE id = %s",
+            (now, attempt_id))
 
     def read_request(self, version: str) -> Action | None:
         """What a person asked of the running task ``version``, if anything."""
