@@ -12,11 +12,12 @@ from afterparty.config import detect_release
 from afterparty.states import ROLLBACK_FROM, RUN_HAS_WORK, State
 
 if TYPE_CHECKING:
+    from afterparty.backends.base import Database
+    from afterparty.config import Settings
     from afterparty.definition import Task
     from afterparty.durations import ReleaseClock
     from afterparty.loader import TaskFile
     from afterparty.release_records import RecordsLook
-    from afterparty.session import Session
 
 
 def pending_task_files(files: list[TaskFile], states: dict[str, State],
@@ -92,7 +93,7 @@ class Look(NamedTuple):
     rolled_back: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple's default, never changed
 
 
-def lock_free_look(session: Session) -> Look | None:
+def lock_free_look(settings: Settings, database: Database) -> Look | None:
     """The look every no-op deploy takes: one listing, one query, no import, no lock.
 
     It may only conclude "nothing to do" (guarantee 2): a non-empty ``pending`` is decided
@@ -108,17 +109,19 @@ def lock_free_look(session: Session) -> Look | None:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        files = list_task_files(session.settings.tasks_dir)
+        files = list_task_files(settings.tasks_dir)
         if files is None:
             return None
-        release = detect_release(session.settings)
-        seen = _records_look(session, release)
+        release = detect_release(settings)
+        seen = _records_look(settings, database, release)
         if seen is None:
-            states = session.recorder.read_states()
-            return Look(pending=pending_task_files(files, states, session.settings.environment),
+            from afterparty.recorder import Recorder
+
+            states = Recorder(database, settings.table_prefix).read_states()
+            return Look(pending=pending_task_files(files, states, settings.environment),
                         awaiting=_awaiting(files, states))
         states = seen.states
-        return Look(pending=pending_task_files(files, states, session.settings.environment),
+        return Look(pending=pending_task_files(files, states, settings.environment),
                     awaiting=_awaiting(files, states), notices_due=_due(seen),
                     new_release=release if seen.release_known is False else None,
                     rolled_back=files_gone(files, states, seen.ran_later))
@@ -138,12 +141,13 @@ def files_gone(files: list[TaskFile], states: dict[str, State],
             if version not in present and states.get(version) in ROLLBACK_FROM}
 
 
-def _records_look(session: Session, release: str | None) -> RecordsLook | None:
+def _records_look(settings: Settings, database: Database,
+                  release: str | None) -> RecordsLook | None:
     """The records' states with what else may have work, in one query (None: records older
     than the outbox, or none yet)."""
     from afterparty.release_records import ReleaseRecords
 
-    return ReleaseRecords(session.database, session.settings.table_prefix).look(release)
+    return ReleaseRecords(database, settings.table_prefix).look(release)
 
 
 def _due(seen: RecordsLook | None) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from afterparty.errors import ConfigError
@@ -99,19 +98,41 @@ def _secret_key() -> re.Pattern[str]:
     return re.compile(_SECRET_NAME, re.I)
 
 
-@dataclass(frozen=True)
 class DatabaseURL:
-    """A parsed database URL; ``redacted`` (also its ``str()``) is the only form ever printed."""
+    """A parsed database URL; ``redacted`` (also its ``str()``) is the only form ever printed.
+    (Not a dataclass: parsing the URL is on the no-op path, and dataclasses costs it more than
+    the parsing.)"""
 
-    backend: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    host: str | None = None
-    port: int | None = None
-    database: str = ""
-    # As given, a ``password`` key included: handed to the driver, never printed.
-    query: dict[str, str] = field(default_factory=dict, repr=False, hash=False)
-    redacted: str = ""
+    __slots__ = ("backend", "database", "host", "password", "port", "query", "redacted", "username")
+    _COMPARED = ("backend", "username", "password", "host", "port", "database", "redacted")
+
+    def __init__(self, backend: str, username: str | None = None, password: str | None = None,
+                 host: str | None = None, port: int | None = None, database: str = "",
+                 query: dict[str, str] | None = None, redacted: str = "") -> None:
+        self.backend = backend
+        self.username = username
+        self.password = password
+        self.host = host
+        self.port = port
+        self.database = database
+        # As given, a ``password`` key included: handed to the driver, never printed.
+        self.query: dict[str, str] = {} if query is None else query
+        self.redacted = redacted
+
+    def _compared(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._COMPARED)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, DatabaseURL) and self._compared() == other._compared()
+                and self.query == other.query)
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        return (f"DatabaseURL(backend={self.backend!r}, username={self.username!r}, "
+                f"host={self.host!r}, port={self.port!r}, database={self.database!r}, "
+                f"redacted={self.redacted!r})")
 
     @property
     def where(self) -> str:
