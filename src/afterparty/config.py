@@ -104,22 +104,21 @@ def find_pyproject(start: str) -> str | None:
         directory = parent
 
 
-def read_pyproject_table(path: str) -> dict[str, object]:
-    """The ``[tool.afterparty]`` table of a pyproject.toml; ConfigError if it is not TOML."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+def read_pyproject_table(path: str, quick: bool = False) -> dict[str, object]:
+    """The ``[tool.afterparty]`` table of a pyproject.toml; ConfigError if it is not TOML.
+    ``quick``: a plain table is read without a TOML parser (afterparty.pyproject), and the
+    rest of the file is not checked."""
     try:
         with open(path, "rb") as fh:
-            document = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}): fix the file and try again") from None
+            content = fh.read()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    table = document.get("tool", {}).get("afterparty", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.afterparty] must be a table")
+    plain = None
+    if quick:
+        from afterparty.pyproject import plain_table
+
+        plain = plain_table(content)
+    table = _parsed_table(path, content) if plain is None else plain
     unknown = sorted(set(table) - KNOWN_KEYS - KNOWN_TABLES)
     if unknown:
         raise ConfigError(
@@ -129,19 +128,37 @@ def read_pyproject_table(path: str) -> dict[str, object]:
     return table
 
 
+def _parsed_table(path: str, content: bytes) -> dict[str, object]:
+    """The table as tomllib reads it; ConfigError if the file is not TOML."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        document = tomllib.loads(content.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}): fix the file and try again") from None
+    table = document.get("tool", {}).get("afterparty", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.afterparty] must be a table")
+    return table
+
+
 def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = None,
                   app_settings: dict[str, object] | None = None,
-                  app_base: str | None = None) -> Settings:
+                  app_base: str | None = None, quick: bool = False) -> Settings:
     """Merge flags > environment variables > app settings > pyproject.toml > defaults.
 
     ``app_settings`` are a web framework's (Django's ``AFTERPARTY``, Flask's ``app.config``),
     by the keys of ``[tool.afterparty]``; relative paths in them are relative to ``app_base``.
+    ``quick`` (the no-op look): a plain ``[tool.afterparty]`` is read without a TOML parser,
+    and the rest of pyproject.toml is not checked.
     """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     app_settings = app_settings or {}
     cwd = os.path.abspath(cwd or os.getcwd())
     pyproject = find_pyproject(cwd)
-    table = read_pyproject_table(pyproject) if pyproject else {}
+    table = read_pyproject_table(pyproject, quick) if pyproject else {}
     project_root = os.path.dirname(pyproject) if pyproject else cwd
 
     def pick(key: str) -> tuple[object | None, str, str]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, NamedTuple
 
 from afterparty.errors import ConfigError, TaskFileError
+from afterparty.tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
 

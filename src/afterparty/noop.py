@@ -21,7 +21,7 @@ def nothing_to_do(flags: dict[str, str | None]) -> bool:
     from afterparty.planner import lock_free_look
 
     try:
-        settings = load_settings(flags)
+        settings = load_settings(flags, quick=True)
         url = parse_url(settings.database_url, settings.database_url_source)
         if url.backend == "sqlite" and not _exists(url.database):
             return False  # no records yet: everything is pending

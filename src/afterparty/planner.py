@@ -6,12 +6,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from afterparty.config import detect_release
 from afterparty.states import ROLLBACK_FROM, RUN_HAS_WORK, State
+from afterparty.tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from afterparty.backends.base import Database
     from afterparty.config import Settings
     from afterparty.definition import Task

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from afterparty.states import Guard, State, run_state
+from afterparty.tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from afterparty.backends.base import DatabaseLock
 
 # 2: the progress table (checkpoints and progress of long tasks).

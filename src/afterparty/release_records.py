@@ -4,7 +4,6 @@ source each task last ran as (and in which release), and the outbox of notices."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from afterparty.backends.base import MissingTableError
 from afterparty.errors import DatabaseError
@@ -17,8 +16,11 @@ from afterparty.records import (
     storable,
 )
 from afterparty.states import Action, State, state_of
+from afterparty.tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from afterparty.backends.base import Database, Row
 
 # The first column of the rows that are no task in the no-op look's one query: no version is

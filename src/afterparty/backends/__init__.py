@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 from afterparty.errors import ConfigError
+from afterparty.tuples import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from afterparty.backends.base import Database, Dialect

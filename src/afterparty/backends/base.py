@@ -8,13 +8,16 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
 
 from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError, UsageError
+from afterparty.tuples import TYPE_CHECKING
 
-T = TypeVar("T")
-Row = tuple[Any, ...]
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeVar
+
+    T = TypeVar("T")
+    Row = tuple[Any, ...]
 
 
 class MissingTableError(Exception):

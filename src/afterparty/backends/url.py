@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import NamedTuple
 
 from afterparty.errors import ConfigError
+from afterparty.tuples import NamedTuple
 
 # URL scheme (SQLAlchemy's spelling, driver part included) -> backend module. afterparty always
 # talks through its own driver (sqlite3, psycopg 3, PyMySQL): the driver part only names the database.
