@@ -45,8 +45,10 @@ def pending_task_files(files: list[TaskFile], states: dict[str, State],
 
 def _awaiting(files: list[TaskFile], states: dict[str, State]) -> list[TaskFile]:
     """The task files whose human step awaits a person (most runs have none to look for)."""
+    if State.AWAITING not in states.values():
+        return []
     waiting = {version for version, state in states.items() if state is State.AWAITING}
-    return [f for f in files if f.version in waiting] if waiting else []
+    return [f for f in files if f.version in waiting]
 
 
 def _meant_for(task_file: TaskFile, environment: str) -> bool:

@@ -15,7 +15,7 @@ from afterparty.records import (
     Notice,
     storable,
 )
-from afterparty.states import Action, State, state_of
+from afterparty.states import STORED, Action, State, state_of
 from afterparty.tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -105,13 +105,13 @@ class ReleaseRecords:
         ran_later: dict[str, str] = {}
         waiting: dict[str, str] = {}
         awaiting_since: dict[str, str] = {}
-        pending, of, awaiting = State.PENDING, state_of, State.AWAITING.value
+        pending, stored, of, awaiting = State.PENDING, STORED.get, state_of, State.AWAITING.value
         for version, state, number, text in rows:
             if version != _SIGNAL:
                 if state == "ran later":
                     ran_later[version] = str(text)
                     continue
-                states[version] = pending if number else of(state)
+                states[version] = pending if number else stored(state) or of(state)
                 if text is not None:
                     (awaiting_since if state == awaiting else waiting)[version] = str(text)
             elif state == "notice":

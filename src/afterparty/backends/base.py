@@ -404,7 +404,12 @@ class Database:
 
 
 def _rows(cursor: Any) -> list[Row]:
-    return [tuple(row) for row in cursor.fetchall()]
+    """The rows as a list of tuples; the drivers' own are (PyMySQL's in a tuple), and are not
+    copied one by one: the no-op look reads ten thousand."""
+    rows = cursor.fetchall()
+    if rows and type(rows[0]) is not tuple:
+        return [tuple(row) for row in rows]
+    return rows if type(rows) is list else list(rows)
 
 
 def _rowcount(cursor: Any) -> int:
