@@ -3,14 +3,22 @@
 than the rest of its work. Anything this reader does not fully understand is left to tomllib.
 """
 
+import functools
 import re
 
-# The table's header, and a ``key = value`` line of it: a bare key, and a basic string without
-# escapes, a literal string or a boolean; a comment may follow.
-_HEADER = re.compile(r"\[\s*tool\s*\.\s*afterparty\s*\]\s*(?:#.*)?")
-_PLAIN_PAIR = re.compile(
-    r"""([A-Za-z0-9_-]+) \s*=\s* (?: "([^"\\\x00-\x08\x0a-\x1f\x7f]*)" | '([^'\x00-\x08\x0a-\x1f\x7f]*)'
-        | (true|false) ) \s* (?:\#.*)?""", re.X)
+
+@functools.cache
+def _plain_pair() -> re.Pattern[str]:
+    """A ``key = value`` line of the table: a bare key, and a basic string without escapes, a
+    literal string or a boolean; a comment may follow (compiled only for a table with keys)."""
+    return re.compile(
+        r"""([A-Za-z0-9_-]+) \s*=\s* (?: "([^"\\\x00-\x08\x0a-\x1f\x7f]*)"
+            | '([^'\x00-\x08\x0a-\x1f\x7f]*)' | (true|false) ) \s* (?:\#.*)?""", re.X)
+
+
+def _is_the_header(line: str) -> bool:
+    """``[tool.afterparty]``, with any blanks around its parts and a comment after it."""
+    return "".join(line.split()).partition("#")[0] == "[tool.afterparty]"
 
 
 def plain_table(content: bytes) -> dict[str, object] | None:
@@ -34,14 +42,14 @@ def plain_table(content: bytes) -> dict[str, object] | None:
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("["):
-            inside = _HEADER.fullmatch(stripped) is not None
+            inside = _is_the_header(stripped)
             if (inside and seen) or (not inside and "afterparty" in stripped):
                 return None
             seen = seen or inside
         elif inside:
             if not stripped or stripped.startswith("#"):
                 continue
-            pair = _PLAIN_PAIR.fullmatch(stripped)
+            pair = _plain_pair().fullmatch(stripped)
             if pair is None or pair[1] in table:
                 return None
             key, basic, literal, boolean = pair.groups()

@@ -41,13 +41,26 @@ _UNCHECKED = "<text hidden: it could not be checked for passwords>"
 # More '@' than this and a URL is not worth reading every way it could be split.
 _MAX_AT = 64
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_SPACE = re.compile(r"\s")
-_NEWLINE = re.compile(r"[\r\n]")
+# A scheme: a letter, then letters, digits, '+', '.' or '-' (checked without a pattern).
+_SCHEME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 # password=..., PGPASSWORD=..., 'password': '...', "passwd": "..." (libpq, query strings, dict reprs).
 _SECRET_NAME = r"[\w\-]*(?:password|passwd|passphrase|pwd)"
 
-# The other patterns are compiled on first use: a SQLite deploy's no-op run needs none of them.
+# The patterns are compiled on first use: a deploy's no-op run needs none of them.
+
+
+def _is_scheme(text: str) -> bool:
+    return bool(text) and text[0].isascii() and text[0].isalpha() and set(text) <= _SCHEME_CHARACTERS
+
+
+@functools.cache
+def _space() -> re.Pattern[str]:
+    return re.compile(r"\s")
+
+
+@functools.cache
+def _newline() -> re.Pattern[str]:
+    return re.compile(r"[\r\n]")
 
 
 @functools.cache
@@ -166,7 +179,7 @@ def parse_url(url: str, source: str | None = None) -> DatabaseURL:
     scheme, sep, rest = text.partition("://")
     if not sep:
         raise _error(text, source, f"it has no '://' after the name of the database; {_USE}")
-    if not _SCHEME.fullmatch(scheme):
+    if not _is_scheme(scheme):
         raise _error(text, source, f"it does not start with the name of a database; {_USE}")
     backend = SCHEMES.get(scheme.lower())
     if backend is None:
@@ -375,7 +388,7 @@ def _as_text(value: object) -> str:
 
 def _redact_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
-    if sep and _SCHEME.fullmatch(scheme):
+    if sep and _is_scheme(scheme):
         splits = _splits(rest)
         valid = [split for split in splits if split.valid()]
         if len(valid) == 1:
@@ -429,11 +442,11 @@ def _hide_url_passwords(text: str) -> str:
         if head.start() < done:
             continue  # inside a password already hidden
         if start > token_end:
-            space = _SPACE.search(text, start)
+            space = _space().search(text, start)
             token_end = space.start() if space else len(text)
             last_at_in_token = text.rfind("@", start, token_end)
         if start > line_end:
-            newline = _NEWLINE.search(text, start)
+            newline = _newline().search(text, start)
             line_end = newline.start() if newline else len(text)
         if next_at < start:
             next_at = text.find("@", start)
