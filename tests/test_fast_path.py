@@ -85,13 +85,14 @@ def _records_copy(project: Project) -> str:
     return f"sqlite:///{copy}"
 
 
-def answers(project: Project, env: dict[str, str]) -> tuple[Result, Result, bool]:
+def answers(project: Project, env: dict[str, str],
+            args: tuple[str, ...] = ("run",)) -> tuple[Result, Result, bool]:
     """What the command line says to ``run`` on a copy of the records, what ``afterparty run``
     says, and whether the quick look answered it (click never imported)."""
     copy_env = {**project.env, **env, "AFTERPARTY_DATABASE_URL": _records_copy(project)}
-    full = subprocess.run([sys.executable, "-c", COMMAND_LINE, "run"], cwd=project.root,
+    full = subprocess.run([sys.executable, "-c", COMMAND_LINE, *args], cwd=project.root,
                           env=copy_env, capture_output=True, text=True, timeout=60, check=False)
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "afterparty", "run"],
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "afterparty", *args],
                           cwd=project.root, env={**project.env, **env}, capture_output=True,
                           text=True, timeout=60, check=False)
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
@@ -231,3 +232,14 @@ def test_a_new_release_with_nothing_to_do_is_recorded_by_the_quick_look(sqlite_p
     assert answered and quick.out == "no pending tasks\n"
     assert sqlite_project.query("SELECT release_id FROM afterparty_releases ORDER BY "
                                 "first_deployed_at") == [("r1",), ("r2",)]
+
+
+@pytest.mark.parametrize("args", [("--env", "development", "run", "--no-input", "--wait", "5"),
+                                  ("run", "--keep-going", "--if-busy=skip")])
+def test_a_run_with_options_that_change_nothing_here_is_answered_quickly(
+        sqlite_project: Project, args: tuple[str, ...]) -> None:
+    env = _all_done(sqlite_project)
+    full, quick, answered = answers(sqlite_project, env, args)
+    assert answered
+    assert (quick.code, quick.out, quick.err) == (full.code, full.out, full.err) == (
+        0, "no pending tasks\n", "")

@@ -4,9 +4,23 @@ before the command line (click) and the runner are imported; everything else goe
 import sys
 
 # The global options that choose the records, as ``run`` takes them before or after its name
-# (afterparty.cli_options); any other word and the command line answers.
+# (afterparty.cli_options), and the options of ``run`` that change nothing when there is
+# nothing to do, each with a check of its value (None: a flag); any other word and the command
+# line answers.
 _SETTING_FLAGS = {"--database-url": "database_url", "--tasks-dir": "tasks_dir",
                   "--env": "environment", "--table-prefix": "table_prefix"}
+
+
+def _seconds(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+_RUN_OPTIONS = {"--no-input": None, "--keep-going": None, "--wait": _seconds,
+                "--if-busy": ("wait", "skip", "fail").__contains__}
 
 
 def main() -> None:
@@ -25,22 +39,31 @@ def main() -> None:
 
 
 def plain_run(args: list[str]) -> dict[str, str | None] | None:
-    """The settings flags of ``afterparty [FLAGS] run [FLAGS]``; None for any other command line
-    (another command, an option of ``run``, a flag given twice)."""
+    """The settings flags of ``afterparty [FLAGS] run [FLAGS] [OPTIONS]``; None for any other
+    command line (another command, another option, a flag given twice, a value the command line
+    would refuse)."""
     flags: dict[str, str | None] = {}
+    seen: set[str] = set()
     commands = []
     words = iter(args)
     for word in words:
         name, equals, value = word.partition("=")
         key = _SETTING_FLAGS.get(name)
-        if key is None:
+        if key is None and name not in _RUN_OPTIONS:
             commands.append(word)
             continue
-        if key in flags:
+        if name in seen:
             return None
+        seen.add(name)
+        check = _RUN_OPTIONS.get(name)
+        if key is None and check is None:
+            if equals:
+                return None
+            continue
         if not equals:
             value = next(words, "")
-        if not value or value.startswith("-"):
+        if not value or value.startswith("-") or (check is not None and not check(value)):
             return None
-        flags[key] = value
+        if key is not None:
+            flags[key] = value
     return flags if commands == ["run"] else None
