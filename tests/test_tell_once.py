@@ -281,7 +281,9 @@ def test_tick_runs_a_live_for_task_and_sends_a_held_notice_once_their_time_came(
     assert project.cli("tick", extra_env=env).out.strip() == "tick: nothing due"
 
     tick_until(project, env, lambda: bool(hook.bodies()), "tick running the task once r1 was live 3 s")
-    assert hook.bodies() == ["Issue 111 is fixed"]
+    # The first notice goes with the task's success; on a loaded machine the tick that runs it
+    # may come after the second one's time too, and send both, in order.
+    assert hook.bodies()[0] == "Issue 111 is fixed"
     assert project.query("SELECT state FROM afterparty_tasks") == [("succeeded",)]
     tick_until(project, env, lambda: len(hook.bodies()) == 2, "tick sending the held notice")
     assert hook.bodies() == ["Issue 111 is fixed", "How is the fix working for you?"]
