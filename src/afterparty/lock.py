@@ -16,6 +16,9 @@ from afterparty.states import Guard
 
 IF_BUSY_CHOICES = ("wait", "skip", "fail")
 HOLDER_REPEAT_SECONDS = 15.0
+# The longest pause between two tries of a waiting runner: once the holder lets go, the runners
+# that waited leave (or one takes over) within this.
+MAX_POLL_SECONDS = 0.1
 
 
 class LockOutcome(Enum):
@@ -60,16 +63,18 @@ class EnvironmentLock(FencedLock):
         on_wait(self.describe_holder())
         deadline = time.monotonic() + wait
         next_report = time.monotonic() + HOLDER_REPEAT_SECONDS
-        delay = 0.05
+        delay = 0.02
         while time.monotonic() < deadline:
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            # Look first: a holder commits its work before it lets go, so a free lock with
-            # nothing left means we can leave without taking it.
-            if finished is not None and finished():
-                return LockOutcome.FINISHED_ELSEWHERE
+            # Only taking it is asked often (one cheap statement): the look at what is left
+            # is made once it is free. The holder commits its work before it lets go, so with
+            # nothing left we leave at once, giving it back untouched (no new epoch).
             if self.database_lock.try_acquire():
+                if finished is not None and finished():
+                    self.database_lock.release()
+                    return LockOutcome.FINISHED_ELSEWHERE
                 return LockOutcome.ACQUIRED
-            delay = min(delay * 1.5, 0.25)
+            delay = min(delay * 1.5, MAX_POLL_SECONDS)
             if time.monotonic() >= next_report:
                 on_wait(self.describe_holder())
                 next_report = time.monotonic() + HOLDER_REPEAT_SECONDS
