@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from afterparty.facts import SourceFacts, is_modified, read_source_facts
-from afterparty.states import State, state_of
+from afterparty.states import DONE, State, state_of
 
 if TYPE_CHECKING:
     from afterparty.loader import TaskFile
@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from afterparty.session import Session
 
 
-@dataclass
+# Slots: status may hold ten thousand rows, each made and freed faster without a __dict__.
+@dataclass(slots=True)
 class TaskStatus:
     """One row of ``status``: a task file, a record, or both."""
 
@@ -132,8 +133,9 @@ def _add_workers(session: Session, rows: list[TaskStatus]) -> None:
     from afterparty.states import Action
 
     prefix = session.settings.table_prefix
+    running = State.RUNNING.value
     for row in rows:
-        if row.state != State.RUNNING.value:
+        if row.state != running:
             continue
         attempts = session.recorder.read_attempts(row.version)
         on_worker = bool(attempts) and any(a.action == Action.ENQUEUE.value for a in attempts)
@@ -205,7 +207,7 @@ def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
         file_missing=task_file is None,
         modified=modified,
         path=path,
-        reason=_reason(here, task_file, facts, record, state, states),
+        reason=None if state in DONE else _reason(here, task_file, facts, record, state, states),
     )
 
 
@@ -225,9 +227,8 @@ def _file_facts(path: str | None, record: Record | None) -> tuple[SourceFacts | 
 def _reason(here: tuple[str, str], task_file: TaskFile | None, facts: SourceFacts | None,
             record: Record | None, state: State, states: dict[str, State]) -> str | None:
     """Why a pending task is not running: not meant for here (planner.meant_for_here, as
-    ``run`` decides it), or what it waits for."""
-    if state.is_done:  # most rows of a long history: nothing to wait for
-        return None
+    ``run`` decides it), or what it waits for; never asked of a task done (most rows of a long
+    history: nothing to wait for)."""
     if record is None:
         from afterparty.planner import meant_for_here
 
