@@ -50,7 +50,7 @@ async def releases(console: Console, request: Request, user: User) -> Response:
 
 
 async def overview(console: Console, request: Request, user: User) -> Response:
-    environments = await console.read_environments()
+    environments = await console.read_environments(overview=True)
     return console.render(request, "overview.html", user, environments=environments,
                           moving=any(environment.moving for environment in environments))
 
