@@ -153,15 +153,17 @@ def _add_workers(session: Session, rows: list[TaskStatus]) -> None:
 
 def _add_progress(session: Session, rows: dict[str, TaskStatus], version: str | None = None) -> None:
     """Long tasks' progress and checkpoints, into their rows (one query each)."""
-    import json
-
     recorder = session.recorder
     for found, progress in recorder.read_progress(version).items():
         if found in rows:
             rows[found].progress = progress.shown()
-    for found, checkpoint in recorder.read_checkpoints(version).items():
-        if found in rows:
-            rows[found].checkpoint = json.loads(checkpoint)
+    checkpoints = recorder.read_checkpoints(version)
+    if checkpoints:
+        import json
+
+        for found, checkpoint in checkpoints.items():
+            if found in rows:
+                rows[found].checkpoint = json.loads(checkpoint)
 
 
 def _task_files(session: Session, problems: list[str] | None) -> list[TaskFile]:
