@@ -91,7 +91,7 @@ def status_rows(session: Session, listing: Listing, versions: list[str]) -> list
                         listing.states)
             for version in versions]
     if records and rows:
-        by_version = {row.version: row for row in rows}
+        by_version = dict(zip(versions, rows, strict=True))
         _add_progress(session, by_version)
         _add_workers(session, rows)
         _add_held_notices(session, by_version)
@@ -129,14 +129,14 @@ def _add_workers(session: Session, rows: list[TaskStatus]) -> None:
     """Who runs the few running rows, and whether they still do: ``running on worker <host>``
     for a task sent to a worker (its last attempt's host); ``its worker is gone`` or ``its
     runner is gone`` when nobody holds its lease (or the environment lock) any more."""
-    from afterparty.lease import lock_name
-    from afterparty.states import Action
-
     prefix = session.settings.table_prefix
     running = State.RUNNING.value
     for row in rows:
         if row.state != running:
             continue
+        from afterparty.lease import lock_name  # only for a running task: most lists have none
+        from afterparty.states import Action
+
         attempts = session.recorder.read_attempts(row.version)
         on_worker = bool(attempts) and any(a.action == Action.ENQUEUE.value for a in attempts)
         where = f"{attempts[-1].host}, pid {attempts[-1].pid}" if attempts else "unknown"

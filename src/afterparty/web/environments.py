@@ -76,9 +76,6 @@ class EnvironmentStatus:
         return sorted((row for row in self.rows if row.state in rank),
                       key=lambda row: (rank[row.state], row.version))
 
-    def row(self, version: str) -> TaskStatus | None:
-        return next((row for row in self.rows if row.version == version), None)
-
 
 def read_environment(config: WebConfig, name: str, overview: bool = False) -> EnvironmentStatus:
     """Every task of one environment (with ``overview``, the rows of those the overview lists
@@ -173,8 +170,9 @@ def matrix(environments: list[EnvironmentStatus]) -> list[tuple[str, str, list[T
     for environment in environments:
         for row in environment.rows:
             names.setdefault(row.version, row.name)
-    return [(version, names[version], [env.row(version) if env.error is None else None
-                                       for env in environments])
+    by_version = [{row.version: row for row in env.rows} if env.error is None else {}
+                  for env in environments]  # a look-up per cell: ten thousand rows are no scan
+    return [(version, names[version], [rows.get(version) for rows in by_version])
             for version in sorted(names)]
 
 
