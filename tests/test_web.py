@@ -546,3 +546,9 @@ def test_a_long_history_overview_lists_the_newest_tasks_and_counts_every_one(
     assert listed == [f"chore_{number:03d}" for number in range(10, done)]  # the newest, in order
     assert 'and 10 older tasks: every task is on the <a href="/matrix">matrix</a>' in page
     assert "chore_000" in client.get("/matrix").text
+
+    # An overview that joins the read of every row under way for the matrix lists the same.
+    from afterparty.web.environments import overview_rows, read_environment
+
+    joined = overview_rows(read_environment(web_config(sqlite_project, monkeypatch), "development"))
+    assert [row.name for row in joined.the_rest] == listed and joined.older == 10

@@ -12,7 +12,7 @@ from afterparty.backends.url import redact
 from afterparty.errors import AfterpartyError
 from afterparty.records import Attempt
 from afterparty.report import TaskStatus, read_listing, status_rows, task_history
-from afterparty.states import State
+from afterparty.states import State, state_of
 from afterparty.web.config import WebConfig
 
 log = logging.getLogger("afterparty.web")
@@ -114,6 +114,18 @@ def overview_versions(versions: list[str], states: list[State]) -> tuple[list[st
     newest = set(others[-OVERVIEW_OTHERS:])
     return ([version for version, state in zip(versions, states, strict=True)
              if state in listed or version in newest], len(others) - len(newest))
+
+
+def overview_rows(status: EnvironmentStatus) -> EnvironmentStatus:
+    """An environment as the overview lists it, from a read of every row too (a page that
+    joined the read of another page, the matrix's or the API's)."""
+    versions, older = overview_versions([row.version for row in status.rows],
+                                        [state_of(row.state) for row in status.rows])
+    if not older:
+        return status
+    listed = set(versions)
+    return replace(status, rows=[row for row in status.rows if row.version in listed],
+                   older=status.older + older)
 
 
 def read_task(config: WebConfig, name: str, version: str) -> tuple[TaskStatus, list[Attempt]]:
