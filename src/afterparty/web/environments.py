@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from afterparty.backends.url import redact
@@ -151,11 +151,23 @@ def read_history(config: WebConfig, name: str, limit: int, person: str | None,
         session.close()
 
 
+# The fields of a status row that may hold any text (a task's, a person's, a directory's); the
+# others hold what afterparty writes: a version, a task name, a state, times, counts and flags.
+_ANY_TEXT = ("description", "last_error", "path", "reason", "progress", "checkpoint")
+
+
 def without_secrets(row: TaskStatus) -> TaskStatus:
     """A status row with every password hidden in every text it holds (description, error,
     reason, progress note, checkpoint), as the command line hides them in what it prints: the
-    console shows task output to people who may never see a password, read-only users too."""
-    return replace(row, **{f.name: hidden(getattr(row, f.name)) for f in fields(row)})
+    console shows task output to people who may never see a password, read-only users too.
+    The row itself when it holds none (ten thousand rows are not copied)."""
+    hiding = {}
+    for name in _ANY_TEXT:
+        value = getattr(row, name)
+        shown = hidden(value)
+        if shown != value:
+            hiding[name] = shown
+    return replace(row, **hiding) if hiding else row
 
 
 def attempt_without_secrets(attempt: Attempt) -> Attempt:
