@@ -47,30 +47,36 @@ class TaskStatus:
 
 @dataclass(frozen=True)
 class Listing:
-    """Every task file and every record of an environment, by version: what status rows are
-    made of, before anything in a file is looked at (a count by state needs no more)."""
+    """Every task file and the state of every record of an environment, by version: what
+    status rows are made of, before anything in a file is looked at (a count by state needs no
+    more)."""
 
     files: dict[str, TaskFile]
-    records: dict[str, Record]
     #: The state of each record (records.py's stored word, read once).
     states: dict[str, State]
+    #: Every record, when read with the listing; None: status_rows reads those of its tasks.
+    records: dict[str, Record] | None = None
 
     def versions(self) -> list[str]:
         """Every version, in order (14 digits: text order is numeric)."""
-        return sorted(self.files.keys() | self.records.keys())
+        return sorted(self.files.keys() | self.states.keys())
 
     def state(self, version: str) -> State:
         """A task's state; a file without a record is pending."""
         return self.states.get(version, State.PENDING)
 
 
-def read_listing(session: Session, problems: list[str] | None = None) -> Listing:
+def read_listing(session: Session, problems: list[str] | None = None,
+                 records: bool = True) -> Listing:
     """The task files (names only) and the records of an environment (``problems`` as for
-    task_statuses)."""
+    task_statuses); ``records=False``: the records' states only, for a page that shows a few
+    tasks of thousands (status_rows reads their records)."""
     files = {f.version: f for f in _task_files(session, problems)}
-    records = _records(session)
-    return Listing(files, records, {version: state_of(record.state)
-                                    for version, record in records.items()})
+    if not records:
+        return Listing(files, _stored_states(session))
+    every = _records(session)
+    return Listing(files, {version: state_of(record.state) for version, record in every.items()},
+                   every)
 
 
 def task_statuses(session: Session, problems: list[str] | None = None) -> list[TaskStatus]:
@@ -84,13 +90,14 @@ def status_rows(session: Session, listing: Listing, versions: list[str]) -> list
     """The status rows of some tasks of a listing (``versions``, in the order given): each
     task's file looked at only here, so that a page showing a few of ten thousand tasks reads
     only theirs."""
-    files, records = listing.files, listing.records
+    files = listing.files
+    records = listing.records if listing.records is not None else _records(session, versions)
     here = (session.settings.environment, session.settings.project_root)
     folder = _folder(session)
     rows = [_status_row(version, files.get(version), records.get(version), folder, here,
                         listing.states)
             for version in versions]
-    if records and rows:
+    if listing.states and rows:
         by_version = dict(zip(versions, rows, strict=True))
         _add_progress(session, by_version)
         _add_workers(session, rows)
@@ -176,11 +183,25 @@ def _task_files(session: Session, problems: list[str] | None) -> list[TaskFile]:
     return files
 
 
-def _records(session: Session) -> dict[str, Record]:
-    """The records; none, without creating it, where the SQLite file does not exist yet."""
+# Records read by version in one query, a placeholder each, up to this many; beyond, all of them.
+_RECORDS_BY_VERSION = 500
+
+
+def _records(session: Session, versions: list[str] | None = None) -> dict[str, Record]:
+    """The records (of ``versions``); none, without creating it, where the SQLite file does not
+    exist yet."""
     if session.missing_database_file is not None:
         return {}
-    return session.recorder.read_records()
+    if versions is not None and len(versions) > _RECORDS_BY_VERSION:
+        versions = None
+    return session.recorder.read_records(versions)
+
+
+def _stored_states(session: Session) -> dict[str, State]:
+    """The records' states, as _records."""
+    if session.missing_database_file is not None:
+        return {}
+    return session.recorder.read_stored_states()
 
 
 def _folder(session: Session) -> str:

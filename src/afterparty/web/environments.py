@@ -87,7 +87,7 @@ def read_environment(config: WebConfig, name: str, overview: bool = False) -> En
         return EnvironmentStatus(name, config.database_of(name), error=redact(str(exc)))
     status = EnvironmentStatus(name, session.url.redacted)
     try:
-        listing = read_listing(session, status.problems)
+        listing = read_listing(session, status.problems, records=not overview)
         versions = listing.versions()
         states = [listing.state(version) for version in versions]
         status.counted = {state.value: count for state, count in Counter(states).items()}
