@@ -29,6 +29,18 @@ MYSQL_ADMIN = {
 BACKENDS = ["sqlite", "postgresql", "mysql"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """afterparty's own byte-code, written once: the CLI the tests start writes none
+    (PYTHONDONTWRITEBYTECODE, so that a task file rewritten within a second is never run from
+    a stale cache), and would otherwise compile the whole package in every process, as no
+    installed afterparty ever does."""
+    import compileall
+
+    import afterparty
+
+    compileall.compile_dir(os.path.dirname(afterparty.__file__), quiet=1)
+
+
 def unavailable(reason: str) -> None:
     """Skip locally; in CI a backend that cannot be tested is a failure."""
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):

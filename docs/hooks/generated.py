@@ -34,6 +34,13 @@ def entry_point_group() -> tuple[str, str]:
     target = getattr(importlib.import_module(module_name), attribute)
     if isinstance(target, click.Command):
         return module_name, attribute
+    # A function that hands over to another module's ``main`` (afterparty.entry answers a
+    # no-op run itself, and imports the command line only for everything else): follow it.
+    handed_to = [main for name in target.__code__.co_names
+                 if name.startswith("afterparty.") and name != module_name
+                 and callable(main := getattr(importlib.import_module(name), "main", None))]
+    if len(handed_to) == 1:
+        target = handed_to[0]
     # A plain function (sets up, then calls the group): the group is the one among its globals.
     groups = [name for name, value in target.__globals__.items()
               if isinstance(value, click.Group) and name in target.__code__.co_names]

@@ -9,9 +9,10 @@ rebind the name to the module (hence ``afterparty.report`` holds status rows).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from afterparty.version import __version__
+
+# Not typing's: importing typing would cost every command, the no-op run included.
+TYPE_CHECKING = False
 
 __all__ = [
     "AfterpartyError",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from afterparty.api import (
         check,
         confirm,

@@ -1,5 +1,5 @@
 """``python -m afterparty`` runs the command line."""
 
-from afterparty.cli import main
+from afterparty.entry import main
 
 main()

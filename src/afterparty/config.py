@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
 
 from afterparty.errors import ConfigError
 
@@ -40,33 +39,56 @@ _PREFIX = re.compile(r"[A-Za-z0-9_]{0,40}")
 NAME_LIMIT = 255
 
 
-@dataclass
 class Settings:
-    """Everything a command needs to know about where tasks and records live."""
+    """Everything a command needs to know about where tasks and records live. (Not a
+    dataclass: the settings are read on the no-op path, and dataclasses costs it more than
+    reading them.)"""
 
-    database_url: str
-    tasks_dir: str
-    environment: str
-    table_prefix: str
-    project_root: str
-    release: str | None = None
-    notify: list[str] = field(default_factory=list)
-    notify_summary: bool = False
-    pyproject: str | None = None
-    #: Where database_url came from, for messages about it.
-    database_url_source: str | None = None
-    #: The command the user runs (``python manage.py afterparty``, ``flask --app shop
-    #: afterparty``), as a task file names it: the same in every environment.
-    program: str = "afterparty"
-    #: The program with the global options the user gave that choose the records (``--env``,
-    #: ``--database-url`` with its password hidden, ...), for every hint that tells them what
-    #: to run next: pasted, it acts on the same environment.
-    command: str = "afterparty"
-    #: ``module:attribute`` of the Celery app that runs ``@task(background=True)`` tasks.
-    celery_app: str | None = None
-    #: A name a task gives as ``owner`` or ``escalate_to`` -> its notification URLs
-    #: (``[tool.afterparty.notify.owners]``); a name not here is told through ``notify``.
-    notify_owners: dict[str, list[str]] = field(default_factory=dict)
+    def __init__(self, database_url: str, tasks_dir: str, environment: str, table_prefix: str,
+                 project_root: str, release: str | None = None, notify: list[str] | None = None,
+                 notify_summary: bool = False, pyproject: str | None = None,
+                 database_url_source: str | None = None, program: str = "afterparty",
+                 command: str = "afterparty", celery_app: str | None = None,
+                 notify_owners: dict[str, list[str]] | None = None) -> None:
+        self.database_url = database_url
+        self.tasks_dir = tasks_dir
+        self.environment = environment
+        self.table_prefix = table_prefix
+        self.project_root = project_root
+        self.release = release
+        self.notify: list[str] = [] if notify is None else notify
+        self.notify_summary = notify_summary
+        self.pyproject = pyproject
+        #: Where database_url came from, for messages about it.
+        self.database_url_source = database_url_source
+        #: The command the user runs (``python manage.py afterparty``, ``flask --app shop
+        #: afterparty``), as a task file names it: the same in every environment.
+        self.program = program
+        #: The program with the global options the user gave that choose the records
+        #: (``--env``, ``--database-url`` with its password hidden, ...), for every hint that
+        #: tells them what to run next: pasted, it acts on the same environment.
+        self.command = command
+        #: ``module:attribute`` of the Celery app that runs ``@task(background=True)`` tasks.
+        self.celery_app = celery_app
+        #: A name a task gives as ``owner`` or ``escalate_to`` -> its notification URLs
+        #: (``[tool.afterparty.notify.owners]``); a name not here is told through ``notify``.
+        self.notify_owners: dict[str, list[str]] = {} if notify_owners is None else notify_owners
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with ``changes`` (another environment's settings, a worker's tasks folder)."""
+        copy = Settings.__new__(Settings)
+        copy.__dict__.update(self.__dict__, **changes)
+        return copy
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{key}={value!r}" for key, value in self.__dict__.items()
+                          if key != "database_url")
+        return f"Settings({shown})"
 
 
 def find_pyproject(start: str) -> str | None:
@@ -82,22 +104,21 @@ def find_pyproject(start: str) -> str | None:
         directory = parent
 
 
-def read_pyproject_table(path: str) -> dict[str, object]:
-    """The ``[tool.afterparty]`` table of a pyproject.toml; ConfigError if it is not TOML."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+def read_pyproject_table(path: str, quick: bool = False) -> dict[str, object]:
+    """The ``[tool.afterparty]`` table of a pyproject.toml; ConfigError if it is not TOML.
+    ``quick``: a plain table is read without a TOML parser (afterparty.pyproject), and the
+    rest of the file is not checked."""
     try:
         with open(path, "rb") as fh:
-            document = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}): fix the file and try again") from None
+            content = fh.read()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    table = document.get("tool", {}).get("afterparty", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.afterparty] must be a table")
+    plain = None
+    if quick:
+        from afterparty.pyproject import plain_table
+
+        plain = plain_table(content)
+    table = _parsed_table(path, content) if plain is None else plain
     unknown = sorted(set(table) - KNOWN_KEYS - KNOWN_TABLES)
     if unknown:
         raise ConfigError(
@@ -107,19 +128,37 @@ def read_pyproject_table(path: str) -> dict[str, object]:
     return table
 
 
+def _parsed_table(path: str, content: bytes) -> dict[str, object]:
+    """The table as tomllib reads it; ConfigError if the file is not TOML."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        document = tomllib.loads(content.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}): fix the file and try again") from None
+    table = document.get("tool", {}).get("afterparty", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.afterparty] must be a table")
+    return table
+
+
 def load_settings(flags: dict[str, str | None] | None = None, cwd: str | None = None,
                   app_settings: dict[str, object] | None = None,
-                  app_base: str | None = None) -> Settings:
+                  app_base: str | None = None, quick: bool = False) -> Settings:
     """Merge flags > environment variables > app settings > pyproject.toml > defaults.
 
     ``app_settings`` are a web framework's (Django's ``AFTERPARTY``, Flask's ``app.config``),
     by the keys of ``[tool.afterparty]``; relative paths in them are relative to ``app_base``.
+    ``quick`` (the no-op look): a plain ``[tool.afterparty]`` is read without a TOML parser,
+    and the rest of pyproject.toml is not checked.
     """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     app_settings = app_settings or {}
     cwd = os.path.abspath(cwd or os.getcwd())
     pyproject = find_pyproject(cwd)
-    table = read_pyproject_table(pyproject) if pyproject else {}
+    table = read_pyproject_table(pyproject, quick) if pyproject else {}
     project_root = os.path.dirname(pyproject) if pyproject else cwd
 
     def pick(key: str) -> tuple[object | None, str, str]:

@@ -69,7 +69,7 @@ class Executor:
         file is imported and the lock is not taken.
         """
         if not wanted and group is None:
-            look = lock_free_look(self.session)
+            look = lock_free_look(self.session.settings, self.session.database)
             if look is not None and look.new_release is not None:
                 from afterparty.releases import release_records
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, NamedTuple
 
 from afterparty.errors import ConfigError, TaskFileError
+from afterparty.tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
 
@@ -45,9 +45,14 @@ def is_ignored(entry_name: str) -> bool:
     return entry_name.startswith(IGNORED_PREFIXES) or entry_name.endswith(IGNORED_SUFFIXES)
 
 
-# The task file name pattern applied to a whole listing, one name a line, in a single pass:
-# with ten thousand task files several times faster than a match per name.
-_TASK_FILE_LINES = re.compile(TASK_FILE_NAME.pattern, re.MULTILINE)
+# A whole listing, one name a line, in a single pass (with ten thousand task files several
+# times faster than a match per name): a task file's version and name, or empty groups for a
+# name that is ignored.
+_LISTING = re.compile(
+    "^(?:{}|(?:{}).*|.*(?:{}))$".format(
+        TASK_FILE_NAME.pattern.strip("^$"), "|".join(map(re.escape, IGNORED_PREFIXES)),
+        "|".join(map(re.escape, IGNORED_SUFFIXES))),
+    re.MULTILINE)
 
 
 def scan_tasks_dir(tasks_dir: str) -> list[TaskFile]:
@@ -90,25 +95,28 @@ def _read_dir(tasks_dir: str) -> tuple[list[TaskFile], list[str]]:
         ) from None
     except NotADirectoryError:
         raise ConfigError(f"tasks directory {tasks_dir!r} is not a directory") from None
-    names = [name for name in entries
-             if not (name.startswith(IGNORED_PREFIXES) or name.endswith(IGNORED_SUFFIXES))]
-    listing = "\n".join(names)
-    pairs = _TASK_FILE_LINES.findall(listing)
-    problems: list[str] = []
-    if len(pairs) != len(names) or listing.count("\n") != max(len(names) - 1, 0):
+    entries.sort()  # a 14-digit version, then "_": text order is version order
+    listing = "\n".join(entries)
+    found = _LISTING.findall(listing)
+    if len(found) == len(entries) and listing.count("\n") == max(len(entries) - 1, 0):
+        pairs, problems = [pair for pair in found if pair[0]], []
+    else:  # a sub-folder, or a name that is not a task file's
+        names = [name for name in entries if not is_ignored(name)]
         pairs = [match.groups() for match in map(TASK_FILE_NAME.match, names) if match]
         problems = sorted(
             f"{os.path.join(tasks_dir, name)}: not a task file name: expected <14-digit "
             "version>_<name>.py with a name of lower-case letters, digits and _ (prefix helpers "
             "with _)" for name in names
             if not TASK_FILE_NAME.match(name) and not os.path.isdir(os.path.join(tasks_dir, name)))
-    pairs.sort()  # 14-digit versions: text order is numeric order
-    files = [TaskFile(version, name, tasks_dir) for version, name in pairs]
-    return files, problems + _duplicate_problems(files)
+    # tuple.__new__ itself: the namedtuple's own __new__ is a Python call per file.
+    make = tuple.__new__
+    files = [make(TaskFile, (version, name, tasks_dir)) for version, name in pairs]
+    return files, problems + _duplicate_problems(pairs, files)
 
 
-def _duplicate_problems(files: list[TaskFile]) -> list[str]:
-    if len({f.version for f in files}) == len({f.name for f in files}) == len(files):
+def _duplicate_problems(pairs: list[tuple[str, str]], files: list[TaskFile]) -> list[str]:
+    names_by_version = dict(pairs)
+    if len(names_by_version) == len(set(names_by_version.values())) == len(pairs):
         return []
     problems = []
     by_version: dict[str, TaskFile] = {}

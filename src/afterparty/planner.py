@@ -6,17 +6,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from afterparty.config import detect_release
 from afterparty.states import ROLLBACK_FROM, RUN_HAS_WORK, State
+from afterparty.tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    from afterparty.backends.base import Database
+    from afterparty.config import Settings
     from afterparty.definition import Task
     from afterparty.durations import ReleaseClock
     from afterparty.loader import TaskFile
     from afterparty.release_records import RecordsLook
-    from afterparty.session import Session
 
 
 def pending_task_files(files: list[TaskFile], states: dict[str, State],
@@ -42,8 +45,10 @@ def pending_task_files(files: list[TaskFile], states: dict[str, State],
 
 def _awaiting(files: list[TaskFile], states: dict[str, State]) -> list[TaskFile]:
     """The task files whose human step awaits a person (most runs have none to look for)."""
+    if State.AWAITING not in states.values():
+        return []
     waiting = {version for version, state in states.items() if state is State.AWAITING}
-    return [f for f in files if f.version in waiting] if waiting else []
+    return [f for f in files if f.version in waiting]
 
 
 def _meant_for(task_file: TaskFile, environment: str) -> bool:
@@ -92,7 +97,7 @@ class Look(NamedTuple):
     rolled_back: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple's default, never changed
 
 
-def lock_free_look(session: Session) -> Look | None:
+def lock_free_look(settings: Settings, database: Database) -> Look | None:
     """The look every no-op deploy takes: one listing, one query, no import, no lock.
 
     It may only conclude "nothing to do" (guarantee 2): a non-empty ``pending`` is decided
@@ -108,17 +113,19 @@ def lock_free_look(session: Session) -> Look | None:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        files = list_task_files(session.settings.tasks_dir)
+        files = list_task_files(settings.tasks_dir)
         if files is None:
             return None
-        release = detect_release(session.settings)
-        seen = _records_look(session, release)
+        release = detect_release(settings)
+        seen = _records_look(settings, database, release)
         if seen is None:
-            states = session.recorder.read_states()
-            return Look(pending=pending_task_files(files, states, session.settings.environment),
+            from afterparty.recorder import Recorder
+
+            states = Recorder(database, settings.table_prefix).read_states()
+            return Look(pending=pending_task_files(files, states, settings.environment),
                         awaiting=_awaiting(files, states))
         states = seen.states
-        return Look(pending=pending_task_files(files, states, session.settings.environment),
+        return Look(pending=pending_task_files(files, states, settings.environment),
                     awaiting=_awaiting(files, states), notices_due=_due(seen),
                     new_release=release if seen.release_known is False else None,
                     rolled_back=files_gone(files, states, seen.ran_later))
@@ -138,12 +145,13 @@ def files_gone(files: list[TaskFile], states: dict[str, State],
             if version not in present and states.get(version) in ROLLBACK_FROM}
 
 
-def _records_look(session: Session, release: str | None) -> RecordsLook | None:
+def _records_look(settings: Settings, database: Database,
+                  release: str | None) -> RecordsLook | None:
     """The records' states with what else may have work, in one query (None: records older
     than the outbox, or none yet)."""
     from afterparty.release_records import ReleaseRecords
 
-    return ReleaseRecords(session.database, session.settings.table_prefix).look(release)
+    return ReleaseRecords(database, settings.table_prefix).look(release)
 
 
 def _due(seen: RecordsLook | None) -> bool:

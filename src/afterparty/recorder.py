@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from afterparty.backends.base import Database, MissingTableError, Row
+from afterparty.backends.base import Database, MissingTableError
 from afterparty.errors import DatabaseError, LockLostError, StateChanged
 from afterparty.records import (
     ATTEMPT_COLUMNS,
@@ -30,7 +30,7 @@ from afterparty.records import (
 from afterparty.states import Action, Actor, Guard, MoveRefused, State, allows, state_of
 
 if TYPE_CHECKING:
-    from afterparty.backends.base import DatabaseLock
+    from afterparty.backends.base import DatabaseLock, Row
 
 P = ParamSpec("P")
 T = TypeVar("T")

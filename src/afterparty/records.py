@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from afterparty.states import Guard, State, run_state
+from afterparty.tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from afterparty.backends.base import DatabaseLock
 
 # 2: the progress table (checkpoints and progress of long tasks).
@@ -121,6 +122,13 @@ NAME_LIMIT = 255
 TEXT_LIMIT = 16_000
 LONG_TEXT_LIMIT = 65 * 1024  # captured output is cut at 64 KiB, with a note after it
 CUT = "\n[cut: too long to keep]"
+
+
+def utc_now() -> str:
+    """The current time as stored in records: ISO 8601, UTC, milliseconds."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 _ASCII_ONLY: ContextVar[bool] = ContextVar("afterparty_ascii_only", default=False)
@@ -291,13 +299,23 @@ class Notice(NamedTuple):
 NOTICE_COLUMNS = Notice._fields
 
 
-@dataclass(frozen=True)
 class Fence:
     """What a holder's writes are guarded by (afterparty.fencing takes and gives it): the meta
     row ``key`` must still hold ``epoch`` when they commit (``Recorder.commit``), and ``lock``
-    must still guard the same database."""
+    must still guard the same database. (Not a dataclass: this module is on the no-op path,
+    and dataclasses costs it more than the rest of the module.)"""
 
-    key: str
-    epoch: int
-    guard: Guard
-    lock: DatabaseLock = field(compare=False, repr=False)
+    __slots__ = ("epoch", "guard", "key", "lock")
+
+    def __init__(self, key: str, epoch: int, guard: Guard, lock: DatabaseLock) -> None:
+        self.key, self.epoch, self.guard, self.lock = key, epoch, guard, lock
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fence) and (self.key, self.epoch, self.guard) == (
+            other.key, other.epoch, other.guard)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.epoch, self.guard))
+
+    def __repr__(self) -> str:
+        return f"Fence(key={self.key!r}, epoch={self.epoch!r}, guard={self.guard!r})"

@@ -4,7 +4,6 @@ source each task last ran as (and in which release), and the outbox of notices."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from afterparty.backends.base import MissingTableError
 from afterparty.errors import DatabaseError
@@ -16,9 +15,12 @@ from afterparty.records import (
     Notice,
     storable,
 )
-from afterparty.states import Action, State, state_of
+from afterparty.states import STORED, Action, State, state_of
+from afterparty.tuples import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from afterparty.backends.base import Database, Row
 
 # The first column of the rows that are no task in the no-op look's one query: no version is
@@ -103,13 +105,13 @@ class ReleaseRecords:
         ran_later: dict[str, str] = {}
         waiting: dict[str, str] = {}
         awaiting_since: dict[str, str] = {}
-        pending, of, awaiting = State.PENDING, state_of, State.AWAITING.value
+        pending, stored, of, awaiting = State.PENDING, STORED.get, state_of, State.AWAITING.value
         for version, state, number, text in rows:
             if version != _SIGNAL:
                 if state == "ran later":
                     ran_later[version] = str(text)
                     continue
-                states[version] = pending if number else of(state)
+                states[version] = pending if number else stored(state) or of(state)
                 if text is not None:
                     (awaiting_since if state == awaiting else waiting)[version] = str(text)
             elif state == "notice":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from afterparty.config import Settings, detect_release
@@ -13,16 +12,12 @@ from afterparty.errors import DatabaseError
 from afterparty.lock import EnvironmentLock, LockOutcome
 from afterparty.recorder import Recorder
 from afterparty.records import NAME_LIMIT, Origin, storable
+from afterparty.records import utc_now as utc_now  # where the commands have always found it
 
 if TYPE_CHECKING:
     from afterparty.backends.base import Database, DatabaseLock
     from afterparty.backends.url import DatabaseURL
     from afterparty.fencing import FencedLock
-
-
-def utc_now() -> str:
-    """The current time as stored in records: ISO 8601, UTC, milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Session:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import NamedTuple
+
+from afterparty.tuples import NamedTuple
 
 
 class State(str, Enum):
@@ -49,13 +50,13 @@ NEEDS_ATTENTION = frozenset({State.FAILED, State.INTERRUPTED, State.AWAITING, St
                              State.CANCELLED})
 
 
-# Stored value -> State, for reading ten thousand records without calling the Enum each time.
-_BY_VALUE = {state.value: state for state in State}
+#: Stored value -> State, for reading ten thousand records without a call for each.
+STORED = {state.value: state for state in State}
 
 
 def state_of(stored: str | None) -> State:
     """The State of a stored value; no record is ``PENDING``."""
-    return State.PENDING if stored is None else _BY_VALUE.get(stored) or State(stored)
+    return State.PENDING if stored is None else STORED.get(stored) or State(stored)
 
 
 def run_state(stored: str | None, recurring: bool | int = False) -> State:

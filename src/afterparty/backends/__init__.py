@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
-
 from afterparty.errors import ConfigError
+from afterparty.tuples import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from afterparty.backends.base import Database, Dialect
@@ -29,7 +27,8 @@ def dialect_for(name: str) -> Dialect:
             f"afterparty cannot keep records in a {name} database: use SQLite, PostgreSQL "
             "or MySQL/MariaDB"
         )
-    dialect: Dialect = importlib.import_module(f"afterparty.backends.{module}").DIALECT
+    # __import__, not importlib's: importing importlib costs the no-op look more than this.
+    dialect: Dialect = __import__(f"afterparty.backends.{module}", fromlist=["DIALECT"]).DIALECT
     return dialect
 
 

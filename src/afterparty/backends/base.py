@@ -8,13 +8,16 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
 
 from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError, UsageError
+from afterparty.tuples import TYPE_CHECKING
 
-T = TypeVar("T")
-Row = tuple[Any, ...]
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeVar
+
+    T = TypeVar("T")
+    Row = tuple[Any, ...]
 
 
 class MissingTableError(Exception):
@@ -401,7 +404,12 @@ class Database:
 
 
 def _rows(cursor: Any) -> list[Row]:
-    return [tuple(row) for row in cursor.fetchall()]
+    """The rows as a list of tuples; the drivers' own are (PyMySQL's in a tuple), and are not
+    copied one by one: the no-op look reads ten thousand."""
+    rows = cursor.fetchall()
+    if rows and type(rows[0]) is not tuple:
+        return [tuple(row) for row in rows]
+    return rows if type(rows) is list else list(rows)
 
 
 def _rowcount(cursor: Any) -> int:

@@ -7,7 +7,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
 
 from afterparty.backends.base import (
     Connection,
@@ -19,8 +18,12 @@ from afterparty.backends.base import (
 )
 from afterparty.backends.url import DatabaseURL
 from afterparty.errors import ConfigError, DatabaseError
+from afterparty.tuples import TYPE_CHECKING
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeVar
+
+    T = TypeVar("T")
 
 # Where the environment locks lie in the database file: far beyond SQLite's own lock bytes
 # (at 1 GiB) and any real file's size.

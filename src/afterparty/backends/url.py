@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from afterparty.errors import ConfigError
+from afterparty.tuples import NamedTuple
 
 # URL scheme (SQLAlchemy's spelling, driver part included) -> backend module. afterparty always
 # talks through its own driver (sqlite3, psycopg 3, PyMySQL): the driver part only names the database.
@@ -42,13 +41,26 @@ _UNCHECKED = "<text hidden: it could not be checked for passwords>"
 # More '@' than this and a URL is not worth reading every way it could be split.
 _MAX_AT = 64
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_SPACE = re.compile(r"\s")
-_NEWLINE = re.compile(r"[\r\n]")
+# A scheme: a letter, then letters, digits, '+', '.' or '-' (checked without a pattern).
+_SCHEME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 # password=..., PGPASSWORD=..., 'password': '...', "passwd": "..." (libpq, query strings, dict reprs).
 _SECRET_NAME = r"[\w\-]*(?:password|passwd|passphrase|pwd)"
 
-# The other patterns are compiled on first use: a SQLite deploy's no-op run needs none of them.
+# The patterns are compiled on first use: a deploy's no-op run needs none of them.
+
+
+def _is_scheme(text: str) -> bool:
+    return bool(text) and text[0].isascii() and text[0].isalpha() and set(text) <= _SCHEME_CHARACTERS
+
+
+@functools.cache
+def _space() -> re.Pattern[str]:
+    return re.compile(r"\s")
+
+
+@functools.cache
+def _newline() -> re.Pattern[str]:
+    return re.compile(r"[\r\n]")
 
 
 @functools.cache
@@ -99,19 +111,41 @@ def _secret_key() -> re.Pattern[str]:
     return re.compile(_SECRET_NAME, re.I)
 
 
-@dataclass(frozen=True)
 class DatabaseURL:
-    """A parsed database URL; ``redacted`` (also its ``str()``) is the only form ever printed."""
+    """A parsed database URL; ``redacted`` (also its ``str()``) is the only form ever printed.
+    (Not a dataclass: parsing the URL is on the no-op path, and dataclasses costs it more than
+    the parsing.)"""
 
-    backend: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    host: str | None = None
-    port: int | None = None
-    database: str = ""
-    # As given, a ``password`` key included: handed to the driver, never printed.
-    query: dict[str, str] = field(default_factory=dict, repr=False, hash=False)
-    redacted: str = ""
+    __slots__ = ("backend", "database", "host", "password", "port", "query", "redacted", "username")
+    _COMPARED = ("backend", "username", "password", "host", "port", "database", "redacted")
+
+    def __init__(self, backend: str, username: str | None = None, password: str | None = None,
+                 host: str | None = None, port: int | None = None, database: str = "",
+                 query: dict[str, str] | None = None, redacted: str = "") -> None:
+        self.backend = backend
+        self.username = username
+        self.password = password
+        self.host = host
+        self.port = port
+        self.database = database
+        # As given, a ``password`` key included: handed to the driver, never printed.
+        self.query: dict[str, str] = {} if query is None else query
+        self.redacted = redacted
+
+    def _compared(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._COMPARED)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, DatabaseURL) and self._compared() == other._compared()
+                and self.query == other.query)
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        return (f"DatabaseURL(backend={self.backend!r}, username={self.username!r}, "
+                f"host={self.host!r}, port={self.port!r}, database={self.database!r}, "
+                f"redacted={self.redacted!r})")
 
     @property
     def where(self) -> str:
@@ -145,7 +179,7 @@ def parse_url(url: str, source: str | None = None) -> DatabaseURL:
     scheme, sep, rest = text.partition("://")
     if not sep:
         raise _error(text, source, f"it has no '://' after the name of the database; {_USE}")
-    if not _SCHEME.fullmatch(scheme):
+    if not _is_scheme(scheme):
         raise _error(text, source, f"it does not start with the name of a database; {_USE}")
     backend = SCHEMES.get(scheme.lower())
     if backend is None:
@@ -354,7 +388,7 @@ def _as_text(value: object) -> str:
 
 def _redact_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
-    if sep and _SCHEME.fullmatch(scheme):
+    if sep and _is_scheme(scheme):
         splits = _splits(rest)
         valid = [split for split in splits if split.valid()]
         if len(valid) == 1:
@@ -408,11 +442,11 @@ def _hide_url_passwords(text: str) -> str:
         if head.start() < done:
             continue  # inside a password already hidden
         if start > token_end:
-            space = _SPACE.search(text, start)
+            space = _space().search(text, start)
             token_end = space.start() if space else len(text)
             last_at_in_token = text.rfind("@", start, token_end)
         if start > line_end:
-            newline = _NEWLINE.search(text, start)
+            newline = _newline().search(text, start)
             line_end = newline.start() if newline else len(text)
         if next_at < start:
             next_at = text.find("@", start)

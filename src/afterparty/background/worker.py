@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from afterparty.background.sending import Message
@@ -59,7 +58,7 @@ def worker_settings(message: Message) -> Settings:
 
     settings = load_settings({"environment": message.environment,
                               "table_prefix": message.table_prefix, "release": message.release})
-    return replace(settings, tasks_dir=os.path.join(settings.project_root, message.tasks_dir))
+    return settings.replace(tasks_dir=os.path.join(settings.project_root, message.tasks_dir))
 
 
 def run_on_worker(message: Message) -> str:

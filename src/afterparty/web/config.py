@@ -8,7 +8,7 @@ import re
 import shlex
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from afterparty.backends.url import redact_url
 from afterparty.config import Settings, read_pyproject_table
@@ -202,7 +202,7 @@ def environments(settings: Settings, table: dict[str, object]) -> dict[str, Sett
                               "(a string) or \"$VARIABLE\" naming one")
         url = _resolve(name, value)
         source = f"[tool.afterparty.web.environments] {name}"
-        found[name] = replace(settings, environment=name, database_url=_anchor(url, settings),
+        found[name] = settings.replace(environment=name, database_url=_anchor(url, settings),
                               database_url_source=source,
                               command=_command(settings, name, value, url))
     return found
