@@ -525,3 +525,30 @@ def test_an_environment_s_releases_and_the_plan_to_roll_one_back(sqlite_project:
     assert "afterparty rollback --release r2" in plan
     assert state(project, "20260101000002") == "succeeded"  # a plan changes nothing
     assert client.get("/env/development/releases/r9").status_code == 404
+
+
+def test_a_long_history_overview_lists_the_newest_tasks_and_counts_every_one(
+        sqlite_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from afterparty.web.environments import OVERVIEW_OTHERS
+
+    done = OVERVIEW_OTHERS + 10
+    for number in range(done):
+        sqlite_project.write_task(f"2026020100{number:04d}", f"chore_{number:03d}")
+    assert sqlite_project.cli("mark-done", "--all").code == 0
+    sqlite_project.write_task(FAILING, "call_partner", 'raise RuntimeError("partner API said 503")')
+    assert sqlite_project.cli("run").code == 1
+    client = console(sqlite_project, monkeypatch)
+    sign_in(client)
+    page = client.get("/").text
+    assert f"<b>{done}</b> succeeded" in page and "<b>1</b> failed" in page
+    assert page.index("Needs a person") < page.index("call_partner") < page.index("All other tasks")
+    listed = re.findall(r'<span class="task-name">(chore_\d+)</span>', page)
+    assert listed == [f"chore_{number:03d}" for number in range(10, done)]  # the newest, in order
+    assert 'and 10 older tasks: every task is on the <a href="/matrix">matrix</a>' in page
+    assert "chore_000" in client.get("/matrix").text
+
+    # An overview that joins the read of every row under way for the matrix lists the same.
+    from afterparty.web.environments import overview_rows, read_environment
+
+    joined = overview_rows(read_environment(web_config(sqlite_project, monkeypatch), "development"))
+    assert [row.name for row in joined.the_rest] == listed and joined.older == 10

@@ -188,7 +188,7 @@ def status(state: _State, as_json: bool) -> None:
     # and again. status runs no task code, so nothing here needs it.
     enabled = gc.isenabled()
     gc.disable()
-    session = state.session()
+    session = state.session(show_logs=False)  # status logs nothing: logging stays unimported
     problems: list[str] = []  # stray files: status still answers, and names them
     try:
         rows = task_statuses(session, problems)

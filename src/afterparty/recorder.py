@@ -104,10 +104,24 @@ class Recorder:
         pending, of = State.PENDING, state_of
         return {version: pending if recurring else of(state) for version, state, recurring in rows}
 
-    def read_records(self) -> dict[str, Record]:
-        """Every record, in one query; empty before the first run."""
+    def read_stored_states(self) -> dict[str, State]:
+        """Version -> state as recorded (a recurring task's last outcome) of every record, in
+        one query; empty before the first run."""
         try:
-            rows = self._read(f"SELECT {', '.join(TASK_COLUMNS)} FROM {self.tasks_table}")
+            rows = self._read(f"SELECT version, state FROM {self.tasks_table}")
+        except MissingTableError:
+            return {}
+        return {version: state_of(state) for version, state in rows}
+
+    def read_records(self, versions: Collection[str] | None = None) -> dict[str, Record]:
+        """Every record (or those of ``versions``), in one query; empty before the first run."""
+        sql, params = f"SELECT {', '.join(TASK_COLUMNS)} FROM {self.tasks_table}", list(versions or ())
+        if versions is not None:
+            if not params:
+                return {}
+            sql += f" WHERE version IN ({', '.join(['%s'] * len(params))})"
+        try:
+            rows = self._read(sql, params)
         except MissingTableError:
             return {}
         return {row[0]: Record(*row) for row in rows}

@@ -4,6 +4,7 @@ rolled back (tasks that ran in them and whose files are gone now), and the notic
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -65,7 +66,7 @@ def named(session: Session, gone: dict[str, str]) -> list[RolledBack]:
     return rolled_back(gone, {version: record.name for version, record in records.items()})
 
 
-def rolled_back_here(session: Session, present: set[str]) -> list[RolledBack]:
+def rolled_back_here(session: Session, present: AbstractSet[str]) -> list[RolledBack]:
     """The releases a deploy of the release deployed now rolled back: tasks ran in them, they
     were deployed here after it, and its files lack those tasks (which ran, and were not
     reverted since)."""

@@ -5,20 +5,22 @@ tells whether it runs here, as it does for ``run``."""
 from __future__ import annotations
 
 import os
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from afterparty.states import State, state_of
+from afterparty.facts import SourceFacts, is_modified, read_source_facts
+from afterparty.states import DONE, State, state_of
 
 if TYPE_CHECKING:
-    from afterparty.facts import SourceFacts
     from afterparty.loader import TaskFile
     from afterparty.records import Attempt, Record
     from afterparty.results import Awaiting, Background, RunResult, TaskOutcome
     from afterparty.session import Session
 
 
-@dataclass
+# Slots: status may hold ten thousand rows, each made and freed faster without a __dict__.
+@dataclass(slots=True)
 class TaskStatus:
     """One row of ``status``: a task file, a record, or both."""
 
@@ -43,32 +45,78 @@ class TaskStatus:
     gone: bool = False
 
 
+@dataclass(frozen=True)
+class Listing:
+    """Every task file and the state of every record of an environment, by version: what
+    status rows are made of, before anything in a file is looked at (a count by state needs no
+    more)."""
+
+    files: dict[str, TaskFile]
+    #: The state of each record (records.py's stored word, read once).
+    states: dict[str, State]
+    #: Every record, when read with the listing; None: status_rows reads those of its tasks.
+    records: dict[str, Record] | None = None
+
+    def versions(self) -> list[str]:
+        """Every version, in order (14 digits: text order is numeric)."""
+        return sorted(self.files.keys() | self.states.keys())
+
+    def state(self, version: str) -> State:
+        """A task's state; a file without a record is pending."""
+        return self.states.get(version, State.PENDING)
+
+
+def read_listing(session: Session, problems: list[str] | None = None,
+                 records: bool = True) -> Listing:
+    """The task files (names only) and the records of an environment (``problems`` as for
+    task_statuses); ``records=False``: the records' states only, for a page that shows a few
+    tasks of thousands (status_rows reads their records)."""
+    files = {f.version: f for f in _task_files(session, problems)}
+    if not records:
+        return Listing(files, _stored_states(session))
+    every = _records(session)
+    return Listing(files, {version: state_of(record.state) for version, record in every.items()},
+                   every)
+
+
 def task_statuses(session: Session, problems: list[str] | None = None) -> list[TaskStatus]:
     """Every task file and every record, in version order. With a ``problems`` list, files that
     are no task files are added to it instead of refusing (TaskFileError) to answer at all."""
-    files = {f.version: f for f in _task_files(session, problems)}
-    records = _records(session)
+    listing = read_listing(session, problems)
+    return status_rows(session, listing, listing.versions())
+
+
+def status_rows(session: Session, listing: Listing, versions: list[str]) -> list[TaskStatus]:
+    """The status rows of some tasks of a listing (``versions``, in the order given): each
+    task's file looked at only here, so that a page showing a few of ten thousand tasks reads
+    only theirs."""
+    files = listing.files
+    records = listing.records if listing.records is not None else _records(session, versions)
     here = (session.settings.environment, session.settings.project_root)
-    states = {version: state_of(record.state) for version, record in records.items()}
-    rows = [_status_row(version, files.get(version), records.get(version), here, states)
-            for version in sorted(files.keys() | records.keys())]  # 14 digits: text order is numeric
-    if records:
-        _add_progress(session, {row.version: row for row in rows})
+    folder = _folder(session)
+    rows = [_status_row(version, files.get(version), records.get(version), folder, here,
+                        listing.states)
+            for version in versions]
+    if listing.states and rows:
+        by_version = dict(zip(versions, rows, strict=True))
+        _add_progress(session, by_version)
         _add_workers(session, rows)
-        _add_held_notices(session, {row.version: row for row in rows})
-        _add_rolled_back(session, rows)
+        _add_held_notices(session, by_version)
+        _add_rolled_back(session, by_version, listing.files.keys())
     return rows
 
 
-def _add_rolled_back(session: Session, rows: list[TaskStatus]) -> None:
+def _add_rolled_back(session: Session, rows: dict[str, TaskStatus],
+                      present: AbstractSet[str]) -> None:
     """A task of a release that a deploy of an older one rolled back says so (its file is gone:
-    ``status`` and the console would only say ``file missing``)."""
+    ``status`` and the console would only say ``file missing``). ``present``: the versions of
+    the task files."""
     from afterparty.releases import rolled_back_here
 
-    by_version = {row.version: row for row in rows}
-    for release in rolled_back_here(session, {row.version for row in rows if not row.file_missing}):
+    for release in rolled_back_here(session, present):
         for version, _ in release.tasks:
-            by_version[version].reason = (
+            if version in rows:
+                rows[version].reason = (
                 f"rolled back: it ran in release {release.release}, deployed here after the "
                 f"release deployed now; `afterparty rollback --release {release.release}`")
 
@@ -88,13 +136,14 @@ def _add_workers(session: Session, rows: list[TaskStatus]) -> None:
     """Who runs the few running rows, and whether they still do: ``running on worker <host>``
     for a task sent to a worker (its last attempt's host); ``its worker is gone`` or ``its
     runner is gone`` when nobody holds its lease (or the environment lock) any more."""
-    from afterparty.lease import lock_name
-    from afterparty.states import Action
-
     prefix = session.settings.table_prefix
+    running = State.RUNNING.value
     for row in rows:
-        if row.state != State.RUNNING.value:
+        if row.state != running:
             continue
+        from afterparty.lease import lock_name  # only for a running task: most lists have none
+        from afterparty.states import Action
+
         attempts = session.recorder.read_attempts(row.version)
         on_worker = bool(attempts) and any(a.action == Action.ENQUEUE.value for a in attempts)
         where = f"{attempts[-1].host}, pid {attempts[-1].pid}" if attempts else "unknown"
@@ -111,15 +160,17 @@ def _add_workers(session: Session, rows: list[TaskStatus]) -> None:
 
 def _add_progress(session: Session, rows: dict[str, TaskStatus], version: str | None = None) -> None:
     """Long tasks' progress and checkpoints, into their rows (one query each)."""
-    import json
-
     recorder = session.recorder
     for found, progress in recorder.read_progress(version).items():
         if found in rows:
             rows[found].progress = progress.shown()
-    for found, checkpoint in recorder.read_checkpoints(version).items():
-        if found in rows:
-            rows[found].checkpoint = json.loads(checkpoint)
+    checkpoints = recorder.read_checkpoints(version)
+    if checkpoints:
+        import json
+
+        for found, checkpoint in checkpoints.items():
+            if found in rows:
+                rows[found].checkpoint = json.loads(checkpoint)
 
 
 def _task_files(session: Session, problems: list[str] | None) -> list[TaskFile]:
@@ -132,25 +183,45 @@ def _task_files(session: Session, problems: list[str] | None) -> list[TaskFile]:
     return files
 
 
-def _records(session: Session) -> dict[str, Record]:
-    """The records; none, without creating it, where the SQLite file does not exist yet."""
+# Records read by version in one query, a placeholder each, up to this many; beyond, all of them.
+_RECORDS_BY_VERSION = 500
+
+
+def _records(session: Session, versions: list[str] | None = None) -> dict[str, Record]:
+    """The records (of ``versions``); none, without creating it, where the SQLite file does not
+    exist yet."""
     if session.missing_database_file is not None:
         return {}
-    return session.recorder.read_records()
+    if versions is not None and len(versions) > _RECORDS_BY_VERSION:
+        versions = None
+    return session.recorder.read_records(versions)
 
 
-def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
+def _stored_states(session: Session) -> dict[str, State]:
+    """The records' states, as _records."""
+    if session.missing_database_file is not None:
+        return {}
+    return session.recorder.read_stored_states()
+
+
+def _folder(session: Session) -> str:
+    """The tasks directory as the start of its files' paths (the one directory of a listing:
+    a path is made of it and a file's name, ten thousand times faster than joined)."""
+    return os.path.join(session.settings.tasks_dir, "")
+
+
+def _status_row(version: str, task_file: TaskFile | None, record: Record | None, folder: str,
                 here: tuple[str, str], states: dict[str, State]) -> TaskStatus:
-    """``here``: the environment and the project's root (for a task file only an import tells
-    about)."""
-    state = state_of(record.state if record else None)
-    path = task_file.path if task_file else None  # joined once: status may list ten thousand
+    """``folder``: the task file's directory (_folder); ``here``: the environment and the
+    project's root (for a task file only an import tells about)."""
+    state = states[version] if record is not None else State.PENDING
+    path = f"{folder}{task_file.label}.py" if task_file is not None else None  # TaskFile.path
     facts, modified = _file_facts(path, record if state is not State.PENDING else None)
     description = facts.description if facts else ""
     return TaskStatus(
         version=version,
         name=task_file.name if task_file else record.name if record else "",
-        state=state.value,
+        state=record.state if record else state.value,  # the same word, read faster
         description=description or (record.description or "" if record else ""),
         attempts=record.attempts if record else 0,
         last_run_at=record.last_started_at if record else None,
@@ -159,15 +230,14 @@ def _status_row(version: str, task_file: TaskFile | None, record: Record | None,
         file_missing=task_file is None,
         modified=modified,
         path=path,
-        reason=_reason(here, task_file, facts, record, states),
+        reason=None if state in DONE else _reason(here, task_file, facts, record, state, states),
     )
 
 
 def _file_facts(path: str | None, record: Record | None) -> tuple[SourceFacts | None, bool]:
     """What a task file says and whether it changed since its record's last attempt; an
-    unchanged file (same size and time as recorded) is not read, and says nothing new."""
-    from afterparty.facts import is_modified, read_source_facts
-
+    unchanged file (same size and time as recorded) is not read, and says nothing new: one
+    stat per task file with a record, all that ``status`` adds to the no-op ``run``."""
     if path is None:
         return None, False
     if record is not None and record.checksum:
@@ -178,21 +248,21 @@ def _file_facts(path: str | None, record: Record | None) -> tuple[SourceFacts | 
 
 
 def _reason(here: tuple[str, str], task_file: TaskFile | None, facts: SourceFacts | None,
-            record: Record | None, states: dict[str, State]) -> str | None:
+            record: Record | None, state: State, states: dict[str, State]) -> str | None:
     """Why a pending task is not running: not meant for here (planner.meant_for_here, as
-    ``run`` decides it), or what it waits for."""
+    ``run`` decides it), or what it waits for; never asked of a task done (most rows of a long
+    history: nothing to wait for)."""
     if record is None:
         from afterparty.planner import meant_for_here
 
         if task_file is not None and facts is not None and not meant_for_here(task_file, *here):
             return "not for this environment"
         return None
-    state = state_of(record.state)
     if state is State.AWAITING:
         return f"awaits confirmation: afterparty confirm {record.version}"
     if state is State.PAUSED:
         return f"paused: afterparty resume {record.version} goes on from its checkpoint"
-    if record.waiting_reason and not state.is_done:
+    if record.waiting_reason:
         from afterparty.planner import reason_now
 
         now = reason_now(record.waiting_reason, states)
@@ -210,7 +280,7 @@ def task_history(session: Session, wanted: str,
     records = _records(session)
     found = find_tasks(files, records, [wanted])[0]
     row = _status_row(found.version, found.task_file, records.get(found.version),
-                      (session.settings.environment, session.settings.project_root),
+                      _folder(session), (session.settings.environment, session.settings.project_root),
                       {version: state_of(record.state) for version, record in records.items()})
     if session.missing_database_file is not None:
         return row, []

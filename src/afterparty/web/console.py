@@ -64,21 +64,23 @@ class Console:
             return row.reason
         return for_command(row.reason, settings.command)
 
-    async def read_environments(self) -> list[EnvironmentStatus]:
+    async def read_environments(self, overview: bool = False) -> list[EnvironmentStatus]:
         """Every environment, read side by side, each within the deadline: a slow or unreachable
-        database holds up no other environment and no page for longer than the deadline."""
-        return list(await asyncio.gather(*(self._read_within_deadline(name)
+        database holds up no other environment and no page for longer than the deadline. With
+        ``overview``, only the rows the overview lists (environments.read_environment)."""
+        return list(await asyncio.gather(*(self._read_within_deadline(name, overview)
                                            for name in self.config.environments)))
 
-    async def _read_within_deadline(self, name: str) -> EnvironmentStatus:
+    async def _read_within_deadline(self, name: str, overview: bool) -> EnvironmentStatus:
         """One environment's read, or, past the deadline, what was last read of it (or only
         that it has not answered): the read goes on, and the next page shows what it found."""
-        reading = self._reads.read(name)
+        reading = self._reads.read(name, overview)
         try:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(reading)),
                                           self.config.deadline)
         except asyncio.TimeoutError:
-            return self._reads.late(name, self.config.deadline, self.config.database_of(name))
+            return self._reads.late(name, overview, self.config.deadline,
+                                    self.config.database_of(name))
 
     async def within_deadline(self, read: Callable[..., T], *args: Any) -> tuple[T | None, str | None]:
         """``read(*args)`` on a thread, and what it found, or why it found nothing (a database
@@ -124,35 +126,53 @@ class Console:
 class EnvironmentReads:
     """The reads of environments under way, one at most per environment (a page asking while
     one is under way waits for that one: an unreachable database never ties up a thread per
-    page), and what each last found."""
+    page), and what each last found. An overview's read (some rows) serves the overview only:
+    a page that needs every row waits for it to end, then reads again."""
 
     def __init__(self, config: WebConfig) -> None:
         self.config = config
         self._threads = ThreadPoolExecutor(max_workers=len(config.environments),
                                            thread_name_prefix="afterparty-web-read")
-        self._under_way: dict[str, Future[EnvironmentStatus]] = {}
-        self._last: dict[str, tuple[datetime, EnvironmentStatus]] = {}
+        # Each environment's read under way, and whether it reads the overview's rows only.
+        self._under_way: dict[str, tuple[Future[EnvironmentStatus], bool]] = {}
+        self._last: dict[tuple[str, bool], tuple[datetime, EnvironmentStatus]] = {}
         self._guard = threading.Lock()
 
-    def read(self, name: str) -> Future[EnvironmentStatus]:
-        """The read of ``name`` under way, or a new one."""
+    def read(self, name: str, overview: bool) -> Future[EnvironmentStatus]:
+        """The read of ``name`` under way (if it reads what is asked), or a new one, started
+        once the one under way ends."""
         with self._guard:
-            reading = self._under_way.get(name)
-            if reading is None or reading.done():
-                reading = self._threads.submit(self._read, name)
-                self._under_way[name] = reading
-            return reading
+            reading, for_overview = self._under_way.get(name, (None, False))
+            if reading is not None and not reading.done() and (overview or not for_overview):
+                return reading
+            after: Future[EnvironmentStatus] = Future()
+            self._under_way[name] = (after, overview)
+        if reading is None or reading.done():
+            self._start(name, overview, after)
+        else:
+            reading.add_done_callback(lambda _: self._start(name, overview, after))
+        return after
 
-    def _read(self, name: str) -> EnvironmentStatus:
-        status = read_environment(self.config, name)
+    def _start(self, name: str, overview: bool, result: Future[EnvironmentStatus]) -> None:
+        def settle(reading: Future[EnvironmentStatus]) -> None:
+            error = reading.exception()
+            if error is None:
+                result.set_result(reading.result())
+            else:
+                result.set_exception(error)
+
+        self._threads.submit(self._read, name, overview).add_done_callback(settle)
+
+    def _read(self, name: str, overview: bool) -> EnvironmentStatus:
+        status = read_environment(self.config, name, overview)
         with self._guard:
-            self._last[name] = (datetime.now(timezone.utc), status)
+            self._last[name, overview] = (datetime.now(timezone.utc), status)
         return status
 
-    def late(self, name: str, deadline: float, database: str) -> EnvironmentStatus:
+    def late(self, name: str, overview: bool, deadline: float, database: str) -> EnvironmentStatus:
         """What a page shows of an environment that has not answered within ``deadline``."""
         with self._guard:
-            last = self._last.get(name)
+            last = self._last.get((name, overview))
         slow = f"no answer within {deadline:g} s"
         if last is None:
             return EnvironmentStatus(name, database, error=f"{slow}: its database is slow or "

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from afterparty.backends.url import redact
 from afterparty.errors import AfterpartyError
 from afterparty.records import Attempt
-from afterparty.report import TaskStatus, task_history, task_statuses
-from afterparty.states import State
+from afterparty.report import TaskStatus, read_listing, status_rows, task_history
+from afterparty.states import State, state_of
 from afterparty.web.config import WebConfig
 
 log = logging.getLogger("afterparty.web")
@@ -21,6 +21,9 @@ log = logging.getLogger("afterparty.web")
 # on, next, in the order it lists them.
 UNDER_WAY = (State.RUNNING, State.QUEUED)
 NEEDS_A_PERSON = (State.AWAITING, State.PAUSED, State.INTERRUPTED, State.FAILED, State.CANCELLED)
+# How many of the other tasks the overview lists (the newest: a long history is thousands of
+# tasks done, which only the matrix lists in full); those under way or needing a person, all.
+OVERVIEW_OTHERS = 50
 
 
 @dataclass
@@ -35,15 +38,18 @@ class EnvironmentStatus:
     no_records_yet: bool = False
     #: The rows are from an earlier read: this one has not answered within the deadline.
     late: str | None = None
+    #: How many tasks are in each state, every task counted (the overview's rows are only some).
+    counted: dict[str, int] = field(default_factory=dict)
+    #: How many older tasks the overview leaves out of its rows (OVERVIEW_OTHERS).
+    older: int = 0
 
     @property
     def counts(self) -> list[tuple[str, int]]:
         """How many tasks are in each state: those under way first, then those needing a person."""
-        counted = Counter(row.state for row in self.rows)
         order = [state.value for state in (*UNDER_WAY, *NEEDS_A_PERSON, State.PENDING,
                                             State.SUCCEEDED, State.SKIPPED, State.REVERTED)]
-        order += sorted(set(counted) - set(order))
-        return [(state, counted[state]) for state in order if counted[state]]
+        order += sorted(set(self.counted) - set(order))
+        return [(state, self.counted[state]) for state in order if self.counted.get(state)]
 
     @property
     def under_way(self) -> list[TaskStatus]:
@@ -70,12 +76,10 @@ class EnvironmentStatus:
         return sorted((row for row in self.rows if row.state in rank),
                       key=lambda row: (rank[row.state], row.version))
 
-    def row(self, version: str) -> TaskStatus | None:
-        return next((row for row in self.rows if row.version == version), None)
 
-
-def read_environment(config: WebConfig, name: str) -> EnvironmentStatus:
-    """Every task of one environment; an unreachable database becomes the error to show. A
+def read_environment(config: WebConfig, name: str, overview: bool = False) -> EnvironmentStatus:
+    """Every task of one environment (with ``overview``, the rows of those the overview lists
+    only, and every task counted); an unreachable database becomes the error to show. A
     refused connection is tried again for half the page's deadline only: then the page says why."""
     try:
         session = config.open_session(name, min(config.connect_timeout, config.deadline / 2))
@@ -83,7 +87,13 @@ def read_environment(config: WebConfig, name: str) -> EnvironmentStatus:
         return EnvironmentStatus(name, config.database_of(name), error=redact(str(exc)))
     status = EnvironmentStatus(name, session.url.redacted)
     try:
-        status.rows = [without_secrets(row) for row in task_statuses(session, status.problems)]
+        listing = read_listing(session, status.problems, records=not overview)
+        versions = listing.versions()
+        states = [listing.state(version) for version in versions]
+        status.counted = {state.value: count for state, count in Counter(states).items()}
+        if overview:
+            versions, status.older = overview_versions(versions, states)
+        status.rows = [without_secrets(row) for row in status_rows(session, listing, versions)]
         status.no_records_yet = session.missing_database_file is not None
     except AfterpartyError as exc:
         status.error = redact(str(exc))
@@ -93,6 +103,29 @@ def read_environment(config: WebConfig, name: str) -> EnvironmentStatus:
     finally:
         session.close()
     return status
+
+
+def overview_versions(versions: list[str], states: list[State]) -> tuple[list[str], int]:
+    """The tasks the overview lists, in version order (``states``: theirs): every one under way
+    or needing a person, and the newest OVERVIEW_OTHERS of the others; and how many others it
+    leaves out."""
+    listed = {*UNDER_WAY, *NEEDS_A_PERSON}
+    others = [version for version, state in zip(versions, states, strict=True) if state not in listed]
+    newest = set(others[-OVERVIEW_OTHERS:])
+    return ([version for version, state in zip(versions, states, strict=True)
+             if state in listed or version in newest], len(others) - len(newest))
+
+
+def overview_rows(status: EnvironmentStatus) -> EnvironmentStatus:
+    """An environment as the overview lists it, from a read of every row too (a page that
+    joined the read of another page, the matrix's or the API's)."""
+    versions, older = overview_versions([row.version for row in status.rows],
+                                        [state_of(row.state) for row in status.rows])
+    if not older:
+        return status
+    listed = set(versions)
+    return replace(status, rows=[row for row in status.rows if row.version in listed],
+                   older=status.older + older)
 
 
 def read_task(config: WebConfig, name: str, version: str) -> tuple[TaskStatus, list[Attempt]]:
@@ -118,11 +151,23 @@ def read_history(config: WebConfig, name: str, limit: int, person: str | None,
         session.close()
 
 
+# The fields of a status row that may hold any text (a task's, a person's, a directory's); the
+# others hold what afterparty writes: a version, a task name, a state, times, counts and flags.
+_ANY_TEXT = ("description", "last_error", "path", "reason", "progress", "checkpoint")
+
+
 def without_secrets(row: TaskStatus) -> TaskStatus:
     """A status row with every password hidden in every text it holds (description, error,
     reason, progress note, checkpoint), as the command line hides them in what it prints: the
-    console shows task output to people who may never see a password, read-only users too."""
-    return replace(row, **{f.name: hidden(getattr(row, f.name)) for f in fields(row)})
+    console shows task output to people who may never see a password, read-only users too.
+    The row itself when it holds none (ten thousand rows are not copied)."""
+    hiding = {}
+    for name in _ANY_TEXT:
+        value = getattr(row, name)
+        shown = hidden(value)
+        if shown != value:
+            hiding[name] = shown
+    return replace(row, **hiding) if hiding else row
 
 
 def attempt_without_secrets(attempt: Attempt) -> Attempt:
@@ -149,8 +194,9 @@ def matrix(environments: list[EnvironmentStatus]) -> list[tuple[str, str, list[T
     for environment in environments:
         for row in environment.rows:
             names.setdefault(row.version, row.name)
-    return [(version, names[version], [env.row(version) if env.error is None else None
-                                       for env in environments])
+    by_version = [{row.version: row for row in env.rows} if env.error is None else {}
+                  for env in environments]  # a look-up per cell: ten thousand rows are no scan
+    return [(version, names[version], [rows.get(version) for rows in by_version])
             for version in sorted(names)]
 
 

@@ -22,6 +22,7 @@ from afterparty.web.console import Console
 from afterparty.web.environments import (
     UNDER_WAY,
     matrix,
+    overview_rows,
     read_history,
     read_releases,
     read_task,
@@ -50,7 +51,8 @@ async def releases(console: Console, request: Request, user: User) -> Response:
 
 
 async def overview(console: Console, request: Request, user: User) -> Response:
-    environments = await console.read_environments()
+    environments = [overview_rows(environment)
+                    for environment in await console.read_environments(overview=True)]
     return console.render(request, "overview.html", user, environments=environments,
                           moving=any(environment.moving for environment in environments))
 
