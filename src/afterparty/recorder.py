@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, NoReturn, ParamSpec, TypeVar
 
 from afterparty.backends.base import Database, MissingTableError, Row
 from afterparty.errors import DatabaseError, LockLostError, StateChanged
@@ -275,6 +275,23 @@ class Recorder:
         self._check_fence(fence)
         self.database.commit()
 
+    def commit_with_checkpoint(self, fence: Fence, version: str, checkpoint: str, now: str) -> None:
+        """Keep a long task's checkpoint (JSON text) and commit the open transaction, if ``fence``
+        is still the current one (``commit``): a batch's bookkeeping in one statement, for the
+        checkpoint is written only while the epoch's row, read with ``commit``'s locking read,
+        still holds the fence's epoch. No row written: the task's first checkpoint, or a lost
+        fence, told apart the long way."""
+        if not self.database.execute(
+                f"UPDATE {self.checkpoints_table} SET checkpoint = %s, saved_at = %s "
+                f"WHERE version = %s AND EXISTS (SELECT 1 FROM {self.meta_table} "
+                f"WHERE meta_key = %s AND meta_value = %s{self.database.dialect.locking_read})",
+                (checkpoint, now, version, fence.key, str(fence.epoch))):
+            self._check_fence(fence)
+            self.write_checkpoint(version, checkpoint, now)
+        elif not fence.lock.guards_commit():
+            self._refuse_commit(fence)
+        self.database.commit()
+
     def _check_fence(self, fence: Fence) -> None:
         """In the open transaction: LockLostError, after rolling it back, unless ``fence`` is
         still the current one (``commit``)."""
@@ -282,13 +299,17 @@ class Recorder:
             f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s"
             f"{self.database.dialect.locking_read}", (fence.key,))
         if current != [(str(fence.epoch),)] or not fence.lock.guards_commit():
-            self.database.rollback()
-            who = "runner" if fence.guard is Guard.LOCK else "worker"
-            raise LockLostError(
-                f"this {who} lost the {fence.guard.value} (its database session ended: killed, an "
-                "idle timeout, the network) and another runner took it: nothing more was "
-                "recorded and the current task's database work was rolled back; see "
-                "`afterparty status`")
+            self._refuse_commit(fence)
+
+    def _refuse_commit(self, fence: Fence) -> NoReturn:
+        """Roll the open transaction back: its writer lost ``fence``."""
+        self.database.rollback()
+        who = "runner" if fence.guard is Guard.LOCK else "worker"
+        raise LockLostError(
+            f"this {who} lost the {fence.guard.value} (its database session ended: killed, an "
+            "idle timeout, the network) and another runner took it: nothing more was "
+            "recorded and the current task's database work was rolled back; see "
+            "`afterparty status`")
 
     @contextmanager
     def writing(self, fence: Fence) -> Iterator[None]:
