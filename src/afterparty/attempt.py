@@ -66,7 +66,11 @@ class AttemptRunner:
 
         session, recorder = self.session, self.session.recorder
         session.fence_lock.check()
-        with recorder.writing(self.fence):
+        # A run's running record reaches the disk with its outcome's commit, unless the task
+        # must never repeat: a machine crash that loses it leaves the task as it was before
+        # this attempt, and it runs again, as it would once found interrupted.
+        with recorder.writing(self.fence, synced=action is not Action.RUN
+                              or task.on_interrupt == "hold"):
             checksum = file_checksum(task_file.path)
             attempt_id = recorder.record_start(
                 task_file.version, task_file.name, task.description, checksum,

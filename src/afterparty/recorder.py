@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, NoReturn, ParamSpec, TypeVar
 
 from afterparty.backends.base import Database, MissingTableError, Row
@@ -312,15 +312,18 @@ class Recorder:
             "`afterparty status`")
 
     @contextmanager
-    def writing(self, fence: Fence) -> Iterator[None]:
-        """A transaction of record writes, committed under ``fence`` (``commit``)."""
-        self.database.begin()
-        try:
-            yield
-        except BaseException:
-            self.database.rollback()
-            raise
-        self.commit(fence)
+    def writing(self, fence: Fence, synced: bool = True) -> Iterator[None]:
+        """A transaction of record writes, committed under ``fence`` (``commit``); ``synced``
+        False: the commit may be left for the next synced one to carry to disk
+        (``Connection.unsynced_commits``)."""
+        with nullcontext() if synced else self.database.connection.unsynced_commits():
+            self.database.begin()
+            try:
+                yield
+            except BaseException:
+                self.database.rollback()
+                raise
+            self.commit(fence)
 
     # --- the one writer of a state ------------------------------------------------------
 

@@ -112,6 +112,14 @@ class Connection(ABC):
             with contextlib.suppress(*self.driver_errors):
                 self.set_autocommit(True)
 
+    @contextlib.contextmanager
+    def unsynced_commits(self) -> Iterator[None]:
+        """Inside (opened between transactions): a commit need not be on disk when it returns,
+        where the database can leave it for the next commit that is to carry to disk (SQLite's
+        write-ahead log): a crash of the process loses nothing of it, a crash of the machine
+        may lose it. Elsewhere every commit is as durable as always."""
+        yield
+
     @abstractmethod
     def twin(self) -> Connection:
         """A second session to the same database in autocommit mode (the lock's own)."""
