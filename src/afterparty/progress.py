@@ -25,6 +25,8 @@ class TickerOutput(Protocol):
 
 # A task running longer than this gets the elapsed-time indicator at a terminal.
 INDICATOR_AFTER = 2.0
+# How often the tickers' thread wakes while no task runs.
+IDLE_WAKE = 1.0
 # How often a task still running says so in a log (not a terminal); tests shorten it.
 HEARTBEAT_VAR = "AFTERPARTY_HEARTBEAT_SECONDS"
 HEARTBEAT_SECONDS = 30.0
@@ -98,6 +100,8 @@ class _Watcher:
         self._changed = threading.Condition()
         self._tickers: list[Ticker] = []
         self._thread: threading.Thread | None = None
+        #: When the thread wakes next by itself: a ticker due later needs no wake-up call.
+        self._wakes_at = 0.0
 
     def follow(self, ticker: Ticker) -> None:
         with self._changed:
@@ -106,7 +110,8 @@ class _Watcher:
                 self._thread = threading.Thread(target=self._run, name="afterparty-progress",
                                                 daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            elif ticker.due() < self._wakes_at:
+                self._changed.notify()
 
     def unfollow(self, ticker: Ticker) -> None:
         # Under the condition's lock: a tick of this ticker is never under way after this.
@@ -117,10 +122,12 @@ class _Watcher:
     def _run(self) -> None:
         with self._changed:
             while True:
-                due = min((t.due() for t in self._tickers), default=None)
                 now = time.monotonic()
-                if due is None or due > now:
-                    self._changed.wait(None if due is None else due - now)
+                # Idle, it looks again within a second: sooner than any new ticker is due.
+                due = min((t.due() for t in self._tickers), default=now + IDLE_WAKE)
+                if due > now:
+                    self._wakes_at = due
+                    self._changed.wait(due - now)
                     continue
                 for ticker in list(self._tickers):
                     if ticker.due() <= now:
