@@ -43,6 +43,8 @@ class AttemptRunner:
         self.interruptions = interruptions or Interruptions()
         # A task may fork: its child must never go on as this runner (see _run_body).
         self.pid = os.getpid()
+        #: The tasks whose body held a notice (``ctx.notify``), to be sent once they succeed.
+        self.notifying: set[str] = set()
 
     @property
     def fence(self) -> Fence:
@@ -94,6 +96,8 @@ class AttemptRunner:
         started = time.monotonic()
         deadline = Deadline(task.timeout)
         raised = self._run_body(body, ctx, capture, deadline, task.atomic)
+        if ctx.notices_held:
+            self.notifying.add(task_file.version)
 
         def finish(state: State, error: str | None) -> TaskOutcome:
             try:
