@@ -8,7 +8,7 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from afterparty.backends.url import DatabaseURL
 from afterparty.errors import DatabaseError, UsageError
@@ -159,23 +159,28 @@ class DriverConnection(Connection):
     def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
         if self.placeholder != "%s":
             sql = sql.replace("%s", self.placeholder)
-        with self._explained_errors():
+        try:  # not _explained_errors(): a context manager costs every statement a little
             cursor = self.raw.cursor()
             try:
                 cursor.execute(sql, tuple(params))
                 return read(cursor)
             finally:
                 cursor.close()
+        except self.driver_errors as exc:
+            self._raise_explained(exc)
 
     @contextlib.contextmanager
     def _explained_errors(self) -> Iterator[None]:
         try:
             yield
         except self.driver_errors as exc:
-            explained = self.explain(exc)
-            if explained is exc:
-                raise
-            raise explained from exc
+            self._raise_explained(exc)
+
+    def _raise_explained(self, exc: BaseException) -> NoReturn:
+        explained = self.explain(exc)
+        if explained is exc:
+            raise exc
+        raise explained from exc
 
     def explain(self, exc: BaseException) -> BaseException:
         """The error to report for a driver's error (a driver may say too little)."""
