@@ -251,7 +251,7 @@ class Recorder:
                     f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = 'lock_holder'",
                     (holder,)):
                 self._insert_meta_if_missing("lock_holder", holder)
-        return Fence(key, epoch, guard, lock)
+        return Fence(key, epoch, guard, lock, lock.holding())
 
     def _next_epoch(self, key: str) -> int:
         """Inside a transaction: move the epoch kept under ``key`` on, and return it."""
@@ -270,7 +270,8 @@ class Recorder:
         waits for a newer holder's epoch change to commit, and blocks that change until this
         transaction ends, so no writer of an older epoch commits after a newer epoch began.
         The lock is asked too whether it still guards this database (an SQLite file replaced
-        under its holder would take the commit somewhere nobody looks).
+        under its holder would take the commit somewhere nobody looks). An OS lock held without
+        a break since the fence was taken (SQLite's) proves the epoch current without the read.
         """
         self._check_fence(fence)
         self.database.commit()
@@ -294,7 +295,10 @@ class Recorder:
 
     def _check_fence(self, fence: Fence) -> None:
         """In the open transaction: LockLostError, after rolling it back, unless ``fence`` is
-        still the current one (``commit``)."""
+        still the current one (``commit``). A lock held by this process without a break since
+        the fence was taken (SQLite's file lock) proves it without a read."""
+        if fence.holding is not None and fence.lock.holding() == fence.holding:
+            return
         current = self.database.query(
             f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s"
             f"{self.database.dialect.locking_read}", (fence.key,))

@@ -301,3 +301,5 @@ class Fence:
     epoch: int
     guard: Guard
     lock: DatabaseLock = field(compare=False, repr=False)
+    #: Which holding of ``lock`` took the epoch, when the lock can tell (``DatabaseLock.holding``).
+    holding: int | None = field(default=None, compare=False, repr=False)

@@ -46,6 +46,14 @@ class DatabaseLock(ABC):
         """Whether nobody holds it, asked without taking it (a look must never stand in the way
         of a runner or worker taking it at that moment)."""
 
+    def holding(self) -> int | None:
+        """Which holding of the lock this is (a number that changes each time it is taken), when
+        this process can tell without asking the database that it has held the lock without a
+        break since then, and that the lock still guards this database: an OS lock it holds
+        itself (SQLite's file lock). None otherwise: a server's lock may be lost with its
+        session, which only the database can tell (in the commit's transaction)."""
+        return None
+
     def guards_commit(self) -> bool:
         """Whether a commit made now still lands in the database this lock guards; asked just
         before each fenced commit, so it costs no round trip. A lock a server keeps for a

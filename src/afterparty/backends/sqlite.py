@@ -373,6 +373,8 @@ class FileLock(DatabaseLock):
         self.offset = LOCK_REGION + int.from_bytes(digest, "big")
         self._fd: int | None = None
         self._held = False
+        #: How many times this lock was taken (``holding``).
+        self._takings = 0
 
     def try_acquire(self) -> bool:
         if self._fd is None:
@@ -386,7 +388,13 @@ class FileLock(DatabaseLock):
         except (BlockingIOError, PermissionError):
             return False
         self._held = True
+        self._takings += 1
         return True
+
+    def holding(self) -> int | None:
+        # Only this descriptor's release (or its closing) ends an OFD or flock lock: held since
+        # it was taken, no other runner or worker can have taken it, nor moved its epoch on.
+        return self._takings if self._held and self.guards_commit() else None
 
     def is_free(self) -> bool:
         import fcntl
