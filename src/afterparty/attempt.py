@@ -64,7 +64,7 @@ class AttemptRunner:
         (committed), run the body inside the task's transaction, then commit the outcome with
         the work. StoppedBySignal after recording it interrupted; LockLostError when the lock is
         no longer ours; StateChanged when someone else moved the record since it was read."""
-        from afterparty.facts import file_checksum
+        from afterparty.facts import read_with_checksum
 
         session, recorder = self.session, self.session.recorder
         session.fence_lock.check()
@@ -73,13 +73,13 @@ class AttemptRunner:
         # this attempt, and it runs again, as it would once found interrupted.
         with recorder.writing(self.fence, synced=action is not Action.RUN
                               or task.on_interrupt == "hold"):
-            checksum = file_checksum(task_file.path)
+            source, checksum = read_with_checksum(task_file.path)
             attempt_id = recorder.record_start(
                 task_file.version, task_file.name, task.description, checksum,
                 session.origin(), utc_now(), self.fence, expected, self.actor, action=action,
                 recurring=task.recurring)
             if action is Action.RUN:
-                keep_source(session, task_file, attempt_id, checksum)
+                keep_source(session, task_file, attempt_id, checksum, source)
         self.reporter.task_started(task_file, task.description)
         long_task = self._long_task(task_file, task)
         try:
@@ -403,14 +403,17 @@ class AttemptRunner:
         return lambda: self.context(task_file, 0, self.task_logger(task_file))
 
 
-def keep_source(session: Session, task_file: TaskFile, attempt_id: int, checksum: str) -> None:
-    """With the running record: the task's source as this attempt runs it, and the release, so
-    that ``rollback --release`` can run its undo step once the file is gone."""
+def keep_source(session: Session, task_file: TaskFile, attempt_id: int, checksum: str,
+                source: bytes) -> None:
+    """With the running record: the task's source as this attempt runs it (``source``, its
+    file's bytes), and the release, so that ``rollback --release`` can run its undo step once
+    the file is gone."""
     from afterparty.releases import release_records
 
-    with open(task_file.path, encoding="utf-8", errors="surrogateescape") as source:
-        release_records(session).keep_source(task_file.version, attempt_id,
-                                             session.origin().release_id, checksum, source.read())
+    # As a text file reads it: UTF-8 (odd bytes kept as surrogates), universal newlines.
+    text = source.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
+    release_records(session).keep_source(task_file.version, attempt_id,
+                                         session.origin().release_id, checksum, text)
 
 
 def describe_failure(exc: BaseException, task_file: TaskFile) -> str:

@@ -16,8 +16,14 @@ def file_checksum(path: str) -> str:
     """A task file's checksum as recorded: the SHA-256 of its bytes, then the file's size and
     modification time when it was read (``<sha256> <size>:<mtime_ns>``), so that ``status``
     can tell an unchanged file without reading it."""
+    return read_with_checksum(path)[1]
+
+
+def read_with_checksum(path: str) -> tuple[bytes, str]:
+    """A task file's bytes, and its checksum (``file_checksum``) from that one reading."""
     with open(path, "rb") as fh:
-        return _checksum(fh, fh.read())
+        source = fh.read()
+        return source, _checksum(fh, source)
 
 
 class SourceFacts:
