@@ -133,9 +133,11 @@ def fresh_database(url: str) -> tuple[str, object]:
 def report(backend: str, figures: dict[str, float]) -> str:
     bookkeeping_1 = figures["batch_1"] - figures["plain_1"]
     share = (figures["batch_1000"] - figures["plain_1000"]) / figures["batch_1000"]
+    times = "\u00d7"  # the multiplication sign
     return (f"| {backend} | {figures['insert'] * 1e6:,.0f} µs "
-            f"| {figures['progress'] * 1e6:,.1f} µs ({figures['progress'] / figures['insert']:.2f}×) "
-            f"| {bookkeeping_1 * 1e6:,.0f} µs ({bookkeeping_1 / figures['insert']:.2f}×) "
+            f"| {figures['progress'] * 1e6:,.1f} µs "
+            f"({figures['progress'] / figures['insert']:.2f}{times}) "
+            f"| {bookkeeping_1 * 1e6:,.0f} µs ({bookkeeping_1 / figures['insert']:.2f}{times}) "
             f"| {figures['batch_1000'] * 1e3:,.1f} ms vs {figures['plain_1000'] * 1e3:,.1f} ms "
             f"| {share * 100:.1f} % |")
 
@@ -150,7 +152,8 @@ def main() -> None:
     print("| backend | bare ctx.db insert | ctx.progress call | ctx.batch bookkeeping "
           "| a 1,000-row batch in a backfill vs a plain transaction | bookkeeping share |")
     print("|---|---:|---:|---:|---:|---:|")
-    print(report("SQLite", measure("sqlite:///{root}/records.sqlite3", rounds, singles, backfill)), flush=True)
+    sqlite = measure("sqlite:///{root}/records.sqlite3", rounds, singles, backfill)
+    print(report("SQLite", sqlite), flush=True)
     for backend, url in (("PostgreSQL", args.postgres_url), ("MariaDB", args.mysql_url)):
         if url:
             own, drop = fresh_database(url)
