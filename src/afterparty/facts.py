@@ -67,6 +67,11 @@ class SourceFacts:
         return f"SourceFacts({fields})"
 
 
+# The facts a process has read, by path, with the file's identity and stamp then: a run asks
+# for them three times (the lock-free look, the look before the lock, the decision under it).
+_read: dict[str, tuple[tuple[int, int, str], SourceFacts]] = {}
+
+
 def read_source_facts(path: str) -> SourceFacts:
     """A task file's checksum and the literal options of its @task, without running it.
 
@@ -74,7 +79,24 @@ def read_source_facts(path: str) -> SourceFacts:
     bind afterparty's ``task`` (``from afterparty import task as t``, ``import afterparty as ap``)
     and the decorators of functions and classes. A file that does not parse is not literal; its
     import reports the problem. Never raises for the file's contents (only for reading it).
+    Read again only when the file's identity, size or modification time changed since this
+    process read it (never for a file written moments before: see ``_checksum``).
     """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return _parse_source_facts(path)  # opening it says what is wrong
+    identity = (stat.st_dev, stat.st_ino, _stamp(stat))
+    kept = _read.get(path)
+    if kept is not None and kept[0] == identity:
+        return kept[1]
+    facts = _parse_source_facts(path)
+    if facts.checksum.endswith(f" {identity[2]}"):  # stamped, and as the file is now
+        _read[path] = (identity, facts)
+    return facts
+
+
+def _parse_source_facts(path: str) -> SourceFacts:
     import ast
 
     with open(path, "rb") as fh:
