@@ -341,6 +341,10 @@ class Recorder:
             raise MoveRefused(f"the {by.value} may not move task {version} from {expected} to "
                               f"{to} under the {fence.guard.value}")
         values: dict[str, Any] = {"state": to.value, **columns}
+        absent = self.database.dialect.unless_version_exists
+        if expected is State.PENDING and absent is not None and self._insert_record(
+                version, values, absent):
+            return  # no record yet (most pending tasks have none): the move is its first row
         sets: list[str] = []
         params: list[Any] = []
         for column, value in values.items():
@@ -361,11 +365,15 @@ class Recorder:
             raise StateChanged(
                 f"task {version} is {now} now, not {expected} as it was read: someone else changed "
                 "it meanwhile, and nothing was changed; look at it again (`afterparty status`)")
+        self._insert_record(version, values)
+
+    def _insert_record(self, version: str, values: dict[str, Any], suffix: str = "") -> int:
+        """A task's first record, holding ``values`` (a Computed's value for a new record)."""
         first = {"attempts": 0, **{c: v.first if isinstance(v, Computed) else v
                                    for c, v in values.items()}}
-        self.database.execute(
+        return self.database.execute(
             f"INSERT INTO {self.tasks_table} (version, {', '.join(first)}) "
-            f"VALUES (%s{', %s' * len(first)})", (version, *first.values()))
+            f"VALUES (%s{', %s' * len(first)}){suffix}", (version, *first.values()))
 
     # --- writing (inside a transaction; ``commit`` ends it) -----------------------------
 

@@ -259,6 +259,10 @@ class Dialect(ABC):
     #: Appended to a SELECT that must read the newest committed row and lock it until the
     #: transaction ends (the lock fence); SQLite's single writer needs nothing.
     locking_read: ClassVar[str] = " FOR UPDATE"
+    #: Appended to an INSERT into a records table keyed by ``version``: it inserts nothing where
+    #: a row of that version exists (its row count says which). None where the database has no
+    #: such clause that ignores nothing else (MySQL's INSERT IGNORE ignores every error).
+    unless_version_exists: ClassVar[str | None] = " ON CONFLICT (version) DO NOTHING"
     #: DDL commits the open transaction by itself (MySQL/MariaDB): a task that runs it is
     #: not atomic, and that is not the task's fault.
     ddl_commits_implicitly: ClassVar[bool] = False

@@ -81,9 +81,14 @@ class SQLite3Connection(DriverConnection):
         return done
 
     def begin(self) -> None:
-        with self._explained_errors():
-            self._in_turn(lambda: self.raw.execute("BEGIN IMMEDIATE"))
+        try:  # as _explained_errors() does, without a context manager: a batch begins here
+            self._in_turn(self._begin_immediate)
+        except self.driver_errors as exc:
+            self._raise_explained(exc)
         self._writing = True
+
+    def _begin_immediate(self) -> None:
+        self.raw.execute("BEGIN IMMEDIATE")
 
     def begin_task(self) -> None:
         with self._explained_errors():
@@ -208,6 +213,9 @@ def describe_process(pid: int) -> str:
 class SQLite(Dialect):
     name = "sqlite"
     locking_read = ""
+    # An upsert clause from SQLite 3.24 on; before it, only INSERT OR IGNORE, which ignores more.
+    unless_version_exists = (" ON CONFLICT (version) DO NOTHING"
+                             if sqlite3.sqlite_version_info >= (3, 24) else None)
     column_types: ClassVar[dict[str, str]] = {
         "key": "TEXT",
         "text": "TEXT",
