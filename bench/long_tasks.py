@@ -15,7 +15,9 @@ records' own database:
   progress report, against the same batches in plain ``BEGIN``/``COMMIT`` transactions: the
   share of bookkeeping in a batch, which the project keeps under 5 %.
 
-Each figure is the median of several rounds, the contenders taking turns within a round.
+Each figure is the median of several rounds. Within a round the contenders take turns one batch
+(or insert) at a time, and the share is the median of the shares of those pairs: a change of
+the machine's load meets both contenders alike.
 """
 
 from __future__ import annotations
@@ -43,40 +45,53 @@ def plain(ctx, rows):
     cursor.execute("COMMIT")
 
 
+def timed(work):
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
 @task(description="bookkeeping benchmark", atomic=False)
 def run(ctx):
     ctx.db.execute("CREATE TABLE bench_rows (batch INTEGER, n INTEGER)")
     per = {{"insert": [], "progress": [], "batch_1": [], "plain_1": [], "batch_1000": [],
-           "plain_1000": []}}
+           "plain_1000": [], "share": []}}
     big = [(0, n) for n in range(BIG)]
+    step = iter(range(10 ** 9))
+
+    def insert_one():
+        ctx.db.execute("INSERT INTO bench_rows (batch, n) VALUES (%s, %s)", (1, next(step)))
+
+    def batch_of(rows):
+        def work():
+            with ctx.batch(checkpoint=next(step)):
+                ctx.db.executemany("INSERT INTO bench_rows (batch, n) VALUES (%s, %s)", rows)
+            ctx.progress(next(step), total=10 ** 9)
+        return work
+
+    def pairs(first, second, count):
+        # Taking turns one batch at a time (each first on every other turn), so that a change
+        # of the machine's load meets both alike.
+        times = [], []
+        for i in range(count):
+            order = (0, 1) if i % 2 else (1, 0)
+            for which in order:
+                times[which].append(timed((first, second)[which]))
+        return times
+
     for r in range(ROUNDS):
-        t = time.perf_counter()
-        for i in range(SINGLES):
-            ctx.db.execute("INSERT INTO bench_rows (batch, n) VALUES (%s, %s)", (r, i))
-        per["insert"].append((time.perf_counter() - t) / SINGLES)
+        per["insert"].append(statistics.median(timed(insert_one) for _ in range(SINGLES)))
         t = time.perf_counter()
         for i in range(SINGLES * 10):
             ctx.progress(r * SINGLES * 10 + i, total=ROUNDS * SINGLES * 10)
         per["progress"].append((time.perf_counter() - t) / (SINGLES * 10))
-        t = time.perf_counter()
-        for i in range(SINGLES):
-            with ctx.batch(checkpoint=i):
-                ctx.db.execute("INSERT INTO bench_rows (batch, n) VALUES (%s, %s)", (r, i))
-        per["batch_1"].append((time.perf_counter() - t) / SINGLES)
-        t = time.perf_counter()
-        for i in range(SINGLES):
-            plain(ctx, [(r, i)])
-        per["plain_1"].append((time.perf_counter() - t) / SINGLES)
-        t = time.perf_counter()
-        for b in range(BACKFILL):
-            with ctx.batch(checkpoint=b):
-                ctx.db.executemany("INSERT INTO bench_rows (batch, n) VALUES (%s, %s)", big)
-            ctx.progress(b + 1, total=BACKFILL)
-        per["batch_1000"].append((time.perf_counter() - t) / BACKFILL)
-        t = time.perf_counter()
-        for b in range(BACKFILL):
-            plain(ctx, big)
-        per["plain_1000"].append((time.perf_counter() - t) / BACKFILL)
+        batch, bare = pairs(batch_of([(1, 0)]), lambda: plain(ctx, [(1, 0)]), SINGLES)
+        per["batch_1"].append(statistics.median(batch))
+        per["plain_1"].append(statistics.median(bare))
+        batch, bare = pairs(batch_of(big), lambda: plain(ctx, big), BACKFILL)
+        per["batch_1000"].append(statistics.median(batch))
+        per["plain_1000"].append(statistics.median(bare))
+        per["share"].append(statistics.median((b - p) / b for b, p in zip(batch, bare)))
     print("BENCH " + json.dumps({{k: statistics.median(v) for k, v in per.items()}}))
 '''
 
@@ -132,10 +147,12 @@ def fresh_database(url: str) -> tuple[str, object]:
 
 def report(backend: str, figures: dict[str, float]) -> str:
     bookkeeping_1 = figures["batch_1"] - figures["plain_1"]
-    share = (figures["batch_1000"] - figures["plain_1000"]) / figures["batch_1000"]
+    share = figures["share"]
+    times = "\u00d7"  # the multiplication sign
     return (f"| {backend} | {figures['insert'] * 1e6:,.0f} µs "
-            f"| {figures['progress'] * 1e6:,.1f} µs ({figures['progress'] / figures['insert']:.2f}×) "
-            f"| {bookkeeping_1 * 1e6:,.0f} µs ({bookkeeping_1 / figures['insert']:.2f}×) "
+            f"| {figures['progress'] * 1e6:,.1f} µs "
+            f"({figures['progress'] / figures['insert']:.2f}{times}) "
+            f"| {bookkeeping_1 * 1e6:,.0f} µs ({bookkeeping_1 / figures['insert']:.2f}{times}) "
             f"| {figures['batch_1000'] * 1e3:,.1f} ms vs {figures['plain_1000'] * 1e3:,.1f} ms "
             f"| {share * 100:.1f} % |")
 
@@ -150,7 +167,8 @@ def main() -> None:
     print("| backend | bare ctx.db insert | ctx.progress call | ctx.batch bookkeeping "
           "| a 1,000-row batch in a backfill vs a plain transaction | bookkeeping share |")
     print("|---|---:|---:|---:|---:|---:|")
-    print(report("SQLite", measure("sqlite:///{root}/records.sqlite3", rounds, singles, backfill)), flush=True)
+    sqlite = measure("sqlite:///{root}/records.sqlite3", rounds, singles, backfill)
+    print(report("SQLite", sqlite), flush=True)
     for backend, url in (("PostgreSQL", args.postgres_url), ("MariaDB", args.mysql_url)):
         if url:
             own, drop = fresh_database(url)

@@ -43,6 +43,8 @@ class AttemptRunner:
         self.interruptions = interruptions or Interruptions()
         # A task may fork: its child must never go on as this runner (see _run_body).
         self.pid = os.getpid()
+        #: The tasks whose body held a notice (``ctx.notify``), to be sent once they succeed.
+        self.notifying: set[str] = set()
 
     @property
     def fence(self) -> Fence:
@@ -62,18 +64,22 @@ class AttemptRunner:
         (committed), run the body inside the task's transaction, then commit the outcome with
         the work. StoppedBySignal after recording it interrupted; LockLostError when the lock is
         no longer ours; StateChanged when someone else moved the record since it was read."""
-        from afterparty.facts import file_checksum
+        from afterparty.facts import read_with_checksum
 
         session, recorder = self.session, self.session.recorder
         session.fence_lock.check()
-        with recorder.writing(self.fence):
-            checksum = file_checksum(task_file.path)
+        # A run's running record reaches the disk with its outcome's commit, unless the task
+        # must never repeat: a machine crash that loses it leaves the task as it was before
+        # this attempt, and it runs again, as it would once found interrupted.
+        with recorder.writing(self.fence, synced=action is not Action.RUN
+                              or task.on_interrupt == "hold"):
+            source, checksum = read_with_checksum(task_file.path)
             attempt_id = recorder.record_start(
                 task_file.version, task_file.name, task.description, checksum,
                 session.origin(), utc_now(), self.fence, expected, self.actor, action=action,
                 recurring=task.recurring)
             if action is Action.RUN:
-                keep_source(session, task_file, attempt_id, checksum)
+                keep_source(session, task_file, attempt_id, checksum, source)
         self.reporter.task_started(task_file, task.description)
         long_task = self._long_task(task_file, task)
         try:
@@ -90,6 +96,8 @@ class AttemptRunner:
         started = time.monotonic()
         deadline = Deadline(task.timeout)
         raised = self._run_body(body, ctx, capture, deadline, task.atomic)
+        if ctx.notices_held:
+            self.notifying.add(task_file.version)
 
         def finish(state: State, error: str | None) -> TaskOutcome:
             try:
@@ -395,14 +403,17 @@ class AttemptRunner:
         return lambda: self.context(task_file, 0, self.task_logger(task_file))
 
 
-def keep_source(session: Session, task_file: TaskFile, attempt_id: int, checksum: str) -> None:
-    """With the running record: the task's source as this attempt runs it, and the release, so
-    that ``rollback --release`` can run its undo step once the file is gone."""
+def keep_source(session: Session, task_file: TaskFile, attempt_id: int, checksum: str,
+                source: bytes) -> None:
+    """With the running record: the task's source as this attempt runs it (``source``, its
+    file's bytes), and the release, so that ``rollback --release`` can run its undo step once
+    the file is gone."""
     from afterparty.releases import release_records
 
-    with open(task_file.path, encoding="utf-8", errors="surrogateescape") as source:
-        release_records(session).keep_source(task_file.version, attempt_id,
-                                             session.origin().release_id, checksum, source.read())
+    # As a text file reads it: UTF-8 (odd bytes kept as surrogates), universal newlines.
+    text = source.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
+    release_records(session).keep_source(task_file.version, attempt_id,
+                                         session.origin().release_id, checksum, text)
 
 
 def describe_failure(exc: BaseException, task_file: TaskFile) -> str:

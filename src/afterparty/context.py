@@ -263,6 +263,8 @@ class Context:
         self._session: Any = None
         self._long_task = long_task
         self._notices = notices
+        #: How many notices this body held (``notify``): they are sent once its attempt succeeds.
+        self.notices_held = 0
 
     def _running(self, what: str) -> LongTask:
         if self._long_task is None:
@@ -321,6 +323,7 @@ class Context:
             seconds = seconds_of(after, "ctx.notify(after=...)")
         if not now and self._notices is not None:
             when = self._notices.hold(message, title, required, "info", seconds)
+            self.notices_held += 1
             self.log.info("notice held %s: %s", when, message)
             return
         if seconds is not None:

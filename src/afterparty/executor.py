@@ -281,7 +281,8 @@ class Executor:
         from afterparty.graph import by_version_or_name
 
         by_key = by_version_or_name(self._every_task_file())
-        left = list(to_run)
+        left = dict.fromkeys(to_run)
+        versions_left = {f.version for f in to_run}
         progress = True
         while left and progress:
             progress = False
@@ -289,10 +290,11 @@ class Executor:
                 if stop():
                     return
                 ready = readiness(tasks[task_file.version], task_file, states, by_key,
-                                  {f.version for f in left}, context_for(task_file), self._clock)
+                                  versions_left, context_for(task_file), self._clock)
                 if ready.later:
                     continue  # depends on a task of this run that has not run yet
-                left.remove(task_file)
+                del left[task_file]
+                versions_left.discard(task_file.version)
                 progress = progress or ready.reason is None
                 yield task_file, ready
         for task_file in left:
@@ -319,7 +321,9 @@ class Executor:
                 state = self._send_to_worker(task_file, task, record, result)
             else:
                 state = run_task(runner, self.notices, task_file, task, record, result)
-                if state is State.SUCCEEDED:
+                # Notices held before this run (a runner killed before sending) are sent at its
+                # end, with every other one due.
+                if state is State.SUCCEEDED and task_file.version in runner.notifying:
                     self._send_notices(result, task_file.version)
             states[task_file.version] = state
             if state is State.INTERRUPTED and task.on_interrupt == "hold":

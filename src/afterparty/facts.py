@@ -16,8 +16,14 @@ def file_checksum(path: str) -> str:
     """A task file's checksum as recorded: the SHA-256 of its bytes, then the file's size and
     modification time when it was read (``<sha256> <size>:<mtime_ns>``), so that ``status``
     can tell an unchanged file without reading it."""
+    return read_with_checksum(path)[1]
+
+
+def read_with_checksum(path: str) -> tuple[bytes, str]:
+    """A task file's bytes, and its checksum (``file_checksum``) from that one reading."""
     with open(path, "rb") as fh:
-        return _checksum(fh, fh.read())
+        source = fh.read()
+        return source, _checksum(fh, source)
 
 
 class SourceFacts:
@@ -61,6 +67,11 @@ class SourceFacts:
         return f"SourceFacts({fields})"
 
 
+# The facts a process has read, by path, with the file's identity and stamp then: a run asks
+# for them three times (the lock-free look, the look before the lock, the decision under it).
+_read: dict[str, tuple[tuple[int, int, str], SourceFacts]] = {}
+
+
 def read_source_facts(path: str) -> SourceFacts:
     """A task file's checksum and the literal options of its @task, without running it.
 
@@ -68,7 +79,24 @@ def read_source_facts(path: str) -> SourceFacts:
     bind afterparty's ``task`` (``from afterparty import task as t``, ``import afterparty as ap``)
     and the decorators of functions and classes. A file that does not parse is not literal; its
     import reports the problem. Never raises for the file's contents (only for reading it).
+    Read again only when the file's identity, size or modification time changed since this
+    process read it (never for a file written moments before: see ``_checksum``).
     """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return _parse_source_facts(path)  # opening it says what is wrong
+    identity = (stat.st_dev, stat.st_ino, _stamp(stat))
+    kept = _read.get(path)
+    if kept is not None and kept[0] == identity:
+        return kept[1]
+    facts = _parse_source_facts(path)
+    if facts.checksum.endswith(f" {identity[2]}"):  # stamped, and as the file is now
+        _read[path] = (identity, facts)
+    return facts
+
+
+def _parse_source_facts(path: str) -> SourceFacts:
     import ast
 
     with open(path, "rb") as fh:

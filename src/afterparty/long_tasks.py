@@ -130,14 +130,16 @@ class LongTask:
             self.in_batch = True
             try:
                 yield
-                if text is not None:
-                    recorder.write_checkpoint(self.version, text, utc_now())
+                # Only while the lock (or the lease) is still ours.
+                if text is None:
+                    recorder.commit(fence)
+                else:
+                    recorder.commit_with_checkpoint(fence, self.version, text, utc_now())
             except BaseException:
                 database.rollback()
                 raise
             finally:
                 self.in_batch = False
-            recorder.commit(fence)  # only while the lock (or the lease) is still ours
         if text is not None:
             self._checkpoint_text = text
         self.stop_if_asked()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, NoReturn, ParamSpec, TypeVar
 
 from afterparty.backends.base import Database, MissingTableError
 from afterparty.errors import DatabaseError, LockLostError, StateChanged
@@ -265,7 +265,7 @@ class Recorder:
                     f"UPDATE {self.meta_table} SET meta_value = %s WHERE meta_key = 'lock_holder'",
                     (holder,)):
                 self._insert_meta_if_missing("lock_holder", holder)
-        return Fence(key, epoch, guard, lock)
+        return Fence(key, epoch, guard, lock, lock.holding())
 
     def _next_epoch(self, key: str) -> int:
         """Inside a transaction: move the epoch kept under ``key`` on, and return it."""
@@ -284,36 +284,64 @@ class Recorder:
         waits for a newer holder's epoch change to commit, and blocks that change until this
         transaction ends, so no writer of an older epoch commits after a newer epoch began.
         The lock is asked too whether it still guards this database (an SQLite file replaced
-        under its holder would take the commit somewhere nobody looks).
+        under its holder would take the commit somewhere nobody looks). An OS lock held without
+        a break since the fence was taken (SQLite's) proves the epoch current without the read.
         """
         self._check_fence(fence)
         self.database.commit()
 
+    def commit_with_checkpoint(self, fence: Fence, version: str, checkpoint: str, now: str) -> None:
+        """Keep a long task's checkpoint (JSON text) and commit the open transaction, if ``fence``
+        is still the current one (``commit``): a batch's bookkeeping in one statement, for the
+        checkpoint is written only while the epoch's row, read with ``commit``'s locking read,
+        still holds the fence's epoch. No row written: the task's first checkpoint, or a lost
+        fence, told apart the long way."""
+        if not self.database.execute(
+                f"UPDATE {self.checkpoints_table} SET checkpoint = %s, saved_at = %s "
+                f"WHERE version = %s AND EXISTS (SELECT 1 FROM {self.meta_table} "
+                f"WHERE meta_key = %s AND meta_value = %s{self.database.dialect.locking_read})",
+                (checkpoint, now, version, fence.key, str(fence.epoch))):
+            self._check_fence(fence)
+            self.write_checkpoint(version, checkpoint, now)
+        elif not fence.lock.guards_commit():
+            self._refuse_commit(fence)
+        self.database.commit()
+
     def _check_fence(self, fence: Fence) -> None:
         """In the open transaction: LockLostError, after rolling it back, unless ``fence`` is
-        still the current one (``commit``)."""
+        still the current one (``commit``). A lock held by this process without a break since
+        the fence was taken (SQLite's file lock) proves it without a read."""
+        if fence.holding is not None and fence.lock.holding() == fence.holding:
+            return
         current = self.database.query(
             f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s"
             f"{self.database.dialect.locking_read}", (fence.key,))
         if current != [(str(fence.epoch),)] or not fence.lock.guards_commit():
-            self.database.rollback()
-            who = "runner" if fence.guard is Guard.LOCK else "worker"
-            raise LockLostError(
-                f"this {who} lost the {fence.guard.value} (its database session ended: killed, an "
-                "idle timeout, the network) and another runner took it: nothing more was "
-                "recorded and the current task's database work was rolled back; see "
-                "`afterparty status`")
+            self._refuse_commit(fence)
+
+    def _refuse_commit(self, fence: Fence) -> NoReturn:
+        """Roll the open transaction back: its writer lost ``fence``."""
+        self.database.rollback()
+        who = "runner" if fence.guard is Guard.LOCK else "worker"
+        raise LockLostError(
+            f"this {who} lost the {fence.guard.value} (its database session ended: killed, an "
+            "idle timeout, the network) and another runner took it: nothing more was "
+            "recorded and the current task's database work was rolled back; see "
+            "`afterparty status`")
 
     @contextmanager
-    def writing(self, fence: Fence) -> Iterator[None]:
-        """A transaction of record writes, committed under ``fence`` (``commit``)."""
-        self.database.begin()
-        try:
-            yield
-        except BaseException:
-            self.database.rollback()
-            raise
-        self.commit(fence)
+    def writing(self, fence: Fence, synced: bool = True) -> Iterator[None]:
+        """A transaction of record writes, committed under ``fence`` (``commit``); ``synced``
+        False: the commit may be left for the next synced one to carry to disk
+        (``Connection.unsynced_commits``)."""
+        with nullcontext() if synced else self.database.connection.unsynced_commits():
+            self.database.begin()
+            try:
+                yield
+            except BaseException:
+                self.database.rollback()
+                raise
+            self.commit(fence)
 
     # --- the one writer of a state ------------------------------------------------------
 
@@ -327,6 +355,10 @@ class Recorder:
             raise MoveRefused(f"the {by.value} may not move task {version} from {expected} to "
                               f"{to} under the {fence.guard.value}")
         values: dict[str, Any] = {"state": to.value, **columns}
+        absent = self.database.dialect.unless_version_exists
+        if expected is State.PENDING and absent is not None and self._insert_record(
+                version, values, absent):
+            return  # no record yet (most pending tasks have none): the move is its first row
         sets: list[str] = []
         params: list[Any] = []
         for column, value in values.items():
@@ -347,11 +379,15 @@ class Recorder:
             raise StateChanged(
                 f"task {version} is {now} now, not {expected} as it was read: someone else changed "
                 "it meanwhile, and nothing was changed; look at it again (`afterparty status`)")
+        self._insert_record(version, values)
+
+    def _insert_record(self, version: str, values: dict[str, Any], suffix: str = "") -> int:
+        """A task's first record, holding ``values`` (a Computed's value for a new record)."""
         first = {"attempts": 0, **{c: v.first if isinstance(v, Computed) else v
                                    for c, v in values.items()}}
-        self.database.execute(
+        return self.database.execute(
             f"INSERT INTO {self.tasks_table} (version, {', '.join(first)}) "
-            f"VALUES (%s{', %s' * len(first)})", (version, *first.values()))
+            f"VALUES (%s{', %s' * len(first)}){suffix}", (version, *first.values()))
 
     # --- writing (inside a transaction; ``commit`` ends it) -----------------------------
 

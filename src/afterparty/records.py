@@ -305,10 +305,14 @@ class Fence:
     must still guard the same database. (Not a dataclass: this module is on the no-op path,
     and dataclasses costs it more than the rest of the module.)"""
 
-    __slots__ = ("epoch", "guard", "key", "lock")
+    __slots__ = ("epoch", "guard", "holding", "key", "lock")
 
-    def __init__(self, key: str, epoch: int, guard: Guard, lock: DatabaseLock) -> None:
+    def __init__(self, key: str, epoch: int, guard: Guard, lock: DatabaseLock,
+                 holding: int | None = None) -> None:
         self.key, self.epoch, self.guard, self.lock = key, epoch, guard, lock
+        #: Which holding of ``lock`` took the epoch, when the lock can tell
+        #: (``DatabaseLock.holding``).
+        self.holding = holding
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Fence) and (self.key, self.epoch, self.guard) == (

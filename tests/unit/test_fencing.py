@@ -74,3 +74,25 @@ def test_no_fence_before_taking_or_after_giving_back(tmp_path: Path) -> None:
 def test_lease_keys_are_one_to_one_and_fit_a_meta_key() -> None:
     assert lease_key("20260101000001") != lease_key("20260101000002")
     assert len(lease_key("99991231235959")) == 13
+
+
+def test_a_batch_checkpoint_commits_only_under_the_current_fence(tmp_path: Path) -> None:
+    """A batch's checkpoint and its fence check are one statement: the first checkpoint is
+    written, later ones replace it, and a holder whose epoch moved on keeps nothing of its batch."""
+    first, second, reader = holders(tmp_path / "records.sqlite3", "lock")
+    assert first.try_take("first")
+    recorder, database = first.recorder, first.recorder.database
+    for value in ("1", "2"):
+        database.begin()
+        recorder.commit_with_checkpoint(first.fence, VERSION, value, "now")
+        assert reader.read_checkpoints(VERSION) == {VERSION: value}
+    stale = first.fence
+    first.release()
+    assert second.try_take("second")
+    database.begin()
+    database.execute("CREATE TABLE batch_work (n INTEGER)")
+    with pytest.raises(LockLostError):
+        recorder.commit_with_checkpoint(stale, VERSION, "3", "now")
+    assert reader.read_checkpoints(VERSION) == {VERSION: "2"}
+    assert not database.in_transaction
+    assert reader.database.query("SELECT name FROM sqlite_master WHERE name = 'batch_work'") == []

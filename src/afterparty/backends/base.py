@@ -14,7 +14,7 @@ from afterparty.errors import DatabaseError, UsageError
 from afterparty.tuples import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Any, ClassVar, TypeVar
+    from typing import Any, ClassVar, NoReturn, TypeVar
 
     T = TypeVar("T")
     Row = tuple[Any, ...]
@@ -48,6 +48,14 @@ class DatabaseLock(ABC):
     def is_free(self) -> bool:
         """Whether nobody holds it, asked without taking it (a look must never stand in the way
         of a runner or worker taking it at that moment)."""
+
+    def holding(self) -> int | None:
+        """Which holding of the lock this is (a number that changes each time it is taken), when
+        this process can tell without asking the database that it has held the lock without a
+        break since then, and that the lock still guards this database: an OS lock it holds
+        itself (SQLite's file lock). None otherwise: a server's lock may be lost with its
+        session, which only the database can tell (in the commit's transaction)."""
+        return None
 
     def guards_commit(self) -> bool:
         """Whether a commit made now still lands in the database this lock guards; asked just
@@ -115,6 +123,14 @@ class Connection(ABC):
             with contextlib.suppress(*self.driver_errors):
                 self.set_autocommit(True)
 
+    @contextlib.contextmanager
+    def unsynced_commits(self) -> Iterator[None]:
+        """Inside (opened between transactions): a commit need not be on disk when it returns,
+        where the database can leave it for the next commit that is to carry to disk (SQLite's
+        write-ahead log): a crash of the process loses nothing of it, a crash of the machine
+        may lose it. Elsewhere every commit is as durable as always."""
+        yield
+
     @abstractmethod
     def twin(self) -> Connection:
         """A second session to the same database in autocommit mode (the lock's own)."""
@@ -154,23 +170,28 @@ class DriverConnection(Connection):
     def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
         if self.placeholder != "%s":
             sql = sql.replace("%s", self.placeholder)
-        with self._explained_errors():
+        try:  # not _explained_errors(): a context manager costs every statement a little
             cursor = self.raw.cursor()
             try:
                 cursor.execute(sql, tuple(params))
                 return read(cursor)
             finally:
                 cursor.close()
+        except self.driver_errors as exc:
+            self._raise_explained(exc)
 
     @contextlib.contextmanager
     def _explained_errors(self) -> Iterator[None]:
         try:
             yield
         except self.driver_errors as exc:
-            explained = self.explain(exc)
-            if explained is exc:
-                raise
-            raise explained from exc
+            self._raise_explained(exc)
+
+    def _raise_explained(self, exc: BaseException) -> NoReturn:
+        explained = self.explain(exc)
+        if explained is exc:
+            raise exc
+        raise explained from exc
 
     def explain(self, exc: BaseException) -> BaseException:
         """The error to report for a driver's error (a driver may say too little)."""
@@ -241,6 +262,10 @@ class Dialect(ABC):
     #: Appended to a SELECT that must read the newest committed row and lock it until the
     #: transaction ends (the lock fence); SQLite's single writer needs nothing.
     locking_read: ClassVar[str] = " FOR UPDATE"
+    #: Appended to an INSERT into a records table keyed by ``version``: it inserts nothing where
+    #: a row of that version exists (its row count says which). None where the database has no
+    #: such clause that ignores nothing else (MySQL's INSERT IGNORE ignores every error).
+    unless_version_exists: ClassVar[str | None] = " ON CONFLICT (version) DO NOTHING"
     #: DDL commits the open transaction by itself (MySQL/MariaDB): a task that runs it is
     #: not atomic, and that is not the task's fault.
     ddl_commits_implicitly: ClassVar[bool] = False

@@ -99,6 +99,7 @@ class MySQL(Dialect):
     }
     # Whatever the database's default: every character a task prints can be stored.
     table_options = " DEFAULT CHARACTER SET utf8mb4"
+    unless_version_exists = None
     ddl_commits_implicitly = True
 
     def connect(self, url: DatabaseURL, connect_timeout: float) -> Connection:

@@ -40,6 +40,10 @@ TURN_POLL = 0.0002
 WAL_WRITE_LOCK_BYTE = 120
 # SQLITE_BUSY_SNAPSHOT, the extended result code of a write refused for a stale read.
 SQLITE_BUSY_SNAPSHOT = 517
+# Statements that never wait for the write lock (a read in WAL mode, a savepoint), which
+# SQLite's own busy handler may wait for when they wait at all; and statements that take it.
+_NEVER_WAIT_FOR_WRITERS = ("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK TO")
+_WRITES = ("UPDATE", "INSERT", "DELETE")
 
 
 class SQLite3Connection(DriverConnection):
@@ -70,16 +74,24 @@ class SQLite3Connection(DriverConnection):
     _writing = False
 
     def run(self, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
-        if self._writing and self.raw.in_transaction:
+        if sql.startswith(_NEVER_WAIT_FOR_WRITERS) or (self._writing and self.raw.in_transaction):
             return super().run(sql, params, read)
         # Outside a transaction, or in a task's that has not written yet: a statement refused
         # for the write lock did nothing, and is tried again.
-        return self._in_turn(lambda: super(SQLite3Connection, self).run(sql, params, read))
+        done = self._in_turn(lambda: super(SQLite3Connection, self).run(sql, params, read))
+        if sql.startswith(_WRITES) and self.raw.in_transaction:
+            self._writing = True  # the write lock is this transaction's until it ends
+        return done
 
     def begin(self) -> None:
-        with self._explained_errors():
-            self._in_turn(lambda: self.raw.execute("BEGIN IMMEDIATE"))
+        try:  # as _explained_errors() does, without a context manager: a batch begins here
+            self._in_turn(self._begin_immediate)
+        except self.driver_errors as exc:
+            self._raise_explained(exc)
         self._writing = True
+
+    def _begin_immediate(self) -> None:
+        self.raw.execute("BEGIN IMMEDIATE")
 
     def begin_task(self) -> None:
         with self._explained_errors():
@@ -125,11 +137,34 @@ class SQLite3Connection(DriverConnection):
     def transaction_amid_autocommit(self) -> Iterator[None]:
         yield  # every transaction here begins with BEGIN IMMEDIATE
 
+    #: Whether the database file is in write-ahead-log mode (asked once).
+    _wal: bool | None = None
+
+    @contextlib.contextmanager
+    def unsynced_commits(self) -> Iterator[None]:
+        # synchronous=NORMAL in WAL mode: a commit is in the log (the OS keeps it if the process
+        # dies) and goes to disk with the next FULL commit's fsync, which syncs the whole log.
+        # Only in WAL mode: with a rollback journal, NORMAL risks more than the last commits.
+        if self._wal is None:
+            (mode,), = self.raw.execute("PRAGMA journal_mode").fetchall()
+            self._wal = str(mode).lower() == "wal"
+        if not self._wal or self.raw.in_transaction:  # changed only between transactions
+            yield
+            return
+        self.raw.execute("PRAGMA synchronous = NORMAL")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.raw.execute("PRAGMA synchronous = FULL")
+
     def commit(self) -> None:
+        self._writing = False
         if self.raw.in_transaction:
             self.raw.execute("COMMIT")
 
     def rollback(self) -> None:
+        self._writing = False
         if self.raw.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self.raw.execute("ROLLBACK")
@@ -181,6 +216,9 @@ def describe_process(pid: int) -> str:
 class SQLite(Dialect):
     name = "sqlite"
     locking_read = ""
+    # An upsert clause from SQLite 3.24 on; before it, only INSERT OR IGNORE, which ignores more.
+    unless_version_exists = (" ON CONFLICT (version) DO NOTHING"
+                             if sqlite3.sqlite_version_info >= (3, 24) else None)
     column_types: ClassVar[dict[str, str]] = {
         "key": "TEXT",
         "text": "TEXT",
@@ -346,6 +384,8 @@ class FileLock(DatabaseLock):
         self.offset = LOCK_REGION + int.from_bytes(digest, "big")
         self._fd: int | None = None
         self._held = False
+        #: How many times this lock was taken (``holding``).
+        self._takings = 0
 
     def try_acquire(self) -> bool:
         if self._fd is None:
@@ -359,7 +399,13 @@ class FileLock(DatabaseLock):
         except (BlockingIOError, PermissionError):
             return False
         self._held = True
+        self._takings += 1
         return True
+
+    def holding(self) -> int | None:
+        # Only this descriptor's release (or its closing) ends an OFD or flock lock: held since
+        # it was taken, no other runner or worker can have taken it, nor moved its epoch on.
+        return self._takings if self._held and self.guards_commit() else None
 
     def is_free(self) -> bool:
         import fcntl
