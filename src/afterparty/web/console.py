@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -137,6 +138,7 @@ class EnvironmentReads:
         self._under_way: dict[str, tuple[Future[EnvironmentStatus], bool]] = {}
         self._last: dict[tuple[str, bool], tuple[datetime, EnvironmentStatus]] = {}
         self._guard = threading.Lock()
+        _import_backends(config)
 
     def read(self, name: str, overview: bool) -> Future[EnvironmentStatus]:
         """The read of ``name`` under way (if it reads what is asked), or a new one, started
@@ -194,3 +196,16 @@ def in_project(root: str, path: str) -> str:
     """A task file's path as the project's people name it: relative to the project's root."""
     inside = os.path.relpath(path, root)
     return path if inside.startswith("..") else inside
+
+
+def _import_backends(config: WebConfig) -> None:
+    """Import each environment's backend module now, in one thread, not in two reading threads
+    at the same moment: under an import hook that parses source (pytest's assertion rewriting),
+    CPython 3.11 may fail that ("AST constructor recursion depth mismatch"). A URL that cannot
+    be read is left to the read, which reports it."""
+    from afterparty.backends import dialect_for
+    from afterparty.backends.url import parse_url
+
+    for settings in config.environments.values():
+        with contextlib.suppress(AfterpartyError):
+            dialect_for(parse_url(settings.database_url).backend)
