@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from afterparty.errors import AfterpartyError
 
-# How long the look waits for an unreachable database before the command line takes over
-# (and explains, with the connect timeout the user chose).
-CONNECT_TIMEOUT = 30.0
+# The look tries to connect once: a database that does not answer is left to the command line,
+# which keeps trying for the connect timeout the user chose and then explains (a second wait
+# here would double it).
+CONNECT_TIMEOUT = 0.0
 
 
 def nothing_to_do(flags: dict[str, str | None]) -> bool:
