@@ -245,3 +245,20 @@ def test_a_run_with_options_that_change_nothing_here_is_answered_quickly(
     assert answered
     assert (quick.code, quick.out, quick.err) == (full.code, full.out, full.err) == (
         0, "no pending tasks\n", "")
+
+
+def test_a_pyproject_broken_outside_the_table_does_not_stop_a_deploy_with_nothing_to_do(
+        sqlite_project: Project) -> None:
+    """The quick look reads only a plain [tool.afterparty] (README: the choices of that path);
+    every other command reads the whole file and says what is wrong with it."""
+    env = _all_done(sqlite_project)
+    pyproject = sqlite_project.root / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "app"\nversion = \n\n[tool.afterparty]\n'
+                         'environment = "development"\n')
+    deploy = sqlite_project.cli("run", extra_env=env)
+    assert (deploy.code, deploy.out) == (0, "no pending tasks\n"), deploy.both
+    status = sqlite_project.cli("status", extra_env=env)
+    assert status.code == 2 and "pyproject.toml is not valid TOML" in status.err
+    pyproject.write_text('[project]\nname = "app"\n\n[tool.afterparty]\nenvironment = ["development"]\n')
+    broken_table = sqlite_project.cli("run", extra_env=env)
+    assert broken_table.code == 2 and "must be a string" in broken_table.err, broken_table.both
