@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import Project, Result, wait_until
+from conftest import Project, Result, stop, wait_until
 
 NEVER_ON_THE_NO_OP_PATH = ("afterparty_tasks", "apprise", "django", "flask", "sqlalchemy",
                            "starlette", "jinja2", "celery", "afterparty.web",
@@ -262,3 +262,26 @@ def test_a_pyproject_broken_outside_the_table_does_not_stop_a_deploy_with_nothin
     pyproject.write_text('[project]\nname = "app"\n\n[tool.afterparty]\nenvironment = ["development"]\n')
     broken_table = sqlite_project.cli("run", extra_env=env)
     assert broken_table.code == 2 and "must be a string" in broken_table.err, broken_table.both
+
+
+def test_ctrl_c_while_the_quick_look_waits_for_the_database_ends_quietly(
+        sqlite_project: Project) -> None:
+    """A server that accepts the connection and never answers: Ctrl-C ends the deploy with 130
+    and no traceback, as it does in the command line."""
+    import signal
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql://deployer@127.0.0.1:{silent.getsockname()[1]}/shop"
+        runner = sqlite_project.popen("run", extra_env={"AFTERPARTY_DATABASE_URL": url})
+        try:
+            connection, _ = silent.accept()  # the look is connecting now
+            runner.send_signal(signal.SIGINT)
+            out, err = runner.communicate(timeout=60)
+            connection.close()
+        finally:
+            stop(runner)
+    assert runner.returncode == 130, (out, err)
+    assert "Traceback" not in err and out == ""

@@ -29,10 +29,13 @@ def main() -> None:
     if flags is not None:
         from afterparty.noop import nothing_to_do
 
-        if nothing_to_do(flags):
-            sys.stdout.write("no pending tasks\n")
-            sys.stdout.flush()
-            raise SystemExit(0)
+        try:
+            if nothing_to_do(flags):
+                sys.stdout.write("no pending tasks\n")
+                sys.stdout.flush()
+                raise SystemExit(0)
+        except KeyboardInterrupt:  # as the command line ends on Ctrl-C: no traceback
+            raise SystemExit(130) from None
     from afterparty.cli import main as command_line
 
     command_line()
