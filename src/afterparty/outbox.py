@@ -46,7 +46,7 @@ class NoticeHolder:
         """Keep a notice for after the commit (``after`` seconds after the release was first
         deployed here, when given); returns when it is due, in words."""
         session = self.session
-        release = session.origin().release_id
+        release = session.release()
         records = release_records(session)
         now = utc_now()
         due, when = now, "until the task succeeds"

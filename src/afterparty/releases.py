@@ -26,7 +26,7 @@ def release_clock(session: Session, record: bool = False) -> ReleaseClock:
     """The release deployed now and since when it is live here; ``record``: a ``run`` records
     its deployment first, if it is new here (or was rolled back since). Not recorded and not
     to be (a dry run), it counts as deployed now."""
-    release = session.origin().release_id
+    release = session.release()
     if release is None:
         return ReleaseClock(None, None)
     records = release_records(session)
@@ -70,7 +70,7 @@ def rolled_back_here(session: Session, present: AbstractSet[str]) -> list[Rolled
     """The releases a deploy of the release deployed now rolled back: tasks ran in them, they
     were deployed here after it, and its files lack those tasks (which ran, and were not
     reverted since)."""
-    release = session.origin().release_id
+    release = session.release()
     if release is None:
         return []
     ran_later = release_records(session).ran_later(release)

@@ -163,7 +163,7 @@ def hold_reminders(session: Session, plans: dict[str, Plan]) -> list[Reminder]:
     if not due:
         return []
     keeper, fence, now = release_records(session), session.lock.fence, utc_now()
-    release = session.origin().release_id
+    release = session.release()
     with session.recorder.writing(fence):
         for reminder in due:
             keeper.hold_notice(reminder.version, None, release, reminder.purpose,

@@ -96,6 +96,13 @@ class Session:
             self.database.rollback()
             self.lock.release()
 
+    def release(self) -> str | None:
+        """The release deployed now, as the records keep it (no host or user asked: ``status``
+        and the no-op look need only this of the origin)."""
+        if self._origin is not None:
+            return self._origin.release_id
+        return storable(detect_release(self.settings), NAME_LIMIT)
+
     def origin(self) -> Origin:
         """Who and where: stored with every attempt."""
         if self._origin is None:
@@ -110,7 +117,7 @@ class Session:
                 user = str(os.getuid())
             self._origin = Origin(
                 host=socket.gethostname(), pid=os.getpid(), username=user,
-                release_id=storable(detect_release(self.settings), NAME_LIMIT),
+                release_id=self.release(),
                 environment=self.settings.environment, tool_version=__version__,
             )
         return self._origin
