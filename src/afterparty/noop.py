@@ -3,6 +3,8 @@ without the command line, so that the no-op deploy imports only what the look ne
 
 from __future__ import annotations
 
+import os
+
 from afterparty.errors import AfterpartyError
 
 # The look tries to connect once: a database that does not answer is left to the command line,
@@ -24,7 +26,7 @@ def nothing_to_do(flags: dict[str, str | None]) -> bool:
     try:
         settings = load_settings(flags, quick=True)
         url = parse_url(settings.database_url, settings.database_url_source)
-        if url.backend == "sqlite" and not _exists(url.database):
+        if url.backend == "sqlite" and not os.path.exists(url.database):
             return False  # no records yet: everything is pending
         database = open_database(url, CONNECT_TIMEOUT)
     except (AfterpartyError, OSError):
@@ -44,9 +46,3 @@ def nothing_to_do(flags: dict[str, str | None]) -> bool:
         return False
     finally:
         database.close()
-
-
-def _exists(path: str) -> bool:
-    import os
-
-    return os.path.exists(path)

@@ -117,8 +117,8 @@ def _add_rolled_back(session: Session, rows: dict[str, TaskStatus],
         for version, _ in release.tasks:
             if version in rows:
                 rows[version].reason = (
-                f"rolled back: it ran in release {release.release}, deployed here after the "
-                f"release deployed now; `afterparty rollback --release {release.release}`")
+                    f"rolled back: it ran in release {release.release}, deployed here after the "
+                    f"release deployed now; `afterparty rollback --release {release.release}`")
 
 
 def _add_held_notices(session: Session, rows: dict[str, TaskStatus]) -> None:
