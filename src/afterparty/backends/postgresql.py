@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 import re
 import socket
@@ -232,6 +231,8 @@ class AdvisoryLock(SessionLock):
     )
 
     def __init__(self, database: Database, prefix: str) -> None:
+        import hashlib  # only a run that takes the lock needs it (not the no-op look)
+
         (schema,), = database.query("SELECT current_schema()")
         database.rollback()
         identity = f"afterparty|{database.url.database}|{schema}|{prefix}".encode()
