@@ -232,7 +232,8 @@ class LongTask:
 
 def _as_json(value: Any) -> str:
     try:
-        text = json.dumps(value)
+        # An int (a backfill's usual cursor) as json.dumps writes it, without its machinery.
+        text = str(value) if type(value) is int else json.dumps(value)
     except (TypeError, ValueError) as exc:
         raise LongTaskError(f"a checkpoint is a JSON value (numbers, strings, lists, dicts): {exc}") \
             from None

@@ -295,23 +295,35 @@ class Recorder:
         is still the current one (``commit``): a batch's bookkeeping in one statement, for the
         checkpoint is written only while the epoch's row, read with ``commit``'s locking read,
         still holds the fence's epoch. No row written: the task's first checkpoint, or a lost
-        fence, told apart the long way."""
-        if not self.database.execute(
-                f"UPDATE {self.checkpoints_table} SET checkpoint = %s, saved_at = %s "
-                f"WHERE version = %s AND EXISTS (SELECT 1 FROM {self.meta_table} "
-                f"WHERE meta_key = %s AND meta_value = %s{self.database.dialect.locking_read})",
-                (checkpoint, now, version, fence.key, str(fence.epoch))):
+        fence, told apart the long way. Under a lock that proves the epoch current (``commit``:
+        SQLite's, held without a break) the checkpoint is written without the epoch's read."""
+        update = (f"UPDATE {self.checkpoints_table} SET checkpoint = %s, saved_at = %s "
+                  "WHERE version = %s")
+        if self._proven(fence):
+            written = self.database.execute(update, (checkpoint, now, version))
+        else:
+            written = self.database.execute(
+                f"{update} AND EXISTS (SELECT 1 FROM {self.meta_table} WHERE meta_key = %s AND "
+                f"meta_value = %s{self.database.dialect.locking_read})",
+                (checkpoint, now, version, fence.key, str(fence.epoch)))
+            if written and not fence.lock.guards_commit():
+                self._refuse_commit(fence)
+        if not written:
             self._check_fence(fence)
             self.write_checkpoint(version, checkpoint, now)
-        elif not fence.lock.guards_commit():
-            self._refuse_commit(fence)
         self.database.commit()
+
+    @staticmethod
+    def _proven(fence: Fence) -> bool:
+        """Whether ``fence`` is current without a read: its lock (SQLite's file lock) has been
+        held without a break since the epoch was taken, on the file the path still names."""
+        return fence.holding is not None and fence.lock.holding() == fence.holding
 
     def _check_fence(self, fence: Fence) -> None:
         """In the open transaction: LockLostError, after rolling it back, unless ``fence`` is
         still the current one (``commit``). A lock held by this process without a break since
         the fence was taken (SQLite's file lock) proves it without a read."""
-        if fence.holding is not None and fence.lock.holding() == fence.holding:
+        if self._proven(fence):
             return
         current = self.database.query(
             f"SELECT meta_value FROM {self.meta_table} WHERE meta_key = %s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime, timezone  # every driver imports datetime: it costs nothing here
 
 from afterparty.states import Guard, State, run_state
 from afterparty.tuples import TYPE_CHECKING, NamedTuple
@@ -126,8 +127,6 @@ CUT = "\n[cut: too long to keep]"
 
 def utc_now() -> str:
     """The current time as stored in records: ISO 8601, UTC, milliseconds."""
-    from datetime import datetime, timezone
-
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 

@@ -3,6 +3,8 @@ checked and given back the same way, and a holder whose epoch has moved on commi
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,21 @@ def test_a_batch_checkpoint_commits_only_under_the_current_fence(tmp_path: Path)
     assert reader.read_checkpoints(VERSION) == {VERSION: "2"}
     assert not database.in_transaction
     assert reader.database.query("SELECT name FROM sqlite_master WHERE name = 'batch_work'") == []
+
+
+def test_a_batch_checkpoint_under_a_replaced_records_file_commits_nothing(tmp_path: Path) -> None:
+    """Under SQLite's file lock, held without a break, a checkpoint is written without reading
+    the epoch; once the file under the path is another one, the batch is refused all the same."""
+    path = tmp_path / "records.sqlite3"
+    first, _, _ = holders(path, "lock")
+    assert first.try_take("first")
+    recorder, database = first.recorder, first.recorder.database
+    database.begin()
+    recorder.commit_with_checkpoint(first.fence, VERSION, "1", "now")
+    shutil.copy(path, tmp_path / "restored.sqlite3")
+    os.replace(tmp_path / "restored.sqlite3", path)
+    database.begin()
+    with pytest.raises(LockLostError):
+        recorder.commit_with_checkpoint(first.fence, VERSION, "2", "now")
+    assert not database.in_transaction
+    assert recorder.read_checkpoints(VERSION) == {VERSION: "1"}

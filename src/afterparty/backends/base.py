@@ -111,11 +111,19 @@ class Connection(ABC):
         batches); off: afterparty opens and ends transactions (the default). Called only between
         transactions."""
 
+    #: Whether ``begin`` opens a real transaction even while autocommit is on: then a batch
+    #: needs no switching of autocommit (and saves its round trips).
+    begins_amid_autocommit = False
+
+    def transaction_amid_autocommit(self) -> contextlib.AbstractContextManager[None]:
+        """Around ``begin()``...``commit()`` while autocommit is on (a long task's batch):
+        autocommit is switched off for it, unless ``begin`` opens a real transaction anyway."""
+        if self.begins_amid_autocommit:
+            return contextlib.nullcontext()
+        return self._autocommit_off()
+
     @contextlib.contextmanager
-    def transaction_amid_autocommit(self) -> Iterator[None]:
-        """Around ``begin()``...``commit()`` while autocommit is on (a long task's batch): by
-        default autocommit is switched off for it; a connection whose ``begin`` opens a real
-        transaction anyway needs nothing (and saves the round trips)."""
+    def _autocommit_off(self) -> Iterator[None]:
         self.set_autocommit(False)
         try:
             yield
@@ -214,9 +222,7 @@ class DriverConnection(Connection):
         finally:
             cursor.close()
 
-    @contextlib.contextmanager
-    def transaction_amid_autocommit(self) -> Iterator[None]:
-        yield  # ``begin`` opens one (BEGIN) and the driver's commit ends it
+    begins_amid_autocommit = True  # ``begin`` opens one (BEGIN) and the driver's commit ends it
 
     def commit(self) -> None:
         with self._explained_errors():

@@ -65,6 +65,7 @@ class SQLite3Connection(DriverConnection):
         self.path = path
         #: Seconds to wait for another writer's transaction to end; 0: fail at once.
         self.patience = patience
+        self._patient = f"PRAGMA busy_timeout = {int(patience * 1000)}"  # gives the wait back
 
     def twin(self) -> Connection:
         return type(self)(self._open_session, self.driver_errors, autocommit=True,
@@ -104,9 +105,11 @@ class SQLite3Connection(DriverConnection):
         (SQLite's own busy handler would try too rarely; see TURN_POLL)."""
         if not self.patience:
             return action()
+        # A batch of a backfill begins here thousands of times: no context manager, and the
+        # deadline is reckoned only once the lock was found busy.
         self.raw.execute("PRAGMA busy_timeout = 0")
         try:
-            deadline = time.monotonic() + self.patience
+            deadline = None
             while True:
                 try:
                     return action()
@@ -118,12 +121,16 @@ class SQLite3Connection(DriverConnection):
                             "database is locked: another writer committed after this transaction "
                             "read, so SQLite refuses it any write (waiting cannot help); run again"
                         ) from exc
-                    if time.monotonic() >= deadline:
+                    if deadline is None:
+                        deadline = time.monotonic() + self.patience
+                    elif time.monotonic() >= deadline:
                         raise self._still_locked() from exc
                 time.sleep(TURN_POLL)
         finally:
-            with contextlib.suppress(sqlite3.Error):
-                self.raw.execute(f"PRAGMA busy_timeout = {int(self.patience * 1000)}")
+            try:  # noqa: SIM105 - contextlib.suppress costs each batch a context manager
+                self.raw.execute(self._patient)
+            except sqlite3.Error:
+                pass
 
     def _still_locked(self) -> sqlite3.OperationalError:
         holder = write_lock_holder(self.path)
@@ -133,9 +140,7 @@ class SQLite3Connection(DriverConnection):
             "afterparty writes between that writer's transactions: make it commit in shorter "
             "ones, deploy when it is done, or wait longer with ?timeout=SECONDS in the database URL")
 
-    @contextlib.contextmanager
-    def transaction_amid_autocommit(self) -> Iterator[None]:
-        yield  # every transaction here begins with BEGIN IMMEDIATE
+    begins_amid_autocommit = True  # every transaction here begins with BEGIN IMMEDIATE
 
     #: Whether the database file is in write-ahead-log mode (asked once).
     _wal: bool | None = None
@@ -383,6 +388,7 @@ class FileLock(DatabaseLock):
         digest = hashlib.blake2b(prefix.encode(), digest_size=3).digest()
         self.offset = LOCK_REGION + int.from_bytes(digest, "big")
         self._fd: int | None = None
+        self._identity: tuple[int, int] | None = None
         self._held = False
         #: How many times this lock was taken (``holding``).
         self._takings = 0
@@ -390,7 +396,7 @@ class FileLock(DatabaseLock):
     def try_acquire(self) -> bool:
         if self._fd is None:
             try:
-                self._fd = os.open(self.path, os.O_RDWR)  # a write lock needs a writable descriptor
+                self._open(os.O_RDWR)  # a write lock needs a writable descriptor
             except OSError as exc:
                 raise DatabaseError(f"cannot open SQLite database {self.path!r} for writing: "
                                     f"{exc.strerror}; check that the file is writable") from exc
@@ -413,16 +419,24 @@ class FileLock(DatabaseLock):
 
         if not hasattr(fcntl, "F_OFD_GETLK"):
             return False  # flock has no way to ask: nobody is said to be gone
-        if self._fd is None:
+        fd = self._fd
+        if fd is None:
             # Kept open until close(), after the database: closing a descriptor of the file
             # would drop this process's POSIX locks on it, SQLite's own included.
             try:
-                self._fd = os.open(self.path, os.O_RDONLY)
+                fd = self._open(os.O_RDONLY)
             except OSError:
                 return False  # cannot tell: nobody is said to be gone
         asked = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, self.offset, 1, 0)
-        answer = fcntl.fcntl(self._fd, fcntl.F_OFD_GETLK, asked)
+        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, asked)
         return bool(struct.unpack("hhqqi", answer)[0] == fcntl.F_UNLCK)
+
+    def _open(self, flags: int) -> int:
+        self._fd = fd = os.open(self.path, flags)
+        mine = os.fstat(fd)
+        #: The file the descriptor is on: it never changes, whatever happens to the path.
+        self._identity = (mine.st_dev, mine.st_ino)
+        return fd
 
     def _lock(self, exclusive: bool) -> None:
         import fcntl
@@ -444,10 +458,7 @@ class FileLock(DatabaseLock):
         """Whether the database's path still names the file this lock is on: a file deleted,
         renamed or replaced under a runner (or a symlink moved) would take its commits into a
         file the next runner does not read. One stat, no database round trip."""
-        if self._fd is None:
-            return False
-        mine = os.fstat(self._fd)
-        return file_identity(self.named) == (mine.st_dev, mine.st_ino)
+        return self._fd is not None and file_identity(self.named) == self._identity
 
     def release(self) -> None:
         if self._fd is not None and self._held:

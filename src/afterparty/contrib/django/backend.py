@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.db import Error, connections, transaction
@@ -60,9 +60,7 @@ class DjangoConnection(Connection):
     def driver_connection(self) -> Any:
         return self.wrapper.connection
 
-    @contextlib.contextmanager
-    def transaction_amid_autocommit(self) -> Iterator[None]:
-        yield  # Django autocommits outside atomic blocks, and ``begin`` opens one
+    begins_amid_autocommit = True  # Django autocommits outside atomic blocks; ``begin`` opens one
 
     def twin(self) -> Connection:
         wrapper = connections.create_connection(self.alias)
