@@ -358,11 +358,12 @@ class Recorder:
     # --- the one writer of a state ------------------------------------------------------
 
     def move(self, version: str, expected: State, to: State, fence: Fence, by: Actor,
-             **columns: Any) -> None:
+             **columns: Any) -> bool:
         """Move one record from ``expected`` (the state its writer read) to ``to``, setting
         ``columns`` with it, inside the open fenced transaction: the only code that writes a
         state. MoveRefused when the transition table has no such move for ``by`` under this
-        fence; StateChanged, with nothing changed, when the record is no longer ``expected``."""
+        fence; StateChanged, with nothing changed, when the record is no longer ``expected``.
+        True when the move made the task's first record (it had none: a pending task)."""
         if not allows(by, expected, to, fence.guard):
             raise MoveRefused(f"the {by.value} may not move task {version} from {expected} to "
                               f"{to} under the {fence.guard.value}")
@@ -370,7 +371,7 @@ class Recorder:
         absent = self.database.dialect.unless_version_exists
         if expected is State.PENDING and absent is not None and self._insert_record(
                 version, values, absent):
-            return  # no record yet (most pending tasks have none): the move is its first row
+            return True  # no record yet (most pending tasks have none): the move is its first row
         sets: list[str] = []
         params: list[Any] = []
         for column, value in values.items():
@@ -383,7 +384,7 @@ class Recorder:
         if self.database.execute(
                 f"UPDATE {self.tasks_table} SET {', '.join(sets)} WHERE version = %s AND state = %s",
                 (*params, version, expected.value)):
-            return
+            return False
         found = self._read(f"SELECT state FROM {self.tasks_table} WHERE version = %s", (version,))
         if found or expected is not State.PENDING:
             self._check_fence(fence)  # a newer holder moved it: say that this one lost the lock
@@ -392,6 +393,7 @@ class Recorder:
                 f"task {version} is {now} now, not {expected} as it was read: someone else changed "
                 "it meanwhile, and nothing was changed; look at it again (`afterparty status`)")
         self._insert_record(version, values)
+        return True
 
     def _insert_record(self, version: str, values: dict[str, Any], suffix: str = "") -> int:
         """A task's first record, holding ``values`` (a Computed's value for a new record)."""
@@ -408,14 +410,16 @@ class Recorder:
                      origin: Origin, now: str, fence: Fence, expected: State,
                      by: Actor = Actor.RUNNER, action: Action = Action.RUN,
                      recurring: bool = False) -> int:
-        """Move a task from ``expected`` to running with a new attempt; returns the attempt's id."""
-        self.move(version, expected, State.RUNNING, fence, by, name=name,
-                  description=storable(description, TEXT_LIMIT),
-                  attempts=Computed("attempts + 1", (), 1), checksum=checksum,
-                  last_started_at=now,
-                  first_started_at=Computed("COALESCE(first_started_at, %s)", (now,), now),
-                  finished_at=None, recurring=int(recurring), waiting_reason=None)
-        self.clear_request(version)
+        """Move a task from ``expected`` to running with a new attempt; returns the attempt's id.
+        A request left for an earlier attempt (``clear_request``) is dropped; a task's first
+        record can have none (a request is only made of a running task, and records stay)."""
+        if not self.move(version, expected, State.RUNNING, fence, by, name=name,
+                         description=storable(description, TEXT_LIMIT),
+                         attempts=Computed("attempts + 1", (), 1), checksum=checksum,
+                         last_started_at=now,
+                         first_started_at=Computed("COALESCE(first_started_at, %s)", (now,), now),
+                         finished_at=None, recurring=int(recurring), waiting_reason=None):
+            self.clear_request(version)
         return self._insert_attempt(version, name, action, State.RUNNING, origin, now)
 
     @keeping_text

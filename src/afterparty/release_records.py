@@ -204,13 +204,16 @@ class ReleaseRecords:
         """In the open transaction (the running record's): the task's source as this attempt
         runs it, in ``release``."""
         values = (attempt_id, storable(release, NAME_LIMIT), checksum,
-                  storable(source, LONG_TEXT_LIMIT))
+                  storable(source, LONG_TEXT_LIMIT), version)
+        insert = (f"INSERT INTO {self.sources_table} (attempt_id, release_id, checksum, source, "
+                  "version) VALUES (%s, %s, %s, %s, %s)")
+        absent = self.database.dialect.unless_version_exists
+        if absent is not None and self.database.execute(insert + absent, values):
+            return  # a task's first run (most runs): one statement
         if not self.database.execute(
                 f"UPDATE {self.sources_table} SET attempt_id = %s, release_id = %s, checksum = %s, "
-                "source = %s WHERE version = %s", (*values, version)):
-            self.database.execute(
-                f"INSERT INTO {self.sources_table} (attempt_id, release_id, checksum, source, "
-                "version) VALUES (%s, %s, %s, %s, %s)", (*values, version))
+                "source = %s WHERE version = %s", values) and absent is None:
+            self.database.execute(insert, values)
 
     def ran_in(self, release: str) -> dict[str, RanAs]:
         """The tasks whose last run was in ``release``."""
