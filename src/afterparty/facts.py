@@ -20,10 +20,10 @@ def file_checksum(path: str) -> str:
 
 
 def read_with_checksum(path: str) -> tuple[bytes, str]:
-    """A task file's bytes, and its checksum (``file_checksum``) from that one reading."""
-    with open(path, "rb") as fh:
-        source = fh.read()
-        return source, _checksum(fh, source)
+    """A task file's bytes, and its checksum (``file_checksum``) from that one reading (or
+    from this process's earlier one, while the file is as it was then: ``_reading``)."""
+    kept = _reading(path)
+    return kept.source, kept.checksum
 
 
 class SourceFacts:
@@ -67,9 +67,44 @@ class SourceFacts:
         return f"SourceFacts({fields})"
 
 
-# The facts a process has read, by path, with the file's identity and stamp then: a run asks
-# for them three times (the lock-free look, the look before the lock, the decision under it).
-_read: dict[str, tuple[tuple[int, int, str], SourceFacts]] = {}
+class _Reading:
+    """A task file as this process read it: its identity and stamp then, its bytes, its
+    checksum, and its facts once parsed."""
+
+    __slots__ = ("checksum", "facts", "identity", "source")
+
+    def __init__(self, identity: tuple[int, int, str] | None, source: bytes, checksum: str) -> None:
+        self.identity = identity
+        self.source = source
+        self.checksum = checksum
+        self.facts: SourceFacts | None = None
+
+
+# What a process has read of each task file, by path: a run asks for a file's facts three times
+# (the lock-free look, the look before the lock, the decision under it), and for its bytes once
+# more (an attempt keeps the source it runs).
+_read: dict[str, _Reading] = {}
+
+
+def _reading(path: str) -> _Reading:
+    """The file at ``path``, read again only when its identity, size or modification time
+    changed since this process read it (never kept for a file written moments before: see
+    ``_checksum``). OSError when it cannot be read."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        identity = None  # opening it says what is wrong
+    else:
+        identity = (stat.st_dev, stat.st_ino, _stamp(stat))
+        kept = _read.get(path)
+        if kept is not None and kept.identity == identity:
+            return kept
+    with open(path, "rb") as fh:
+        source = fh.read()
+        reading = _Reading(identity, source, _checksum(fh, source))
+    if identity is not None and reading.checksum.endswith(f" {identity[2]}"):  # stamped, as now
+        _read[path] = reading
+    return reading
 
 
 def read_source_facts(path: str) -> SourceFacts:
@@ -82,26 +117,15 @@ def read_source_facts(path: str) -> SourceFacts:
     Read again only when the file's identity, size or modification time changed since this
     process read it (never for a file written moments before: see ``_checksum``).
     """
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return _parse_source_facts(path)  # opening it says what is wrong
-    identity = (stat.st_dev, stat.st_ino, _stamp(stat))
-    kept = _read.get(path)
-    if kept is not None and kept[0] == identity:
-        return kept[1]
-    facts = _parse_source_facts(path)
-    if facts.checksum.endswith(f" {identity[2]}"):  # stamped, and as the file is now
-        _read[path] = (identity, facts)
-    return facts
+    reading = _reading(path)
+    if reading.facts is None:
+        reading.facts = _parse_source_facts(path, reading.source, reading.checksum)
+    return reading.facts
 
 
-def _parse_source_facts(path: str) -> SourceFacts:
+def _parse_source_facts(path: str, source: bytes, checksum: str) -> SourceFacts:
     import ast
 
-    with open(path, "rb") as fh:
-        source = fh.read()
-        checksum = _checksum(fh, source)
     try:
         # The parser's warnings (an invalid escape sequence) are the import's too; turned into
         # errors, they make the file not literal, and the import reports them.
