@@ -31,6 +31,8 @@ PROGRESS_EVERY = 0.25
 # progress report: a backfill of short batches pays one read a half second, not one a batch.
 REQUESTS_EVERY = 0.5
 _UNREAD = "\x00unread"
+# What ctx.progress takes without asking further (a subclass of either, bool aside, too).
+_NUMBERS = frozenset((int, float))
 
 
 class StopAsked(BaseException):
@@ -166,9 +168,11 @@ class LongTask:
 
     def progress(self, done: float, total: float | None = None, note: str | None = None) -> None:
         """``ctx.progress``: kept at once for others to see (at most a few times a second)."""
-        for name, value in (("done", done), ("total", total)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise LongTaskError(f"ctx.progress({name}=...) takes a number, not {value!r}")
+        if type(done) not in _NUMBERS or (total is not None and type(total) not in _NUMBERS):
+            for name, value in (("done", done), ("total", total)):
+                if value is not None and (isinstance(value, bool)
+                                          or not isinstance(value, (int, float))):
+                    raise LongTaskError(f"ctx.progress({name}=...) takes a number, not {value!r}")
         if note is not None and not isinstance(note, str):
             raise LongTaskError(f"ctx.progress(note=...) takes a string, not {note!r}")
         now = utc_now()
