@@ -691,6 +691,9 @@ def report(scenarios: list[Scenario], args: argparse.Namespace, peers: list[str]
         f"afterparty {version('afterparty')}, click {version('click')}; peers: {tools}"
         + (f"; skipped (not installed): {', '.join(missing)}" if missing else ""),
         "",
+        f"Load average (1, 5, 15 min) when the run began: {_load(args.load_before)}; "
+        f"when it ended: {_load(os.getloadavg())}.",
+        "",
         *table(scenarios),
         "",
         *targets_table({s.key: s for s in scenarios}),
@@ -698,6 +701,10 @@ def report(scenarios: list[Scenario], args: argparse.Namespace, peers: list[str]
     for scenario in scenarios:
         lines += [f"- {scenario.title}: {note}" for note in scenario.notes]
     return "\n".join(lines) + "\n"
+
+
+def _load(averages: tuple[float, float, float]) -> str:
+    return ", ".join(f"{average:.2f}" for average in averages)
 
 
 def main() -> None:
@@ -714,6 +721,7 @@ def main() -> None:
     parser.add_argument("--only", metavar="TEXT", help="only the scenarios whose key holds TEXT "
                         "(noop-sqlite-1000, status, apply, concurrent, ...)")
     args = parser.parse_args()
+    args.load_before = os.getloadavg()
     if args.quick:
         args.postgres_url = None
     peers = [] if args.no_peers else peers_installed()
