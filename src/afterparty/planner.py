@@ -52,9 +52,13 @@ def _awaiting(files: list[TaskFile], states: dict[str, State]) -> list[TaskFile]
 
 
 def _meant_for(task_file: TaskFile, environment: str) -> bool:
-    """Whether a task file without a record may run here, as far as its syntax tells."""
-    from afterparty.facts import read_source_facts
+    """Whether a task file without a record may run here, as far as its syntax tells. A file
+    that never spells ``environments`` names no environment (no need to parse it: as for
+    options that are not literals, importing it decides what it could say otherwise)."""
+    from afterparty.facts import read_source_facts, read_with_checksum
 
+    if b"environments" not in read_with_checksum(task_file.path)[0]:
+        return True
     facts = read_source_facts(task_file.path)
     return not (facts.literal and facts.environments is not None
                 and environment not in facts.environments)
