@@ -157,6 +157,25 @@ def test_a_batch_in_an_atomic_task_is_refused_with_what_to_do(sqlite_project: Pr
     assert "ctx.batch() needs @task(atomic=False)" in result.both
 
 
+@pytest.mark.parametrize(("call", "said"), [
+    ('ctx.progress("half")', "ctx.progress(done=...) takes a number, not 'half'"),
+    ("ctx.progress(True)", "ctx.progress(done=...) takes a number, not True"),
+    ("ctx.progress(3, total=None)", None),
+    ("ctx.progress(3.5, total=False)", "ctx.progress(total=...) takes a number, not False"),
+])
+def test_progress_that_is_not_a_number_fails_the_task_saying_so(sqlite_project: Project, call: str,
+                                                               said: str | None) -> None:
+    sqlite_project.write_task(VERSION, "report", f"""
+        {call}
+    """, options="atomic=False")
+
+    result = sqlite_project.cli("run")
+
+    assert result.code == (0 if said is None else 1)
+    if said is not None:
+        assert said in result.both
+
+
 def test_sigterm_in_a_batch_rolls_that_batch_back_and_the_next_run_resumes(project: Project,
                                                                           tmp_path: Path) -> None:
     in_batch = tmp_path / "in_batch"

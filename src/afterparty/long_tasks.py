@@ -31,7 +31,7 @@ PROGRESS_EVERY = 0.25
 # progress report: a backfill of short batches pays one read a half second, not one a batch.
 REQUESTS_EVERY = 0.5
 _UNREAD = "\x00unread"
-# What ctx.progress takes without asking further (a subclass of either, bool aside, too).
+# What ctx.progress takes without asking further (_refuse_unless_number asks the rest).
 _NUMBERS = frozenset((int, float))
 
 
@@ -168,11 +168,10 @@ class LongTask:
 
     def progress(self, done: float, total: float | None = None, note: str | None = None) -> None:
         """``ctx.progress``: kept at once for others to see (at most a few times a second)."""
-        if type(done) not in _NUMBERS or (total is not None and type(total) not in _NUMBERS):
-            for name, value in (("done", done), ("total", total)):
-                if value is not None and (isinstance(value, bool)
-                                          or not isinstance(value, (int, float))):
-                    raise LongTaskError(f"ctx.progress({name}=...) takes a number, not {value!r}")
+        if type(done) not in _NUMBERS:
+            _refuse_unless_number("done", done)
+        if total is not None and type(total) not in _NUMBERS:
+            _refuse_unless_number("total", total)
         if note is not None and not isinstance(note, str):
             raise LongTaskError(f"ctx.progress(note=...) takes a string, not {note!r}")
         now = utc_now()
@@ -232,6 +231,12 @@ class LongTask:
         if self._side is not None:
             self._side.close()
             self._side = self._side_recorder = None
+
+
+def _refuse_unless_number(name: str, value: object) -> None:
+    """LongTaskError unless ``value`` is an int or a float (of a subclass too), bool aside."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LongTaskError(f"ctx.progress({name}=...) takes a number, not {value!r}")
 
 
 def _as_json(value: Any) -> str:
